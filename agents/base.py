@@ -1,0 +1,115 @@
+"""The agent contract shared by every algorithm, and the config fields every algorithm has.
+
+An algorithm is a subclass of :class:`Agent` with a frozen ``Config`` dataclass. Its
+``learn`` loop reads top to bottom (collect → targets → update → log) and reports to a
+:class:`~pilot.agents.common.recorder.Recorder`; ``act`` maps a batch of observations to a
+batch of actions for ``watch`` and ``eval``; ``modules``/``optimizers`` name what a
+checkpoint must hold.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from pilot.config import field
+from pilot.envs import make_env
+
+from .common.device import resolve_device
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseConfig:
+    """Fields every algorithm's config has (algorithm configs subclass this)."""
+
+    steps: int = field(100_000, "default step budget when `pilot train` gets no --steps (agent steps)")
+    n_envs: int = field(1, "parallel environments for collection")
+    env: dict = field(None, "keyword arguments for the environment (e.g. protocol: machado)")
+    checkpoint_every: int = field(50_000, "agent steps between checkpoints (0: only at the end)")
+    log_every: int = field(1_000, "agent steps between metric logs")
+
+    def __post_init__(self) -> None:
+        if self.env is None:
+            object.__setattr__(self, "env", {})
+        for name in ("steps", "n_envs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+
+
+class Agent(abc.ABC):
+    """Base class of every algorithm. Subclasses set ``name``, ``summary`` and ``Config``."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    Config: ClassVar[type[BaseConfig]]
+
+    def __init__(
+        self,
+        env_id: str,
+        config: BaseConfig | None = None,
+        *,
+        seed: int = 0,
+        device: str | torch.device = "auto",
+    ) -> None:
+        self.env_id = env_id
+        self.config = config if config is not None else self.Config()
+        self.seed = seed
+        self.device = resolve_device(device)
+        self.step = 0  # agent steps taken so far, summed over parallel envs
+        self.rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        probe = make_env(env_id, **self.config.env)
+        self.observation_space = probe.observation_space
+        self.action_space = probe.action_space
+        probe.close()
+
+    # --- what an algorithm implements -------------------------------------------------
+    @abc.abstractmethod
+    def learn(self, total_steps: int, recorder: Any) -> None:
+        """Train until ``self.step >= total_steps``, reporting to ``recorder``."""
+
+    @abc.abstractmethod
+    def act(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+        """Actions for a batch of observations (numpy in, numpy out)."""
+
+    @abc.abstractmethod
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """Networks a checkpoint holds, by name."""
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Optimizers a checkpoint holds, by name (so --resume continues Adam's moments)."""
+        return {}
+
+    def action_distribution(self, obs: Any) -> np.ndarray | None:
+        """Action probabilities for a batch (discrete policies), for ``watch`` overlays."""
+        return None
+
+    # --- checkpoint state ----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "modules": {k: m.state_dict() for k, m in self.modules().items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
+            "step": self.step,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], weights_only: bool = False) -> None:
+        """Restore networks (and, unless ``weights_only``, optimizers and the step counter)."""
+        mods = self.modules()
+        missing = set(mods) - set(state.get("modules", {}))
+        if missing:
+            raise KeyError(f"checkpoint lacks networks {sorted(missing)}")
+        for k, m in mods.items():
+            m.load_state_dict(state["modules"][k])
+        if weights_only:
+            return
+        for k, o in self.optimizers().items():
+            if k in state.get("optimizers", {}):
+                o.load_state_dict(state["optimizers"][k])
+        self.step = int(state.get("step", 0))
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])

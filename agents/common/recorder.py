@@ -1,0 +1,145 @@
+"""What a training loop reports to: progress bar, metrics CSV, TensorBoard, checkpoints.
+
+Algorithms call four methods and know nothing about files:
+
+* ``recorder.episodes(step, episodes)`` after collecting (real-score episode returns),
+* ``recorder.log(step, metrics)`` after an update (NaN/inf raise :class:`TrainingDiverged`
+  *before* anything is saved, so the last checkpoint stays the last good one),
+* ``recorder.maybe_checkpoint(agent)`` at the end of an iteration,
+* ``recorder.progress(step)`` to move the progress bar.
+
+``Recorder(None, ...)`` keeps everything in memory (tests, benchmarks).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pilot.errors import TrainingDiverged
+
+from pilot.envs.vector import Episode
+
+
+class Recorder:
+    def __init__(
+        self,
+        run_dir: str | Path | None,
+        total_steps: int,
+        start_step: int = 0,
+        checkpoint_every: int = 0,
+        save: Callable[[Any], Any] | None = None,
+        progress_bar: bool = False,
+        tensorboard: bool = True,
+    ) -> None:
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.total_steps = total_steps
+        self.checkpoint_every = checkpoint_every
+        self._save = save
+        self._last_ckpt_step = start_step
+        self.recent = deque(maxlen=100)
+        self.history: list[tuple[int, float, int]] = []  # (step, return, length)
+        self.metrics: dict[str, list[tuple[int, float]]] = {}
+        self._t0 = time.perf_counter()
+        self._s0 = start_step
+        self._bar = None
+        self._tb = None
+        self._metrics_file = self._episodes_file = None
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._metrics_file, self._metrics = self._open_csv("metrics.csv", ["step", "time", "name", "value"], start_step)
+            self._episodes_file, self._episodes = self._open_csv("episodes.csv", ["step", "time", "return", "length"], start_step)
+            if tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
+
+                # purge_step drops events a crashed run wrote after its last checkpoint,
+                # so a resumed run's curves continue without a fold-back.
+                self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=start_step or None)
+        if progress_bar:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True, smoothing=0.05)
+
+    def _open_csv(self, name: str, header: list[str], start_step: int):
+        """Open a CSV for appending; on resume drop rows past ``start_step`` (unsaved work)."""
+        path = self.run_dir / name
+        rows: list[list[str]] = []
+        if path.exists() and start_step > 0:
+            with path.open(newline="") as f:
+                rows = [r for r in csv.reader(f)][1:]
+            rows = [r for r in rows if r and int(r[0]) <= start_step]
+        f = path.open("w", newline="")
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+        f.flush()
+        return f, writer
+
+    @property
+    def mean_recent_return(self) -> float:
+        """Mean real-score return of the last 100 finished episodes (nan before the first)."""
+        return sum(self.recent) / len(self.recent) if self.recent else math.nan
+
+    def episodes(self, step: int, episodes: list[Episode]) -> None:
+        now = time.perf_counter() - self._t0
+        for ep in episodes:
+            self.recent.append(ep.ret)
+            self.history.append((step, ep.ret, ep.length))
+            if self._episodes_file is not None:
+                self._episodes.writerow([step, f"{now:.2f}", ep.ret, ep.length])
+            if self._tb is not None:
+                self._tb.add_scalar("episode/return", ep.ret, step)
+                self._tb.add_scalar("episode/length", ep.length, step)
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        bad = [k for k, v in metrics.items() if not math.isfinite(float(v))]
+        if bad:
+            raise TrainingDiverged(f"{', '.join(bad)} became {metrics[bad[0]]} at step {step}")
+        now = time.perf_counter() - self._t0
+        sps = (step - self._s0) / max(now, 1e-9)
+        metrics = {**metrics, "perf/steps_per_s": sps}
+        for k, v in metrics.items():
+            v = float(v)
+            self.metrics.setdefault(k, []).append((step, v))
+            if self._metrics_file is not None:
+                self._metrics.writerow([step, f"{now:.2f}", k, f"{v:.6g}"])
+            if self._tb is not None:
+                self._tb.add_scalar(k, v, step)
+        if self.recent and self._tb is not None:
+            self._tb.add_scalar("episode/return_mean100", self.mean_recent_return, step)
+
+    def progress(self, step: int) -> None:
+        if self._bar is not None:
+            self._bar.update(step - self._bar.n)
+            r = self.mean_recent_return
+            self._bar.set_postfix_str("return " + ("-" if math.isnan(r) else f"{r:.1f}"), refresh=False)
+
+    def maybe_checkpoint(self, agent: Any, force: bool = False) -> None:
+        if self._save is None:
+            return
+        if force or (self.checkpoint_every and agent.step - self._last_ckpt_step >= self.checkpoint_every):
+            self._save(agent)
+            self._last_ckpt_step = agent.step
+            self.flush()
+
+    def flush(self) -> None:
+        for f in (self._metrics_file, self._episodes_file):
+            if f is not None:
+                f.flush()
+        if self._tb is not None:
+            self._tb.flush()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        self.flush()
+        for f in (self._metrics_file, self._episodes_file):
+            if f is not None:
+                f.close()
+        if self._tb is not None:
+            self._tb.close()

@@ -1,0 +1,3 @@
+"""pilot: reinforcement-learning and autonomous-driving simulation suite."""
+
+__version__ = "0.1.0"
