@@ -27,7 +27,9 @@ def get_algorithm(name: str) -> type:
     """The agent class for ``name``; an unknown name is a :class:`UserError`."""
     key = name.lower()
     if key not in ALGORITHMS:
-        raise UserError(f"unknown algorithm '{name}'{close_matches(key, ALGORITHMS)}; see `pilot list`")
+        raise UserError(
+            f"unknown algorithm '{name}'{close_matches(key, ALGORITHMS)}; see `pilot list`"
+        )
     module, cls = ALGORITHMS[key][0].split(":")
     return getattr(importlib.import_module(module), cls)
 
@@ -64,3 +66,58 @@ def build_config(
     cls = get_algorithm(algo)
     values = merge(merge(preset(algo, env_id), file_values or {}), overrides or {})
     return from_dict(cls.Config, values)
+
+
+def load_agent(path: str | Path, device: str = "auto", weights_only: bool = True):
+    """Rebuild the agent saved at ``path`` (run dir, checkpoint folder or file).
+
+    Returns ``(agent, checkpoint)``. The algorithm, env id and config come from the
+    checkpoint's metadata; a file that is not a pilot checkpoint is a :class:`UserError`.
+    """
+    from .common import checkpoint as ckpt
+
+    loaded = ckpt.load(path)
+    meta = loaded.meta
+    for key in ("algo", "env_id", "config"):
+        if key not in meta:
+            raise UserError(f"{loaded.path} metadata lacks '{key}': not a pilot agent checkpoint")
+    cls = get_algorithm(meta["algo"])
+    config = from_dict(cls.Config, meta["config"])
+    agent = cls(meta["env_id"], config, seed=int(meta.get("seed", 0)), device=device)
+    try:
+        agent.load_state_dict(loaded.state, weights_only=weights_only)
+    except (KeyError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise UserError(
+            f"{loaded.path} does not fit a {meta['algo']} agent for {meta['env_id']}: {first}"
+        ) from None
+    return agent, loaded
+
+
+def save_agent(agent, folder: str | Path, keep: int = 3, **extra_meta: Any) -> Path:
+    """Checkpoint ``agent`` into ``folder`` — refusing to save non-finite weights.
+
+    The refusal is what keeps "the latest checkpoint" always a good one after a NaN.
+    """
+    import torch
+
+    from pilot.config import to_dict
+    from pilot.errors import TrainingDiverged
+
+    from .common import checkpoint as ckpt
+
+    for name, module in agent.modules().items():
+        for pname, p in module.named_parameters():
+            if not torch.isfinite(p).all():
+                raise TrainingDiverged(
+                    f"weights '{name}.{pname}' are not finite at step {agent.step}"
+                )
+    meta = {
+        "algo": agent.name,
+        "env_id": agent.env_id,
+        "seed": agent.seed,
+        "step": agent.step,
+        "config": to_dict(agent.config),
+        **extra_meta,
+    }
+    return ckpt.save(folder, agent.state_dict(), meta, keep=keep)

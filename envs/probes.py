@@ -126,11 +126,31 @@ class ContinuousTargetProbe(_Probe):
 
 
 PROBES = {
-    "pilot/Probe-Constant-v0": ("ConstantProbe", 1, "probe: constant obs, reward +1 (value fitting)"),
-    "pilot/Probe-ObsReward-v0": ("ObsRewardProbe", 1, "probe: reward equals the ±1 obs (input dependence)"),
-    "pilot/Probe-Discount-v0": ("DiscountProbe", 2, "probe: reward +1 after two steps (discounting)"),
-    "pilot/Probe-Identity-v0": ("IdentityProbe", 10, "probe: act the observed class (policy learning)"),
-    "pilot/Probe-ContinuousTarget-v0": ("ContinuousTargetProbe", 1, "probe: continuous action toward a target"),
+    "pilot/Probe-Constant-v0": (
+        "ConstantProbe",
+        1,
+        "probe: constant obs, reward +1 (value fitting)",
+    ),
+    "pilot/Probe-ObsReward-v0": (
+        "ObsRewardProbe",
+        1,
+        "probe: reward equals the ±1 obs (input dependence)",
+    ),
+    "pilot/Probe-Discount-v0": (
+        "DiscountProbe",
+        2,
+        "probe: reward +1 after two steps (discounting)",
+    ),
+    "pilot/Probe-Identity-v0": (
+        "IdentityProbe",
+        10,
+        "probe: act the observed class (policy learning)",
+    ),
+    "pilot/Probe-ContinuousTarget-v0": (
+        "ContinuousTargetProbe",
+        1,
+        "probe: continuous action toward a target",
+    ),
 }
 
 

@@ -59,9 +59,7 @@ class VecEnv(Protocol):
     def reset(self) -> Obs:
         """Reset all envs (seeded once at construction) and return the batched observation."""
 
-    def step(
-        self, actions: np.ndarray
-    ) -> tuple[Obs, np.ndarray, np.ndarray, np.ndarray, StepInfo]:
+    def step(self, actions: np.ndarray) -> tuple[Obs, np.ndarray, np.ndarray, np.ndarray, StepInfo]:
         """Returns obs, rewards (float32), terminated (bool), truncated (bool), StepInfo."""
 
     def close(self) -> None: ...
@@ -140,7 +138,13 @@ class SyncVecEnv:
             obs_list.append(o)
         if self.clip_reward:
             rewards = np.sign(rewards).astype(np.float32)
-        return stack_obs(obs_list, self.single_observation_space), rewards, terminated, truncated, info
+        return (
+            stack_obs(obs_list, self.single_observation_space),
+            rewards,
+            terminated,
+            truncated,
+            info,
+        )
 
     def close(self) -> None:
         for env in self.envs:

@@ -8,6 +8,7 @@ against the annotated type, so a typo in a YAML preset never silently does nothi
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -18,6 +19,7 @@ import yaml
 from pilot.errors import UserError, close_matches
 
 C = TypeVar("C")
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def field(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse naming
@@ -65,6 +67,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
             raise UserError(f"config key '{key}' must be an integer, got {value!r}")
         return int(value)
     if annotation is float:
+        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads "3e-4" as a string
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise UserError(f"config key '{key}' must be a number, got {value!r}")
         return float(value)
@@ -124,6 +128,8 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads "3e-4" as a string
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -142,7 +148,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise UserError(f"malformed YAML in {path}{where}: {getattr(exc, 'problem', exc)}") from None
+        raise UserError(
+            f"malformed YAML in {path}{where}: {getattr(exc, 'problem', exc)}"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -66,7 +66,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def versions() -> dict[str, str]:
     """Versions worth recording next to a result."""
-    out = {"pilot": pilot.__version__, "torch": torch.__version__, "python": platform.python_version()}
+    out = {
+        "pilot": pilot.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
     for name in ("gymnasium", "ale_py", "numpy"):
         try:
             out[name] = __import__(name).__version__
@@ -149,12 +153,16 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoi
         raise UserError(f"checkpoint file missing: {pt}")
     payload = pt.read_bytes()
     if hashlib.sha256(payload).hexdigest() != meta.get("sha256"):
-        raise UserError(f"{pt} does not match the SHA-256 in its metadata: refusing a tampered file")
+        raise UserError(
+            f"{pt} does not match the SHA-256 in its metadata: refusing a tampered file"
+        )
     try:
         state = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not ours"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{pt} holds more than tensors and numbers; refusing to load it ({first})") from None
+        raise UserError(
+            f"{pt} holds more than tensors and numbers; refusing to load it ({first})"
+        ) from None
     if not isinstance(state, dict):
         raise UserError(f"{pt} is not a pilot agent state")
     return Checkpoint(pt, meta, state)

@@ -52,8 +52,12 @@ class Recorder:
         self._metrics_file = self._episodes_file = None
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._metrics_file, self._metrics = self._open_csv("metrics.csv", ["step", "time", "name", "value"], start_step)
-            self._episodes_file, self._episodes = self._open_csv("episodes.csv", ["step", "time", "return", "length"], start_step)
+            self._metrics_file, self._metrics = self._open_csv(
+                "metrics.csv", ["step", "time", "name", "value"], start_step
+            )
+            self._episodes_file, self._episodes = self._open_csv(
+                "episodes.csv", ["step", "time", "return", "length"], start_step
+            )
             if tensorboard:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -63,7 +67,13 @@ class Recorder:
         if progress_bar:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True, smoothing=0.05)
+            self._bar = tqdm(
+                total=total_steps,
+                initial=start_step,
+                unit="step",
+                dynamic_ncols=True,
+                smoothing=0.05,
+            )
 
     def _open_csv(self, name: str, header: list[str], start_step: int):
         """Open a CSV for appending; on resume drop rows past ``start_step`` (unsaved work)."""
@@ -117,12 +127,16 @@ class Recorder:
         if self._bar is not None:
             self._bar.update(step - self._bar.n)
             r = self.mean_recent_return
-            self._bar.set_postfix_str("return " + ("-" if math.isnan(r) else f"{r:.1f}"), refresh=False)
+            self._bar.set_postfix_str(
+                "return " + ("-" if math.isnan(r) else f"{r:.1f}"), refresh=False
+            )
 
     def maybe_checkpoint(self, agent: Any, force: bool = False) -> None:
         if self._save is None:
             return
-        if force or (self.checkpoint_every and agent.step - self._last_ckpt_step >= self.checkpoint_every):
+        if force or (
+            self.checkpoint_every and agent.step - self._last_ckpt_step >= self.checkpoint_every
+        ):
             self._save(agent)
             self._last_ckpt_step = agent.step
             self.flush()

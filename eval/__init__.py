@@ -1,0 +1,1 @@
+"""Evaluation: protocols that run agents for episodes, statistics, and leaderboards."""

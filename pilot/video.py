@@ -1,0 +1,120 @@
+"""Showing rollouts: frames to MP4/GIF files, or to a live window where a display exists.
+
+Drawing lives here, at the edge, never inside envs, planners or algorithms.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pilot.errors import UserError
+
+
+def has_display() -> bool:
+    """True where a live window can open (X11 or Wayland session)."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def fit_frame(frame: np.ndarray, min_height: int = 320) -> np.ndarray:
+    """Upscale small frames (Atari is 210×160) with nearest-neighbour, to even sizes for H.264."""
+    frame = np.ascontiguousarray(frame[..., :3]).astype(np.uint8)
+    h, w = frame.shape[:2]
+    scale = max(1, int(np.ceil(min_height / h)))
+    if scale > 1:
+        frame = cv2.resize(frame, (w * scale, h * scale), interpolation=cv2.INTER_NEAREST)
+    h, w = frame.shape[:2]
+    return frame[: h - h % 2, : w - w % 2]
+
+
+def caption(frame: np.ndarray, lines: list[str]) -> np.ndarray:
+    """Write a few lines of text in the top-left corner, legible on any background."""
+    out = frame.copy()
+    for i, text in enumerate(lines):
+        org = (6, 18 + 18 * i)
+        cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1, cv2.LINE_AA)
+    return out
+
+
+def bar_chart(
+    probs: np.ndarray, labels: list[str] | None, width: int, height: int = 60
+) -> np.ndarray:
+    """A small bar chart of an action distribution, as an image strip to put under a frame."""
+    strip = np.full((height, width, 3), 30, np.uint8)
+    n = len(probs)
+    bw = max(1, width // max(n, 1))
+    best = int(np.argmax(probs))
+    for i, p in enumerate(probs):
+        top = height - 14 - int((height - 18) * float(p))
+        colour = (80, 220, 80) if i == best else (160, 160, 160)
+        cv2.rectangle(strip, (i * bw + 1, top), ((i + 1) * bw - 2, height - 14), colour, -1)
+        label = labels[i] if labels and i < len(labels) else str(i)
+        cv2.putText(
+            strip,
+            label[:4],
+            (i * bw + 1, height - 3),
+            cv2.FONT_HERSHEY_PLAIN,
+            0.7,
+            (220, 220, 220),
+            1,
+        )
+    return strip
+
+
+def write_video(frames: list[np.ndarray], path: str | Path, fps: int) -> Path:
+    """Write frames as MP4 (H.264 via imageio-ffmpeg) or GIF, by the path's suffix."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    if not frames:
+        raise UserError("no frames to write (the env produced no rgb_array frames)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".gif":
+        imageio.mimsave(path, frames, duration=1000 / fps, loop=0)
+    elif path.suffix == ".mp4":
+        writer = imageio.get_writer(
+            path, fps=fps, codec="libx264", quality=8, macro_block_size=1, pixelformat="yuv420p"
+        )
+        for frame in frames:
+            writer.append_data(frame)
+        writer.close()
+    else:
+        raise UserError(f"unknown video format '{path.suffix}' (use .mp4 or .gif)")
+    return path
+
+
+class LiveWindow:
+    """A plain window that shows RGB frames at a fixed rate (pygame; closes on Esc/close)."""
+
+    def __init__(self, title: str, fps: int):
+        import pygame
+
+        self._pg = pygame
+        pygame.display.init()
+        pygame.display.set_caption(title)
+        self._screen = None
+        self._clock = pygame.time.Clock()
+        self.fps = fps
+        self.open = True
+        self.shown = 0
+
+    def show(self, frame: np.ndarray) -> bool:
+        pg = self._pg
+        if self._screen is None:
+            self._screen = pg.display.set_mode((frame.shape[1], frame.shape[0]))
+        for event in pg.event.get():
+            if event.type == pg.QUIT or (event.type == pg.KEYDOWN and event.key == pg.K_ESCAPE):
+                self.open = False
+        surface = pg.surfarray.make_surface(np.ascontiguousarray(frame.transpose(1, 0, 2)))
+        self._screen.blit(surface, (0, 0))
+        pg.display.flip()
+        self._clock.tick(self.fps)
+        self.shown += 1
+        return self.open
+
+    def close(self) -> None:
+        self._pg.display.quit()
