@@ -15,6 +15,7 @@ object is refused, never executed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -72,10 +73,8 @@ def versions() -> dict[str, str]:
         "python": platform.python_version(),
     }
     for name in ("gymnasium", "ale_py", "numpy"):
-        try:
+        with contextlib.suppress(ImportError):
             out[name] = __import__(name).__version__
-        except ImportError:  # pragma: no cover - all are dependencies
-            pass
     return out
 
 

@@ -21,9 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pilot.errors import TrainingDiverged
-
 from pilot.envs.vector import Episode
+from pilot.errors import TrainingDiverged
 
 
 class Recorder:
