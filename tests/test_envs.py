@@ -1,0 +1,125 @@
+"""The env contract over every registered pilot id, and the VecEnv semantics agents rely on."""
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from pilot.envs import DESCRIPTIONS, make_env, make_vec_env
+from pilot.envs.vector import SyncVecEnv
+from pilot.errors import UserError
+
+IDS = sorted(DESCRIPTIONS)
+
+
+def test_every_description_is_a_registered_id_with_a_time_limit():
+    assert IDS
+    for env_id in IDS:
+        spec = gym.spec(env_id)
+        assert isinstance(spec.entry_point, str), f"{env_id} must use a string entry point"
+        assert spec.max_episode_steps, f"{env_id} needs max_episode_steps"
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_gymnasium_and_sb3_check_env(env_id):
+    env = gym.make(env_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", category=UserWarning)  # a checker warning is a failure
+        gym_check_env(env.unwrapped, skip_render_check=True)
+        sb3_check_env(env.unwrapped, warn=True)
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_same_seed_same_actions_same_trajectory(env_id):
+    def rollout():
+        env = make_env(env_id)
+        env.action_space.seed(7)
+        obs, _ = env.reset(seed=123)
+        traj = [np.asarray(obs).copy()]
+        rewards = []
+        for _ in range(60):
+            obs, r, term, trunc, _ = env.step(env.action_space.sample())
+            traj.append(np.asarray(obs).copy())
+            rewards.append(r)
+            if term or trunc:
+                obs, _ = env.reset()
+                traj.append(np.asarray(obs).copy())
+        env.close()
+        return traj, rewards
+
+    (a, ra), (b, rb) = rollout(), rollout()
+    assert ra == rb
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_unknown_env_and_bad_kwargs_are_user_errors():
+    with pytest.raises(UserError, match="did you mean: .*CartPole-v1"):
+        make_env("CartPole-v0x")
+    with pytest.raises(UserError, match="bad options"):
+        make_env("CartPole-v1", no_such_option=3)
+
+
+def test_sync_vec_env_same_step_autoreset_and_final_obs():
+    vec = make_vec_env("pilot/Probe-Discount-v0", 3, seed=0)
+    obs = vec.reset()
+    assert obs.shape == (3, 1) and np.all(obs == 0)
+    obs, rew, term, trunc, info = vec.step(np.zeros(3, dtype=np.int64))
+    assert np.all(obs == 1) and np.all(rew == 0) and not term.any() and not info.final_obs
+    obs, rew, term, trunc, info = vec.step(np.zeros(3, dtype=np.int64))
+    assert np.all(term) and np.all(rew == 1)
+    assert np.all(obs == 0), "same-step autoreset returns the next episode's first obs"
+    assert sorted(info.final_obs) == [0, 1, 2] and all(info.final_obs[i][0] == 2 for i in range(3))
+    assert [(e.env_index, e.ret, e.length) for e in info.episodes] == [
+        (0, 1.0, 2),
+        (1, 1.0, 2),
+        (2, 1.0, 2),
+    ]
+
+
+def test_sync_vec_env_truncation_is_reported_apart_from_termination():
+    vec = make_vec_env("pilot/Probe-Identity-v0", 2, seed=0)
+    vec.reset()
+    for t in range(10):
+        obs, rew, term, trunc, info = vec.step(np.zeros(2, dtype=np.int64))
+    assert not term.any() and trunc.all() and len(info.episodes) == 2
+    assert all(e.length == 10 for e in info.episodes)
+
+
+class _Lives(gym.Env):
+    """Three 'lives' of two steps each, reward 5 per step, episodic-life style info."""
+
+    observation_space = gym.spaces.Box(0, 1, (1,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        if getattr(self, "lives", 0) == 0:
+            self.lives, self.t = 3, 0
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        lost = self.t % 2 == 0
+        if lost:
+            self.lives -= 1
+        return np.zeros(1, np.float32), 5.0, lost, False, {"game_over": self.lives == 0}
+
+
+def test_sync_vec_env_counts_whole_games_and_clips_only_training_rewards():
+    vec = SyncVecEnv([_Lives], seed=0, clip_reward=True)
+    vec.reset()
+    episodes, rewards, terms = [], [], 0
+    for _ in range(6):
+        _, r, term, _, info = vec.step(np.zeros(1, dtype=np.int64))
+        rewards.append(float(r[0]))
+        terms += int(term[0])
+        episodes += info.episodes
+    assert rewards == [1.0] * 6, "training rewards are clipped to their sign"
+    assert terms == 3, "each life loss ends a training episode"
+    assert [(e.ret, e.length) for e in episodes] == [(30.0, 6)], (
+        "statistics count the whole game, unclipped"
+    )
