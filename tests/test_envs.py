@@ -83,7 +83,7 @@ def test_sync_vec_env_same_step_autoreset_and_final_obs():
 def test_sync_vec_env_truncation_is_reported_apart_from_termination():
     vec = make_vec_env("pilot/Probe-Identity-v0", 2, seed=0)
     vec.reset()
-    for t in range(10):
+    for _ in range(10):
         obs, rew, term, trunc, info = vec.step(np.zeros(2, dtype=np.int64))
     assert not term.any() and trunc.all() and len(info.episodes) == 2
     assert all(e.length == 10 for e in info.episodes)
