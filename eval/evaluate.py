@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from pilot.envs import make_env
 from pilot.envs.vector import stack_obs
 

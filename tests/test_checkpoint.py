@@ -9,8 +9,8 @@ import time
 
 import pytest
 import torch
-from pilot.agents.common import checkpoint as ckpt
 
+from pilot.agents.common import checkpoint as ckpt
 from pilot.errors import UserError
 
 

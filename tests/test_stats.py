@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from pilot.eval.stats import bootstrap_ci, human_normalized, iqm, summarize
 
 
