@@ -45,7 +45,8 @@ def check_id(env_id: str) -> None:
 
 
 def make_env(env_id: str, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
-    """One env by id. ``training=True`` (Atari) adds episodic life and reward clipping.
+    """One env by id. ``training=True`` (Atari) adds episodic life; rewards are never
+    clipped here (the vector layer clips training rewards and keeps the real score).
 
     Unknown keyword arguments are a :class:`UserError`, not a traceback.
     """

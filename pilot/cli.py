@@ -332,6 +332,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not is_atari(agent.env_id):
             raise UserError(f"--protocol applies to Atari envs, not {agent.env_id}")
         env_kwargs["protocol"] = args.protocol
+        # Machado et al. use the full 18-action set; an agent trained on the minimal set
+        # keeps its own action set (sticky actions and no life loss still apply).
+        env_kwargs.setdefault("full_action_space", int(agent.action_space.n) == 18)
     total = args.episodes * len(args.seeds)
     from tqdm import tqdm
 
