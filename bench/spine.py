@@ -49,7 +49,9 @@ def bench_collect(seconds: float, n_envs: int = 8, threads: int = 2) -> list[tup
     rng = np.random.default_rng(0)
     out = []
 
-    raw = AtariVectorEnv("breakout", n_envs, num_threads=threads, autoreset_mode="SameStep", reward_clipping=False)
+    raw = AtariVectorEnv(
+        "breakout", n_envs, num_threads=threads, autoreset_mode="SameStep", reward_clipping=False
+    )
     raw.reset(seed=0)
     n_actions = raw.single_action_space.n
 
@@ -61,7 +63,9 @@ def bench_collect(seconds: float, n_envs: int = 8, threads: int = 2) -> list[tup
     out.append(("raw ale_py AtariVectorEnv", rate(raw_step, seconds)))
     raw.close()
 
-    ours = make_vec_env("pilot/Atari-Breakout-v0", n_envs, seed=0, training=True, num_threads=threads)
+    ours = make_vec_env(
+        "pilot/Atari-Breakout-v0", n_envs, seed=0, training=True, num_threads=threads
+    )
     ours.reset()
 
     def ours_step() -> int:
@@ -111,24 +115,153 @@ def report(title: str, rows: list[tuple[str, float]], base: str | None = None) -
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--only", default="collect,ppo-cartpole,ppo-breakout,dqn-breakout")
     p.add_argument("--seconds", type=float, default=15.0, help="measuring time per contender")
     args = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, cuda {torch.cuda.is_available()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, cuda {torch.cuda.is_available()}"
+    )
     sections = args.only.split(",")
     if "collect" in sections:
         rows = bench_collect(args.seconds)
-        report("Atari collection, Breakout, 8 envs, random actions", rows, base="raw ale_py AtariVectorEnv")
+        report(
+            "Atari collection, Breakout, 8 envs, random actions",
+            rows,
+            base="raw ale_py AtariVectorEnv",
+        )
     for name in ("ppo-cartpole", "ppo-breakout", "dqn-breakout"):
         if name in sections:
             title, rows, base = TRAINING[name](args.seconds)
             report(title, rows, base=base)
 
 
-TRAINING: dict[str, Callable] = {}
+def _ours(algo: str, env_id: str, steps: int, values: dict) -> float:
+    """Steps/s of our agent's whole ``learn`` (collection + updates) for ``steps`` steps."""
+    from pilot.agents import build_config, get_algorithm
+    from pilot.agents.common.recorder import Recorder
+
+    config = build_config(algo, env_id, overrides=values)
+    agent = get_algorithm(algo)(env_id, config, seed=0, device="cpu")
+    start = time.perf_counter()
+    agent.learn(steps, Recorder(None, steps))
+    return agent.step / (time.perf_counter() - start)
+
+
+def _sb3(model, steps: int) -> float:
+    start = time.perf_counter()
+    model.learn(steps)
+    return model.num_timesteps / (time.perf_counter() - start)
+
+
+def _steps(seconds: float, per_second_guess: float, multiple: int) -> int:
+    n = int(seconds * per_second_guess) // multiple * multiple
+    return max(n, multiple)
+
+
+def bench_ppo_cartpole(seconds: float):
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env as sb3_vec
+
+    hp = dict(
+        n_envs=8, n_steps=128, n_epochs=4, n_minibatches=4, hidden=[64, 64], activation="tanh"
+    )
+    steps = _steps(seconds, 1500, 1024)
+    ours = _ours("ppo", "CartPole-v1", steps, hp)
+    model = PPO(
+        "MlpPolicy",
+        sb3_vec("CartPole-v1", n_envs=8, seed=0),
+        n_steps=128,
+        batch_size=256,
+        n_epochs=4,
+        learning_rate=2.5e-4,
+        device="cpu",
+        seed=0,
+    )
+    theirs = _sb3(model, steps)
+    title = f"PPO training, CartPole-v1, MLP 64x64, 8 envs, n_steps 128, {steps} steps"
+    return title, [("SB3 PPO", theirs), ("pilot PPO", ours)], "SB3 PPO"
+
+
+def _sb3_breakout(n_envs: int):
+    import ale_py
+    import gymnasium as gym
+    from stable_baselines3.common.env_util import make_atari_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    gym.register_envs(ale_py)
+    return VecFrameStack(make_atari_env("BreakoutNoFrameskip-v4", n_envs=n_envs, seed=0), 4)
+
+
+def bench_ppo_breakout(seconds: float):
+    from stable_baselines3 import PPO
+
+    hp = dict(n_envs=8, n_steps=128, n_epochs=4, n_minibatches=4)
+    steps = _steps(seconds, 160, 1024)
+    ours = _ours("ppo", "pilot/Atari-Breakout-v0", steps, hp)
+    model = PPO(
+        "CnnPolicy",
+        _sb3_breakout(8),
+        n_steps=128,
+        batch_size=256,
+        n_epochs=4,
+        learning_rate=2.5e-4,
+        clip_range=0.1,
+        ent_coef=0.01,
+        device="cpu",
+        seed=0,
+    )
+    theirs = _sb3(model, steps)
+    title = (
+        f"PPO training, Breakout, Nature CNN, 8 envs, n_steps 128, 4x4 minibatches, {steps} steps"
+    )
+    return title, [("SB3 PPO", theirs), ("pilot PPO", ours)], "SB3 PPO"
+
+
+def bench_dqn_breakout(seconds: float):
+    from stable_baselines3 import DQN
+
+    learning_starts = 1000
+    steps = learning_starts + _steps(seconds, 85, 100)
+    hp = dict(
+        n_envs=1,
+        buffer_size=100_000,
+        learning_starts=learning_starts,
+        batch_size=32,
+        train_freq=4,
+        gradient_steps=1,
+        target_update_interval=1000,
+        learning_rate=1e-4,
+    )
+    ours = _ours("dqn", "pilot/Atari-Breakout-v0", steps, hp)
+    model = DQN(
+        "CnnPolicy",
+        _sb3_breakout(1),
+        buffer_size=100_000,
+        learning_starts=learning_starts,
+        batch_size=32,
+        train_freq=4,
+        gradient_steps=1,
+        target_update_interval=1000,
+        learning_rate=1e-4,
+        optimize_memory_usage=False,
+        device="cpu",
+        seed=0,
+    )
+    theirs = _sb3(model, steps)
+    title = f"DQN training, Breakout, Nature CNN, 1 env, batch 32, train_freq 4, {steps} steps (1000 warm-up)"
+    return title, [("SB3 DQN", theirs), ("pilot DQN", ours)], "SB3 DQN"
+
+
+TRAINING: dict[str, Callable] = {
+    "ppo-cartpole": bench_ppo_cartpole,
+    "ppo-breakout": bench_ppo_breakout,
+    "dqn-breakout": bench_dqn_breakout,
+}
 
 if __name__ == "__main__":
     main()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -193,7 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         agent.learn(total, recorder)
         recorder.maybe_checkpoint(agent, force=True)
     except TrainingDiverged as exc:
-        recorder.close()
+        recorder.close()  # before printing, so the progress bar does not swallow the line
         last = _latest(run.checkpoints)
         print(f"pilot: training stopped: {exc}; last good checkpoint: {last}", file=sys.stderr)
         return EXIT_DIVERGED
@@ -249,6 +250,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     live = args.live == "yes" or (args.live == "auto" and video.has_display() and not args.out)
     if args.live == "yes" and not video.has_display():
         raise UserError("--live yes needs a display (DISPLAY/WAYLAND_DISPLAY is not set)")
+    if not live:
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # off-screen rendering, no window
     env_kwargs = {k: v for k, v in agent.config.env.items() if k != "training"}
     env = make_env(agent.env_id, render_mode="rgb_array", **env_kwargs)
     fps = args.fps or int(env.metadata.get("render_fps", 30) or 30)

@@ -31,12 +31,21 @@ def fit_frame(frame: np.ndarray, min_height: int = 320) -> np.ndarray:
 
 
 def caption(frame: np.ndarray, lines: list[str]) -> np.ndarray:
-    """Write a few lines of text in the top-left corner, legible on any background."""
+    """Write a few lines of text on a dark band across the top, legible on any background."""
     out = frame.copy()
+    band = 8 + 18 * len(lines)
+    out[:band] = (out[:band].astype(np.uint16) * 3 // 10).astype(np.uint8)
     for i, text in enumerate(lines):
-        org = (6, 18 + 18 * i)
-        cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            out,
+            text,
+            (6, 17 + 18 * i),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
     return out
 
 

@@ -109,6 +109,7 @@ def test_train_watch_eval_resume_cartpole(tmp_path, capsys, monkeypatch):
     )
     assert rc == 0, out
     run = _run_dir(out)
+    run = tmp_path / run
     assert run.parent == tmp_path / "runs" and run.name.startswith("CartPole-v1__ppo__3__")
     info = json.loads((run / "run.json").read_text())
     assert info["algo"] == "ppo" and info["seed"] == 3 and info["total_steps"] == 2048
@@ -277,3 +278,56 @@ def test_cli_has_no_traceback_on_user_error():
     assert "Traceback" not in proc.stderr and proc.stderr.startswith(
         "pilot: error: unknown environment"
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "algo, fast",
+    [
+        ("ppo", ["--set", "n_envs=4", "--set", "n_steps=128", "--set", "n_epochs=1"]),
+        ("dqn", ["--set", "learning_starts=500", "--set", "buffer_size=5000"]),
+    ],
+)
+def test_atari_train_watch_eval_end_to_end(algo, fast, tmp_path, capsys, monkeypatch):
+    """A few thousand real ALE steps through the CLI, a video of real frames, real scores."""
+    monkeypatch.chdir(tmp_path)
+    rc, out, _ = run_cli(
+        [
+            "train",
+            algo,
+            "--env",
+            "pilot/Atari-Breakout-v0",
+            "--steps",
+            2048,
+            "--no-progress",
+            *fast,
+        ],
+        capsys,
+    )
+    assert rc == 0, out
+    run = _run_dir(out)
+    assert ckpt.read_meta(run)["step"] == 2048
+    with (run / "episodes.csv").open() as f:
+        episodes = list(csv.DictReader(f))
+    assert episodes, "a few thousand Breakout steps finish at least one whole game"
+    assert all(
+        float(e["return"]) >= 0 and float(e["return"]) == int(float(e["return"])) for e in episodes
+    )
+
+    rc, out, _ = run_cli(["watch", run, "--max-steps", 60, "--show-probs"], capsys)
+    assert rc == 0
+    path = Path(next(line.split()[1] for line in out.splitlines() if line.startswith("video:")))
+    frames = [np.asarray(f) for f in imageio.mimread(path, memtest=False)]
+    assert len(frames) == 60
+    first = frames[0]
+    assert first.shape[0] >= 420 and first.shape[2] == 3  # 210×160 upscaled, plus the action bars
+    assert all(f.std() > 10 for f in frames), "frames must show the game, not a blank screen"
+    assert any(not np.array_equal(frames[0], f) for f in frames[1:]), "the picture must change"
+
+    rc, out, _ = run_cli(
+        ["eval", run, "--episodes", 1, "--seeds", 0, 1, "--max-steps", 300], capsys
+    )
+    assert rc == 0 and "2 episodes over seeds [0, 1]" in out
+    results = next(Path(run / "eval").iterdir())
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["env_id"] == "pilot/Atari-Breakout-v0" and len(summary["episodes"]) == 2

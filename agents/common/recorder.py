@@ -148,6 +148,7 @@ class Recorder:
             self._tb.flush()
 
     def close(self) -> None:
+        """Flush and close everything; safe to call more than once."""
         if self._bar is not None:
             self._bar.close()
         self.flush()
@@ -156,3 +157,4 @@ class Recorder:
                 f.close()
         if self._tb is not None:
             self._tb.close()
+        self._bar = self._tb = self._metrics_file = self._episodes_file = None
