@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pilot import plan_cmd
 from pilot.errors import TrainingDiverged, UserError
 
 EXIT_USER = 2
@@ -102,6 +103,8 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-steps", type=int, default=None)
     e.add_argument("--out", help="results folder (default: RUN_DIR/eval/<time>)")
     e.add_argument("--device", default="auto")
+
+    plan_cmd.add_parser(sub)
     return p
 
 
@@ -383,7 +386,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "train": cmd_train, "watch": cmd_watch, "eval": cmd_eval}
+COMMANDS = {
+    "list": cmd_list,
+    "train": cmd_train,
+    "watch": cmd_watch,
+    "eval": cmd_eval,
+    "plan": plan_cmd.run,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
