@@ -54,6 +54,5 @@ __all__ = [
     "ContinuousNavEnv",
     "GridNavConfig",
     "GridNavEnv",
-    "NAVIGATION",
     "RewardWeights",
 ]
