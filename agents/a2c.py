@@ -24,7 +24,7 @@ class A2CConfig(ActorCriticConfig):
 
     n_steps: int = field(5, "steps per env in each rollout (the n of n-step returns)")
     gae_lambda: float = field(1.0, "GAE lambda (1: plain n-step returns)")
-    lr: float = field(7e-4, "learning rate (initial value when annealed)")
+    learning_rate: float = field(7e-4, "learning rate (initial value when annealed)")
     anneal_lr: bool = field(False, "decay the learning rate linearly to 0 over the step budget")
     normalize_advantages: bool = field(False, "standardize advantages over each rollout")
     optimizer: Literal["rmsprop", "adam"] = field("rmsprop", "rmsprop (as in the paper) or adam")
@@ -41,7 +41,7 @@ class A2C(PGAgent):
         if cfg.optimizer == "rmsprop":
             return torch.optim.RMSprop(
                 self.policy.parameters(),
-                lr=cfg.lr,
+                lr=cfg.learning_rate,
                 alpha=cfg.rms_alpha,
                 eps=cfg.optimizer_eps,
                 foreach=True,  # one batched update instead of a Python loop over tensors

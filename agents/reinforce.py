@@ -23,7 +23,7 @@ from .common.rollout import Batch, PGAgent, PGConfig, Rollout
 class REINFORCEConfig(PGConfig):
     """REINFORCE hyperparameters. One update per batch of ``n_envs`` whole episodes."""
 
-    lr: float = field(1e-3, "learning rate (initial value when annealed)")
+    learning_rate: float = field(1e-3, "learning rate (initial value when annealed)")
     anneal_lr: bool = field(False, "decay the learning rate linearly to 0 over the step budget")
 
 

@@ -49,7 +49,7 @@ class PGConfig(BaseConfig):
 
     n_envs: int = field(8, "parallel environments for collection")
     gamma: float = field(0.99, "discount factor")
-    lr: float = field(2.5e-4, "learning rate (initial value when annealed)")
+    learning_rate: float = field(2.5e-4, "learning rate (initial value when annealed)")
     anneal_lr: bool = field(True, "decay the learning rate linearly to 0 over the step budget")
     optimizer_eps: float = field(1e-5, "epsilon of the optimizer's denominator")
     ent_coef: float = field(0.0, "weight of the entropy bonus")
@@ -366,7 +366,7 @@ class PGAgent(Agent):
         an MLP policy the per-tensor loop of the default kernel costs more than the math.
         """
         return torch.optim.Adam(
-            self.policy.parameters(), lr=self.config.lr, eps=self.config.optimizer_eps, fused=True
+            self.policy.parameters(), lr=self.config.learning_rate, eps=self.config.optimizer_eps, fused=True
         )
 
     # --- the Agent contract ------------------------------------------------------------
@@ -515,7 +515,7 @@ class PGAgent(Agent):
         Uses ``self.step / total_steps`` so a resumed run continues the same schedule.
         """
         cfg = self.config
-        lr = linear(cfg.lr, 0.0, 1.0, self.step / total_steps) if cfg.anneal_lr else cfg.lr
+        lr = linear(cfg.learning_rate, 0.0, 1.0, self.step / total_steps) if cfg.anneal_lr else cfg.learning_rate
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         return lr
