@@ -28,7 +28,7 @@ def test_gymnasium_and_sb3_check_env(env_id):
     env = gym.make(env_id)
     with warnings.catch_warnings():
         warnings.simplefilter("error", category=UserWarning)  # a checker warning is a failure
-        gym_check_env(env.unwrapped, skip_render_check=True)
+        gym_check_env(env.unwrapped)
         sb3_check_env(env.unwrapped, warn=True)
     env.close()
 
