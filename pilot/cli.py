@@ -41,6 +41,12 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, help="total agent steps (default: the preset's)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    t.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: 1 for vector observations, all cores for images)",
+    )
     t.add_argument("--config", help="YAML file of config values (over the preset)")
     t.add_argument(
         "--set",
@@ -134,6 +140,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pilot.config import describe, load_yaml, parse_overrides, to_dict
     from pilot.envs import check_id
 
+    if args.threads is not None and args.threads < 1:
+        raise UserError("--threads must be at least 1")
     if args.resume:
         for flag in ("algo", "env", "config"):
             if getattr(args, flag):
@@ -220,6 +228,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"run directory: {run.path}\n  watch: pilot watch {run.path}\n  eval:  pilot eval {run.path}"
     )
     return status
+
+
+def _set_threads(threads: int | None, agent: Any) -> None:
+    """Pick torch's CPU threads: small vector-input nets run fastest on one thread.
+
+    On a machine whose cores are also busy stepping envs, a second intra-op thread makes
+    small matmuls wait on each other; measured on 2 cores with one busy, PPO on CartPole ran
+    8,700 steps/s on one thread and ~150 on two (Stable-Baselines3: 4,060 vs 198).
+    """
+    import torch
+
+    from pilot.agents.common.networks import is_image_space
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    elif agent.device.type == "cpu":
+        spaces = getattr(agent.observation_space, "spaces", {"obs": agent.observation_space})
+        if not any(is_image_space(s) for s in spaces.values()):
+            torch.set_num_threads(1)
 
 
 def _latest(folder: Path) -> str:
