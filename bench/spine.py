@@ -134,7 +134,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"torch {torch.__version__}, cuda {torch.cuda.is_available()}"
+        f"torch {torch.__version__} ({args.threads} thread(s)), cuda {torch.cuda.is_available()}"
     )
     sections = args.only.split(",")
     if "collect" in sections:
