@@ -40,6 +40,8 @@ def env_family(env_id: str) -> str:
         return "atari"
     if env_id.startswith("pilot/Probe-"):
         return "probe"
+    if env_id.startswith("pilot/Nav-"):
+        return "navigation"
     return env_id
 
 

@@ -31,6 +31,7 @@ from .maps import (
     save_map,
     save_scen,
 )
+from .registration import NAVIGATION, register_navigation
 
 __all__ = [
     "BLOCKED",
@@ -54,5 +55,7 @@ __all__ = [
     "ContinuousNavEnv",
     "GridNavConfig",
     "GridNavEnv",
+    "NAVIGATION",
     "RewardWeights",
+    "register_navigation",
 ]
