@@ -55,7 +55,10 @@ def _metric_steps(run_dir: Path, name: str) -> list[int]:
         (["train", "ppo", "--env", "CartPole-v1", "--device", "cuda"], None),
         (["train", "ppo", "--env", "CartPole-v1", "--steps", "ten"], "invalid int value"),
         (["train", "ppo"], "train needs ALGO and --env"),
-        (["train", "ppo", "--env", "CartPole-v1", "--threads", "0"], "--threads must be at least 1"),
+        (
+            ["train", "ppo", "--env", "CartPole-v1", "--threads", "0"],
+            "--threads must be at least 1",
+        ),
         (["watch", "no/such/run"], "no such run directory"),
         (["eval", "no/such/run"], "no such run directory"),
         (["frobnicate"], "invalid choice"),

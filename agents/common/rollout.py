@@ -366,7 +366,10 @@ class PGAgent(Agent):
         an MLP policy the per-tensor loop of the default kernel costs more than the math.
         """
         return torch.optim.Adam(
-            self.policy.parameters(), lr=self.config.learning_rate, eps=self.config.optimizer_eps, fused=True
+            self.policy.parameters(),
+            lr=self.config.learning_rate,
+            eps=self.config.optimizer_eps,
+            fused=True,
         )
 
     # --- the Agent contract ------------------------------------------------------------
@@ -515,7 +518,11 @@ class PGAgent(Agent):
         Uses ``self.step / total_steps`` so a resumed run continues the same schedule.
         """
         cfg = self.config
-        lr = linear(cfg.learning_rate, 0.0, 1.0, self.step / total_steps) if cfg.anneal_lr else cfg.learning_rate
+        lr = (
+            linear(cfg.learning_rate, 0.0, 1.0, self.step / total_steps)
+            if cfg.anneal_lr
+            else cfg.learning_rate
+        )
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         return lr
