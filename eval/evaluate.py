@@ -31,6 +31,7 @@ class EpisodeResult:
     ret: float
     length: int
     terminated: bool
+    success: bool | None = None  # the env's info["success"] at the episode's end, if it says
 
 
 def run_episodes(
@@ -62,13 +63,21 @@ def run_episodes(
             idx = [i for i, a in enumerate(active) if a]
             actions = act(stack_obs([obs[i] for i in idx], space))
             for j, i in enumerate(idx):
-                o, r, term, trunc, _ = envs[i].step(actions[j])
+                o, r, term, trunc, info = envs[i].step(actions[j])
                 rets[i] += float(r)
                 lens[i] += 1
                 cut = max_steps is not None and lens[i] >= max_steps
                 if term or trunc or cut:
+                    success = info.get("success")
                     results.append(
-                        EpisodeResult(int(seeds[i]), done_count[i], rets[i], lens[i], bool(term))
+                        EpisodeResult(
+                            int(seeds[i]),
+                            done_count[i],
+                            rets[i],
+                            lens[i],
+                            bool(term),
+                            None if success is None else bool(success),
+                        )
                     )
                     if progress is not None:
                         progress(len(results))
@@ -86,6 +95,12 @@ def run_episodes(
     return results
 
 
+def success_rate(results: list[EpisodeResult]) -> float | None:
+    """Share of episodes the env called a success; None when the env does not say."""
+    known = [r.success for r in results if r.success is not None]
+    return sum(known) / len(known) if known else None
+
+
 def write_results(
     folder: str | Path, results: list[EpisodeResult], meta: dict[str, Any]
 ) -> tuple[Path, Path, Summary]:
@@ -96,14 +111,16 @@ def write_results(
     csv_path = folder / "episodes.csv"
     with csv_path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["seed", "episode", "return", "length", "terminated"])
+        w.writerow(["seed", "episode", "return", "length", "terminated", "success"])
         for r in results:
-            w.writerow([r.seed, r.episode, r.ret, r.length, int(r.terminated)])
+            success = "" if r.success is None else int(r.success)
+            w.writerow([r.seed, r.episode, r.ret, r.length, int(r.terminated), success])
     json_path = folder / "summary.json"
     payload = {
         **meta,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "summary": asdict(summary),
+        "success_rate": success_rate(results),
         "episodes": [asdict(r) for r in results],
     }
     json_path.write_text(json.dumps(payload, indent=2))

@@ -355,7 +355,7 @@ def _batch1(obs: Any) -> Any:
 # --------------------------------------------------------------------------- eval
 def cmd_eval(args: argparse.Namespace) -> int:
     from pilot.envs import is_atari
-    from pilot.eval.evaluate import run_episodes, write_results
+    from pilot.eval.evaluate import run_episodes, success_rate, write_results
 
     if args.episodes < 1:
         raise UserError("--episodes must be at least 1")
@@ -409,6 +409,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"{len(results)} episodes over seeds {args.seeds}:"
     )
     print(f"  {summary.line()}")
+    rate = success_rate(results)
+    if rate is not None:
+        print(f"  success {rate:.1%} ({sum(bool(r.success) for r in results)}/{len(results)})")
     print(f"  results: {csv_path}  {json_path}")
     return 0
 

@@ -335,3 +335,31 @@ def test_atari_train_watch_eval_end_to_end(algo, fast, tmp_path, capsys, monkeyp
     results = next(Path(run / "eval").iterdir())
     summary = json.loads((results / "summary.json").read_text())
     assert summary["env_id"] == "pilot/Atari-Breakout-v0" and len(summary["episodes"]) == 2
+
+
+def test_eval_reports_success_rate_where_the_env_defines_success(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc, out, _ = run_cli(
+        ["train", "ppo", "--env", "pilot/Nav-Grid-v0", "--steps", 512, *FAST_PPO], capsys
+    )
+    assert rc == 0
+    run = tmp_path / _run_dir(out)
+    rc, out, _ = run_cli(
+        ["eval", run, "--episodes", 3, "--seeds", 5, 6, "--out", tmp_path / "ev"], capsys
+    )
+    assert rc == 0
+    with (tmp_path / "ev" / "episodes.csv").open() as f:
+        flags = [int(r["success"]) for r in csv.DictReader(f)]
+    rate = json.loads((tmp_path / "ev" / "summary.json").read_text())["success_rate"]
+    assert len(flags) == 6 and rate == pytest.approx(sum(flags) / 6)
+    assert f"success {rate:.1%} ({sum(flags)}/6)" in out
+    # CartPole has no notion of success: no rate is invented for it
+    rc, out, _ = run_cli(
+        ["train", "ppo", "--env", "CartPole-v1", "--steps", 256, *FAST_PPO], capsys
+    )
+    run = tmp_path / _run_dir(out)
+    rc, out, _ = run_cli(
+        ["eval", run, "--episodes", 1, "--seeds", 0, "--out", tmp_path / "ev2"], capsys
+    )
+    assert "  success " not in out
+    assert json.loads((tmp_path / "ev2" / "summary.json").read_text())["success_rate"] is None

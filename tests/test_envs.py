@@ -39,21 +39,32 @@ def test_same_seed_same_actions_same_trajectory(env_id):
         env = make_env(env_id)
         env.action_space.seed(7)
         obs, _ = env.reset(seed=123)
-        traj = [np.asarray(obs).copy()]
+        traj = [_copy(obs)]
         rewards = []
         for _ in range(60):
             obs, r, term, trunc, _ = env.step(env.action_space.sample())
-            traj.append(np.asarray(obs).copy())
+            traj.append(_copy(obs))
             rewards.append(r)
             if term or trunc:
                 obs, _ = env.reset()
-                traj.append(np.asarray(obs).copy())
+                traj.append(_copy(obs))
         env.close()
         return traj, rewards
 
+    def same(x, y) -> bool:
+        if isinstance(x, dict):
+            return x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
+        return np.array_equal(x, y)
+
     (a, ra), (b, rb) = rollout(), rollout()
     assert ra == rb
-    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert all(same(x, y) for x, y in zip(a, b, strict=True))
+
+
+def _copy(obs):
+    if isinstance(obs, dict):
+        return {k: np.array(v, copy=True) for k, v in obs.items()}
+    return np.array(obs, copy=True)
 
 
 def test_unknown_env_and_bad_kwargs_are_user_errors():
