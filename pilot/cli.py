@@ -293,6 +293,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     returns = []
     try:
         obs, _ = env.reset(seed=args.seed)
+        _show_plan(env)
         for ep in range(args.episodes):
             ret, t, done = 0.0, 0, False
             while not done:
@@ -324,6 +325,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             returns.append(ret)
             print(f"episode {ep + 1}: return {ret:.2f}, length {t}")
             obs, _ = env.reset()
+            _show_plan(env)
     finally:
         env.close()
         if window is not None:
@@ -342,6 +344,24 @@ def cmd_watch(args: argparse.Namespace) -> int:
         video.write_video(frames, path, fps)
         print(f"video: {path} ({len(frames)} frames)")
     return 0
+
+
+def _show_plan(env: Any) -> None:
+    """On navigation worlds, draw the A* plan from start to goal under the robot's trail.
+
+    The planner returns data; drawing it is the env's render (here, at the edge, we only
+    hand the path over), so the video shows the plan and the agent following it or not.
+    """
+    from pilot.envs.navigation.env import ContinuousNavEnv, GridNavEnv
+    from pilot.planning.grid import astar
+
+    base = env.unwrapped
+    if not isinstance(base, GridNavEnv | ContinuousNavEnv):
+        return
+    path, info = astar(base.grid.blocked, base.start_cell, base.goal_cell)
+    if info.success:
+        # the grid robot takes (row, col) cells; the continuous robot metres (x, y)
+        base.overlay_path = path if isinstance(base, GridNavEnv) else path[:, ::-1] + 0.5
 
 
 def _batch1(obs: Any) -> Any:

@@ -363,3 +363,18 @@ def test_eval_reports_success_rate_where_the_env_defines_success(tmp_path, capsy
     )
     assert "  success " not in out
     assert json.loads((tmp_path / "ev2" / "summary.json").read_text())["success_rate"] is None
+
+
+def test_watch_on_navigation_draws_the_plan(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc, out, _ = run_cli(
+        ["train", "ppo", "--env", "pilot/Nav-Grid-v0", "--steps", 256, *FAST_PPO], capsys
+    )
+    run = tmp_path / _run_dir(out)
+    rc, out, _ = run_cli(["watch", run, "--max-steps", 3, "--format", "gif"], capsys)
+    assert rc == 0
+    path = Path(next(line.split()[1] for line in out.splitlines() if line.startswith("video:")))
+    frame = np.asarray(imageio.mimread(path)[0])[..., :3].astype(int)
+    plan_colour = np.array([240, 140, 20])  # the env draws overlay paths in this orange
+    near = np.abs(frame - plan_colour).sum(axis=2) < 60
+    assert near.sum() > 100, "the A* plan from start to goal is drawn"
