@@ -17,6 +17,7 @@ Coordinates: cells are ``(row, col)``; the continuous frame is metres with one c
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
@@ -179,7 +180,7 @@ def _build_config(cls: type, config: Any, overrides: dict[str, Any]) -> Any:
 
 
 # ------------------------------------------------------------------------------- base class
-class _NavEnv(gym.Env):
+class _NavEnv(gym.Env, abc.ABC):
     """Map handling, episode sampling, reward bookkeeping and drawing of both envs."""
 
     config: NavConfig
@@ -387,11 +388,13 @@ class _NavEnv(gym.Env):
     def _goal_xy(self) -> tuple[float, float]:
         return self.goal_cell[1] + 0.5, self.goal_cell[0] + 0.5
 
+    @abc.abstractmethod
     def _overlay_xy(self, path: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """A caller's overlay path in the env's units → (x, y) map coordinates."""
 
+    @abc.abstractmethod
     def _draw_robot(self, img: np.ndarray, to_px) -> None:
-        raise NotImplementedError
+        """Draw the robot onto the frame."""
 
     def _set_overlay(self, options: Mapping[str, Any]) -> None:
         if "path" in options:
