@@ -55,25 +55,22 @@ def bench_collect(seconds: float, n_envs: int = 8, threads: int = 2) -> list[tup
     raw.reset(seed=0)
     n_actions = raw.single_action_space.n
 
-    def raw_step() -> int:
-        for _ in range(100):
-            raw.step(rng.integers(0, n_actions, n_envs))
-        return 100 * n_envs
+    def stepper(vec) -> Callable[[], int]:
+        def step() -> int:
+            for _ in range(100):
+                vec.step(rng.integers(0, n_actions, n_envs))
+            return 100 * n_envs
 
-    out.append(("raw ale_py AtariVectorEnv", rate(raw_step, seconds)))
+        return step
+
+    out.append(("raw ale_py AtariVectorEnv", rate(stepper(raw), seconds)))
     raw.close()
 
     ours = make_vec_env(
         "pilot/Atari-Breakout-v0", n_envs, seed=0, training=True, num_threads=threads
     )
     ours.reset()
-
-    def ours_step() -> int:
-        for _ in range(100):
-            ours.step(rng.integers(0, n_actions, n_envs))
-        return 100 * n_envs
-
-    out.append(("pilot VecEnv (ale backend)", rate(ours_step, seconds)))
+    out.append(("pilot VecEnv (ale backend)", rate(stepper(ours), seconds)))
     ours.close()
 
     def make_gym():

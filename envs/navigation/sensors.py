@@ -45,7 +45,23 @@ class PoseState:
     last: tuple[float, float, float] = (0.0, 0.0, 0.0)  # last command (scaled), collided
 
 
-class OccupancyWindow:
+class _Window:
+    """A square ``(2r+1) × (2r+1)`` float window around the robot's cell."""
+
+    def __init__(self, radius: int) -> None:
+        if radius < 1:
+            raise ValueError("the window radius must be at least 1")
+        self.radius = int(radius)
+
+    @property
+    def size(self) -> int:
+        return 2 * self.radius + 1
+
+    def space(self) -> spaces.Box:
+        return spaces.Box(0.0, 1.0, (self.size, self.size), np.float32)
+
+
+class OccupancyWindow(_Window):
     """An egocentric ``(2r+1) × (2r+1)`` patch of the occupancy grid centred on the robot.
 
     1 = blocked or outside the map, 0 = free. The window is aligned with the map (north
@@ -55,18 +71,9 @@ class OccupancyWindow:
     """
 
     def __init__(self, radius: int) -> None:
-        if radius < 1:
-            raise ValueError("the window radius must be at least 1")
-        self.radius = int(radius)
+        super().__init__(radius)
         self._padded: np.ndarray | None = None
         self._for: GridMap | None = None
-
-    @property
-    def size(self) -> int:
-        return 2 * self.radius + 1
-
-    def space(self) -> spaces.Box:
-        return spaces.Box(0.0, 1.0, (self.size, self.size), np.float32)
 
     def observe(self, state: GridState) -> np.ndarray:
         if self._for is not state.grid:  # pad once per map, then every step is one slice
@@ -79,7 +86,7 @@ class OccupancyWindow:
         return self._padded[row : row + self.size, col : col + self.size].copy()
 
 
-class VisitWindow:
+class VisitWindow(_Window):
     """The same egocentric window as :class:`OccupancyWindow`, holding how often the robot
     has been in each cell this episode: ``min(steps spent there / saturation, 1)``.
 
@@ -91,17 +98,10 @@ class VisitWindow:
     """
 
     def __init__(self, radius: int, saturation: int = 4) -> None:
-        if radius < 1 or saturation < 1:
-            raise ValueError("the window radius and the saturation must be at least 1")
-        self.radius = int(radius)
+        super().__init__(radius)
+        if saturation < 1:
+            raise ValueError("the saturation must be at least 1")
         self.saturation = float(saturation)
-
-    @property
-    def size(self) -> int:
-        return 2 * self.radius + 1
-
-    def space(self) -> spaces.Box:
-        return spaces.Box(0.0, 1.0, (self.size, self.size), np.float32)
 
     def observe(self, state: GridState) -> np.ndarray:
         out = np.zeros((self.size, self.size), dtype=np.float32)
