@@ -190,6 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     def save(a: Any) -> None:
         save_agent(a, run.checkpoints, run=run.path.name)
 
+    _set_threads(args.threads, agent)
     recorder = Recorder(
         run.path,
         total,

@@ -378,3 +378,19 @@ def test_watch_on_navigation_draws_the_plan(tmp_path, capsys, monkeypatch):
     plan_colour = np.array([240, 140, 20])  # the env draws overlay paths in this orange
     near = np.abs(frame - plan_colour).sum(axis=2) < 60
     assert near.sum() > 100, "the A* plan from start to goal is drawn"
+
+
+def test_train_picks_one_thread_for_vector_nets_unless_told(tmp_path, capsys, monkeypatch):
+    """Two intra-op threads on two busy cores slowed PPO on CartPole ~50x here."""
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    before = torch.get_num_threads()
+    try:
+        base = ["train", "ppo", "--env", "CartPole-v1", "--steps", 256, *FAST_PPO]
+        assert run_cli([*base, "--threads", 2], capsys)[0] == 0
+        assert torch.get_num_threads() == 2
+        assert run_cli(base, capsys)[0] == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
