@@ -286,9 +286,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     env_kwargs = {k: v for k, v in agent.config.env.items() if k != "training"}
     env = make_env(agent.env_id, render_mode="rgb_array", **env_kwargs)
     fps = args.fps or int(env.metadata.get("render_fps", 30) or 30)
-    labels = None
-    if hasattr(env.unwrapped, "get_action_meanings"):
-        labels = list(env.unwrapped.get_action_meanings())
+    labels = getattr(env.unwrapped, "action_meanings", None)  # Atari: NOOP, FIRE, ...
     window = video.LiveWindow(f"pilot watch — {agent.env_id}", fps) if live else None
     frames: list[np.ndarray] = []
     returns = []
