@@ -95,11 +95,14 @@ import sys, torch
 from pilot.agents.common import checkpoint as ckpt
 folder = sys.argv[1]
 step = int(sys.argv[2])
-print("ready", flush=True)
+first = True
 while True:
     step += 1
     state = {"modules": {"net": {"w": torch.full((2_000_000,), float(step))}}, "step": step}
     ckpt.save(folder, state, {"step": step}, keep=2)
+    if first:  # the kills below land on saves that follow a completed one
+        print("ready", flush=True)
+        first = False
 """
 
 
