@@ -240,8 +240,8 @@ def bench_dqn_breakout(seconds: float):
 
     learning_starts = 1000
     steps = learning_starts + _steps(seconds, 85, 100)
-    hp = dict(
-        n_envs=1,
+    # one dict for both sides, so "same hyperparameters" cannot drift (the keys share names)
+    shared = dict(
         buffer_size=100_000,
         learning_starts=learning_starts,
         batch_size=32,
@@ -250,17 +250,11 @@ def bench_dqn_breakout(seconds: float):
         target_update_interval=1000,
         learning_rate=1e-4,
     )
-    ours = _ours("dqn", "pilot/Atari-Breakout-v0", steps, hp)
+    ours = _ours("dqn", "pilot/Atari-Breakout-v0", steps, {"n_envs": 1, **shared})
     model = DQN(
         "CnnPolicy",
         _sb3_breakout(1),
-        buffer_size=100_000,
-        learning_starts=learning_starts,
-        batch_size=32,
-        train_freq=4,
-        gradient_steps=1,
-        target_update_interval=1000,
-        learning_rate=1e-4,
+        **shared,
         optimize_memory_usage=False,
         device="cpu",
         seed=0,
