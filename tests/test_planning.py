@@ -9,7 +9,7 @@ import pytest
 
 from pilot.envs.navigation import maps
 from pilot.errors import UserError
-from pilot.planning import grid
+from pilot.planning import _fast, grid
 
 SQ2 = math.sqrt(2.0)
 
@@ -81,20 +81,29 @@ def random_maps(count: int, seed: int):
         yield rng, rng.random((h, w)) < density
 
 
+# A* and Dijkstra run on a compiled (numba) loop when it is available and on a pure-Python
+# one otherwise; tests that check their results run on both.
+needs_numba = pytest.mark.skipif(not _fast.AVAILABLE, reason="numba is not installed")
+LOOPS = [False, pytest.param(True, marks=needs_numba)]
+
+
 # ------------------------------------------------------------------- A*, Dijkstra, JPS
 def test_astar_dijkstra_jps_match_brute_force_oracle():
     checked = unreachable = 0
     for rng, blocked in random_maps(200, seed=0):
         h, w = blocked.shape
         oracle = floyd_warshall(blocked)
-        graph = grid.GridGraph(blocked)
+        graph = grid.GridGraph(blocked, compiled=False)
+        # the compiled loop (when numba is there) is checked against the same oracle
+        graphs = [graph] + ([grid.GridGraph(blocked, compiled=True)] if _fast.AVAILABLE else [])
         free = np.argwhere(~blocked)
         if len(free) < 2:
             continue
         for _ in range(4):
             s, g = (tuple(int(v) for v in free[i]) for i in rng.integers(len(free), size=2))
             best = oracle[s[0] * w + s[1], g[0] * w + g[1]]
-            for plan in (graph.astar, graph.dijkstra, graph.jps):
+            plans = [graph.jps] + [p for gr in graphs for p in (gr.astar, gr.dijkstra)]
+            for plan in plans:
                 path, info = plan(s, g)
                 if math.isinf(best):
                     assert not info.success and len(path) == 0 and math.isinf(info.cost)
@@ -110,15 +119,17 @@ def test_astar_dijkstra_jps_match_brute_force_oracle():
                 checked += 1
         # the distance field agrees with the oracle everywhere
         s = tuple(int(v) for v in free[0])
-        field = graph.distance_field(s)
-        np.testing.assert_allclose(field.ravel(), oracle[s[0] * w + s[1]], atol=1e-6)
+        for gr in graphs:
+            field = gr.distance_field(s)
+            np.testing.assert_allclose(field.ravel(), oracle[s[0] * w + s[1]], atol=1e-6)
     assert checked > 1000 and unreachable > 20  # both outcomes were exercised
 
 
-def test_astar_expands_fewer_nodes_than_dijkstra_and_breaks_ties_well():
-    open_map = np.zeros((100, 100), dtype=bool)
-    _, a = grid.astar(open_map, (0, 0), (60, 99))
-    _, d = grid.dijkstra(open_map, (0, 0), (60, 99))
+@pytest.mark.parametrize("compiled", LOOPS, ids=["python", "compiled"])
+def test_astar_expands_fewer_nodes_than_dijkstra_and_breaks_ties_well(compiled):
+    graph = grid.GridGraph(np.zeros((100, 100), dtype=bool), compiled=compiled)
+    _, a = graph.astar((0, 0), (60, 99))
+    _, d = graph.dijkstra((0, 0), (60, 99))
     assert a.cost == pytest.approx(60 * SQ2 + 39)
     # with exact ties, A* walks straight to the goal on an empty map
     assert a.expansions <= 101 and d.expansions > 5000
@@ -145,12 +156,87 @@ def test_scenario_files_we_generate_match_astar(tmp_path):
                 assert_valid_grid_path(m2.blocked, path, s.start, s.goal, info.cost)
 
 
-def test_unreachable_goal_fails_fast_without_exception():
+@pytest.mark.parametrize("compiled", LOOPS, ids=["python", "compiled"])
+def test_unreachable_goal_fails_fast_without_exception(compiled):
     blocked = np.zeros((300, 300), dtype=bool)
     blocked[:, 150] = True  # a wall splits the map
-    path, info = grid.astar(blocked, (0, 0), (299, 299))
-    assert not info.success and path.shape == (0, 2) and "unreachable" in info.message
-    assert info.expansions == 300 * 150  # it explored its own half once, then stopped
+    graph = grid.GridGraph(blocked, compiled=compiled)
+    for plan in (graph.astar, graph.dijkstra):
+        path, info = plan((0, 0), (299, 299))
+        assert not info.success and path.shape == (0, 2) and "unreachable" in info.message
+        assert info.expansions == 300 * 150  # it explored its own half once, then stopped
+
+
+def structured_maps(seed: int):
+    """Random, room and maze maps up to 90×120: long paths, many ties, big open lists."""
+    rng = np.random.default_rng(seed)
+    for i in range(24):
+        h, w = (int(v) for v in rng.integers(30, 121, size=2))
+        kind = i % 4
+        if kind == 0:
+            yield rng, rng.random((h, w)) < float(rng.choice([0.0, 0.15, 0.3, 0.4]))
+        elif kind == 1:
+            yield rng, maps.rooms(h, w, int(rng.integers(6, 16)), rng).blocked
+        elif kind == 2:
+            yield rng, maps.maze(h, w, int(rng.integers(1, 4)), rng).blocked
+        else:  # diagonal walls of single cells: only corner cutting would cross them
+            blocked = np.zeros((h, w), dtype=bool)
+            for r0 in range(-w, h, 9):
+                for r in range(max(r0, 0), min(r0 + w, h)):
+                    if rng.random() < 0.97:  # a few gaps, so some goals stay reachable
+                        blocked[r, r - r0] = True
+            yield rng, blocked
+
+
+@needs_numba
+def test_compiled_search_is_identical_to_python_loop():
+    """Same expansion order, so same paths, costs and expansion counts, not just lengths."""
+    compared = unreachable = 0
+    for rng, blocked in structured_maps(seed=3):
+        fast = grid.GridGraph(blocked, compiled=True)
+        slow = grid.GridGraph(blocked, compiled=False)
+        free = np.argwhere(~blocked)
+        for _ in range(6):
+            s, g = (tuple(int(v) for v in free[i]) for i in rng.integers(len(free), size=2))
+            for name in ("astar", "dijkstra"):
+                path_f, info_f = getattr(fast, name)(s, g)
+                path_s, info_s = getattr(slow, name)(s, g)
+                assert info_f.success == info_s.success and info_f.message == info_s.message
+                assert info_f.expansions == info_s.expansions
+                np.testing.assert_array_equal(path_f, path_s)
+                if info_s.success:
+                    assert info_f.cost == info_s.cost
+                    assert_valid_grid_path(blocked, path_f, s, g, info_f.cost)
+                    compared += 1
+                else:
+                    unreachable += 1
+        np.testing.assert_array_equal(fast.distance_field(s), slow.distance_field(s))
+    assert compared > 150 and unreachable > 5
+
+
+@needs_numba
+def test_compiled_heap_grows_and_resumes():
+    """A heap far too small at first must double mid-search without changing the result."""
+    blocked = np.random.default_rng(4).random((80, 80)) < 0.2
+    blocked[0, 0] = blocked[79, 79] = False
+    graph = grid.GridGraph(blocked, compiled=False)
+    fixed = (graph._mask_arr, graph._move_arrays, 80)
+    for t, use_h in ((-1, False), (80 * 80 - 1, True)):  # a distance field, an A* query
+        gs_py, parents_py, exp_py = graph._search(0, t, use_h)
+        gs, parents, expansions = _fast.search(
+            *fixed, 0, t, use_h, grid._S, grid._D - 2 * grid._S, capacity=16
+        )
+        np.testing.assert_array_equal(gs, gs_py)
+        np.testing.assert_array_equal(parents, parents_py)
+        assert expansions == exp_py > 100
+
+
+def test_compiled_loop_requested_without_numba_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(_fast, "AVAILABLE", False)
+    with pytest.raises(UserError, match="numba"):
+        grid.GridGraph(np.zeros((3, 3), dtype=bool), compiled=True)
+    graph = grid.GridGraph(np.zeros((3, 3), dtype=bool))
+    assert not graph.compiled and graph.astar((0, 0), (2, 2))[1].cost == pytest.approx(2 * SQ2)
 
 
 def test_blocked_endpoints_and_bad_cells():
