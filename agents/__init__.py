@@ -18,6 +18,10 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
     "ppo": ("pilot.agents.ppo:PPO", "PPO: clipped objective, GAE, value clipping, LR annealing"),
     "a2c": ("pilot.agents.a2c:A2C", "A2C: synchronous advantage actor-critic with n-step GAE"),
     "reinforce": ("pilot.agents.reinforce:REINFORCE", "REINFORCE with a learned value baseline"),
+    "mcts": (
+        "pilot.agents.mcts:MCTS",
+        "AlphaZero-style MCTS: PUCT/Gumbel search through the simulator + policy/value net",
+    ),
 }
 
 PRESETS = Path(__file__).parent / "presets"

@@ -48,6 +48,9 @@ class Agent(abc.ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
     Config: ClassVar[type[BaseConfig]]
+    #: True for agents that plan through the simulator: ``act`` then takes ``envs=[...]``,
+    #: the live envs whose states it searches from (``watch`` and ``eval`` pass them).
+    uses_simulator: ClassVar[bool] = False
 
     def __init__(
         self,

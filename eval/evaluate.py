@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from pilot.envs import make_env
@@ -35,7 +36,7 @@ class EpisodeResult:
 
 
 def run_episodes(
-    act: Callable[[Any], np.ndarray],
+    act: Callable[[Any, list[gym.Env]], np.ndarray],
     env_id: str,
     seeds: Sequence[int],
     episodes_per_seed: int,
@@ -43,7 +44,8 @@ def run_episodes(
     max_steps: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[EpisodeResult]:
-    """Play ``episodes_per_seed`` episodes per seed with ``act(batch_obs) -> actions``.
+    """Play ``episodes_per_seed`` episodes per seed with ``act(batch_obs, envs) -> actions``
+    (``envs``: the envs behind the batch, in order, for agents that plan through them).
 
     ``max_steps`` cuts an episode short (recorded with ``terminated=False``); the env's
     own time limit applies otherwise.
@@ -61,7 +63,7 @@ def run_episodes(
         active = [episodes_per_seed > 0] * len(envs)
         while any(active):
             idx = [i for i, a in enumerate(active) if a]
-            actions = act(stack_obs([obs[i] for i in idx], space))
+            actions = act(stack_obs([obs[i] for i in idx], space), [envs[i] for i in idx])
             for j, i in enumerate(idx):
                 o, r, term, trunc, info = envs[i].step(actions[j])
                 rets[i] += float(r)

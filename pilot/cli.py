@@ -297,7 +297,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             ret, t, done = 0.0, 0, False
             while not done:
                 batch = _batch1(obs)
-                action = agent.act(batch, deterministic=args.deterministic)[0]
+                action = _act(agent, batch, args.deterministic, [env])[0]
                 frame = video.fit_frame(env.render())
                 frame = video.caption(
                     frame,
@@ -363,6 +363,13 @@ def _show_plan(env: Any) -> None:
         base.overlay_path = path if isinstance(base, GridNavEnv) else path[:, ::-1] + 0.5
 
 
+def _act(agent: Any, batch: Any, deterministic: bool, envs: list) -> Any:
+    """Actions for a batch; a searching agent (MCTS) also gets the live envs to plan from."""
+    if agent.uses_simulator:
+        return agent.act(batch, deterministic=deterministic, envs=envs)
+    return agent.act(batch, deterministic=deterministic)
+
+
 def _batch1(obs: Any) -> Any:
     import numpy as np
 
@@ -392,8 +399,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     bar = tqdm(total=total, unit="ep", desc="eval", disable=not sys.stderr.isatty())
 
-    def act(obs):
-        return agent.act(obs, deterministic=not args.stochastic)
+    def act(obs, envs):
+        return _act(agent, obs, not args.stochastic, envs)
 
     start = time.perf_counter()
     results = run_episodes(

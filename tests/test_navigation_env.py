@@ -445,10 +445,10 @@ def test_random_policies_rarely_reach_the_goal():
     """The "before" of the learning tests: uniform random actions on the held-out maps."""
     rng = np.random.default_rng(0)
 
-    def speeds(obs: np.ndarray) -> np.ndarray:
+    def speeds(obs: np.ndarray, envs: list) -> np.ndarray:
         return rng.uniform(-1, 1, (len(obs), 2)).astype(np.float32)
 
-    assert success_rate(lambda obs: rng.integers(8, size=len(obs))) <= 0.3
+    assert success_rate(lambda obs, envs: rng.integers(8, size=len(obs))) <= 0.3
     assert success_rate(speeds, CONT, n=20) <= 0.1
 
 
@@ -464,10 +464,10 @@ def test_agents_learn_to_navigate_held_out_maps(env_id, algo, bar, n):
     torch.set_num_threads(1)
     cfg = build_config(algo, env_id)
     agent = get_algorithm(algo)(env_id, cfg, seed=0, device="cpu")
-    before = success_rate(lambda obs: agent.act(obs, deterministic=True), env_id, n)
+    before = success_rate(lambda obs, envs: agent.act(obs, deterministic=True), env_id, n)
     start = time.perf_counter()
     agent.learn(cfg.steps, Recorder(None, cfg.steps))
-    after = success_rate(lambda obs: agent.act(obs, deterministic=True), env_id, n)
+    after = success_rate(lambda obs, envs: agent.act(obs, deterministic=True), env_id, n)
     print(f"{env_id} {algo}: {cfg.steps} steps in {time.perf_counter() - start:.0f} s, "
           f"greedy success on held-out maps {before:.2f} -> {after:.2f}")  # fmt: skip
     assert before <= 0.3

@@ -204,6 +204,14 @@ class ActorCritic(nn.Module):
             return self.value_head(self.critic_torso(obs)).squeeze(1)
         return self.value_head(self._features(obs)[1]).squeeze(1)
 
+    def policy_value(self, obs: Obs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probabilities of every action (B, n) and V(obs) (B,): what a tree search
+        reads at a leaf and what its training fits (discrete actions only)."""
+        if not isinstance(self.head, CategoricalHead):
+            raise TypeError("policy_value needs discrete actions")
+        actor, critic = self._features(obs)
+        return self.head.params(actor), self.value_head(critic).squeeze(1)
+
     @torch.no_grad()
     def act(
         self, obs: Obs, rng: np.random.Generator, deterministic: bool = False

@@ -299,6 +299,31 @@ class AtariEnv(gym.Env):
     def close(self) -> None:
         """Nothing to release: the emulator is freed with the object."""
 
+    # ------------------------------------------------------------------ snapshots
+    def get_state(self) -> tuple:
+        """A snapshot of the whole game for planning through the simulator: the emulator
+        (``cloneState``, which carries ALE's sticky-action generator) and the frame stack,
+        lives and counters that :meth:`step` reads. Restore it with :meth:`set_state`."""
+        return (
+            self.ale.cloneState(include_rng=True),
+            self._raw.copy(),
+            self._stack.copy(),
+            self._lives,
+            self._game_frames,
+            self._continue_game,
+        )
+
+    def set_state(self, state: tuple) -> None:
+        """Put the game back where :meth:`get_state` found it (same ROM and settings)."""
+        ale_state, raw, stack, self._lives, self._game_frames, self._continue_game = state
+        self.ale.restoreState(ale_state)
+        self._raw[:] = raw
+        self._stack[:] = stack
+
+    def observation(self) -> np.ndarray:
+        """The current observation (the frame stack), e.g. after :meth:`set_state`."""
+        return self._stack.copy()
+
     # ------------------------------------------------------------------ internals
     def _new_game(self) -> None:
         ale = self.ale

@@ -330,6 +330,37 @@ class _NavEnv(gym.Env, abc.ABC):
         self.optimal_length = float(dist[start])
         self.path_length = 0.0
 
+    # --- snapshots (planning through the simulator) -------------------------------------------
+    _EPISODE = ("grid", "start_cell", "goal_cell", "dist", "optimal_length", "path_length")
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything :meth:`step` reads and writes, so a search can plan through the true
+        simulator: restore with :meth:`set_state`, step, snapshot again. Maps and distance
+        fields are shared (never written during an episode); mutable parts are copied."""
+        state = {name: getattr(self, name) for name in self._EPISODE + self._ROBOT}
+        state["trail"] = list(self.trail)
+        for name in self._ARRAYS:
+            state[name] = state[name].copy()
+        return state
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`get_state` snapshot (taken from this env or one made alike)."""
+        for name in self._EPISODE + self._ROBOT:
+            value = state[name]
+            setattr(self, name, value.copy() if name in self._ARRAYS else value)
+        self.trail = list(state["trail"])
+        self._after_restore()
+
+    def observation(self) -> np.ndarray | dict[str, np.ndarray]:
+        """The current observation, e.g. after :meth:`set_state`."""
+        return self._observe(self._state())
+
+    _ROBOT: tuple[str, ...] = ()
+    _ARRAYS: tuple[str, ...] = ()
+
+    def _after_restore(self) -> None:
+        """Rebuild caches derived from the restored state."""
+
     # --- rewards ------------------------------------------------------------------------------
     def _reward(self, raw: dict[str, float]) -> tuple[float, dict[str, float]]:
         """Weighted terms and their sum; ``sparse`` keeps only the goal term."""
@@ -511,6 +542,9 @@ class GridNavEnv(_NavEnv):
         self.cell = (0, 0)
         self.visits = np.zeros((1, 1), dtype=np.float32)
 
+    _ROBOT = ("cell", "visits")
+    _ARRAYS = ("visits",)
+
     def _state(self) -> GridState:
         return GridState(self.grid, self.cell, self.goal_cell, self.visits)
 
@@ -673,9 +707,19 @@ class ContinuousNavEnv(_NavEnv):
         self._last = (0.0, 0.0, 0.0)  # last clipped action and collision flag
         self._rows: list[list[bool]] = []
         self._dist_rows: list[list[float]] = []
+        self._for: tuple | None = None  # the (map, distances) _rows/_dist_rows come from
+
+    _ROBOT = ("pose", "goal_xy", "_phi", "_last")
+    _ARRAYS = ("pose",)
 
     def _state(self) -> PoseState:
         return PoseState(self.grid, tuple(self.pose.tolist()), self.goal_xy, self._last)
+
+    def _after_restore(self) -> None:
+        made_for = self._for
+        if made_for is None or made_for[0] is not self.grid or made_for[1] is not self.dist:
+            self._rows, self._dist_rows = self.grid.blocked.tolist(), self.dist.tolist()
+            self._for = (self.grid, self.dist)
 
     def _potential(self, x: float, y: float) -> float:
         """Shortest-path distance to the goal from ``(x, y)``: the best of the cell's own
@@ -716,6 +760,7 @@ class ContinuousNavEnv(_NavEnv):
         self._set_overlay(options)
         # Python lists index faster than numpy in the per-step geometry loops.
         self._rows, self._dist_rows = self.grid.blocked.tolist(), self.dist.tolist()
+        self._for = (self.grid, self.dist)
         row, col = self.start_cell
         self.goal_xy = (self.goal_cell[1] + 0.5, self.goal_cell[0] + 0.5)
         yaw = float(self.np_random.uniform(-math.pi, math.pi))
