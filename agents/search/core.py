@@ -153,6 +153,10 @@ class Tree:
         self.prior = np.zeros((b, n, a), dtype=np.float64)  # softmax of logits
         self.visits = np.zeros((b, n), dtype=np.int64)
         self.value_sum = np.zeros((b, n), dtype=np.float64)
+        # each child's visits and value sum again on its parent's edge, so selection reads
+        # one (M, A) row per node instead of gathering the children one by one
+        self.edge_visits = np.zeros((b, n, a), dtype=np.int64)
+        self.edge_value = np.zeros((b, n, a), dtype=np.float64)
         self.raw_value = np.zeros((b, n), dtype=np.float64)
         self.terminal = np.zeros((b, n), dtype=bool)
         self.parent = np.full((b, n), -1, dtype=np.int64)
@@ -164,21 +168,54 @@ class Tree:
         self.gumbel = np.zeros((b, a), dtype=np.float64)
         self.invalid = np.zeros((b, a), dtype=bool)
 
+    # Hot paths index flat views with ``take`` on global node ids ``b * capacity + n``:
+    # several times faster than fancy indexing with two index arrays on small batches.
+    def gid(self, b: np.ndarray, n: np.ndarray) -> np.ndarray:
+        return b * self.capacity + n
+
+    def flat(self, name: str) -> np.ndarray:
+        """A (B·N,) or (B·N, A) view of a node or edge array."""
+        arr = getattr(self, name)
+        return arr.reshape(self.batch * self.capacity, *arr.shape[2:])
+
     def node_value(self, b: np.ndarray, n: np.ndarray) -> np.ndarray:
-        return self.value_sum[b, n] / np.maximum(self.visits[b, n], 1)
+        g = self.gid(b, n)
+        return self.flat("value_sum").take(g) / np.maximum(self.flat("visits").take(g), 1)
 
     def child_stats(self, b: np.ndarray, n: np.ndarray, discount: float):
         """(visits, Q) of the children of nodes ``(b, n)``, (M, A) each; Q is NaN where
-        the child was never visited."""
-        idx = self.children[b, n]
-        has = idx >= 0
-        safe = np.where(has, idx, 0)
-        bb = b[:, None]
-        visits = np.where(has, self.visits[bb, safe], 0)
-        value = self.value_sum[bb, safe] / np.maximum(visits, 1)
-        value = np.where(self.terminal[bb, safe], 0.0, value)
-        q = self.edge_reward[b, n] + discount * value
+        the child was never visited. A terminal child's value sum stays 0 (it is always
+        backed up with 0), so its Q is its reward."""
+        visits, q = self._edge_q(self.gid(b, n), discount)
         return visits, np.where(visits > 0, q, np.nan)
+
+    def _edge_q(self, g: np.ndarray, discount: float) -> tuple[np.ndarray, np.ndarray]:
+        visits = self.flat("edge_visits").take(g, axis=0)
+        value = self.flat("edge_value").take(g, axis=0) / np.maximum(visits, 1)
+        return visits, self.flat("edge_reward").take(g, axis=0) + discount * value
+
+    def add(self, b: np.ndarray, n: np.ndarray, visits: int, values: np.ndarray, unique: bool):
+        """Add to the stats of nodes ``(b, n)`` and to their parents' edges; ``unique``
+        promises no node repeats (plain indexing instead of ``np.add.at``). Returns which
+        nodes have a parent, and the parents."""
+        g = self.gid(b, n)
+        p = self.flat("parent").take(g)
+        up = p >= 0
+        edge = (self.gid(b[up], p[up])) * self.num_actions + self.flat("parent_action").take(g[up])
+        vals = values[up] if np.ndim(values) else values
+        ev, evalue = self.edge_visits.reshape(-1), self.edge_value.reshape(-1)
+        nv, nval = self.flat("visits"), self.flat("value_sum")
+        if unique:
+            nv[g] += visits
+            nval[g] += values
+            ev[edge] += visits
+            evalue[edge] += vals
+        else:
+            np.add.at(nv, g, visits)
+            np.add.at(nval, g, values)
+            np.add.at(ev, edge, visits)
+            np.add.at(evalue, edge, vals)
+        return up, p
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -230,24 +267,21 @@ def _init_root_noise(tree: Tree, config: SearchConfig, rng: np.random.Generator,
 
 
 # -------------------------------------------------------------------------- selection rules
-def _normalise(q: np.ndarray, node_value: np.ndarray) -> np.ndarray:
-    """Min-max normalise Q (NaN = unvisited, filled with the node's value) per row, using
-    the node's value and its children's Q values; rows without spread map to 0."""
-    filled = np.where(np.isnan(q), node_value[:, None], q)
-    lo = np.minimum(filled.min(axis=1), node_value)
-    hi = np.maximum(filled.max(axis=1), node_value)
-    span = hi - lo
-    return np.where(
-        span[:, None] > 1e-8, (filled - lo[:, None]) / np.maximum(span, 1e-8)[:, None], 0.0
-    )
-
-
 def _puct_scores(tree: Tree, b: np.ndarray, n: np.ndarray, config: SearchConfig, root: bool):
-    visits, q = tree.child_stats(b, n, config.discount)
-    qn = _normalise(q, tree.node_value(b, n))
-    parent_visits = tree.visits[b, n].astype(np.float64)
+    """PUCT: Q min-max normalised per node over the node's mean value and its children's Q
+    (unvisited children take the node's mean; rows without spread map to 0), plus
+    ``(c_init + log((N + c_base + 1) / c_base)) · sqrt(N) · P / (1 + n)``."""
+    g = tree.gid(b, n)
+    visits, q = tree._edge_q(g, config.discount)
+    parent_visits = tree.flat("visits").take(g).astype(np.float64)
+    mean = tree.flat("value_sum").take(g) / parent_visits
+    filled = np.where(visits > 0, q, mean[:, None])
+    lo = np.minimum(filled.min(axis=1), mean)
+    span = np.maximum(filled.max(axis=1), mean) - lo
+    scale = 1.0 / np.where(span > 1e-8, span, np.inf)
+    qn = (filled - lo[:, None]) * scale[:, None]
     c = config.pb_c_init + np.log((parent_visits + config.pb_c_base + 1) / config.pb_c_base)
-    prior = tree.root_prior[b] if root else tree.prior[b, n]
+    prior = tree.root_prior.take(b, axis=0) if root else tree.flat("prior").take(g, axis=0)
     return qn + (c * np.sqrt(parent_visits))[:, None] * prior / (1.0 + visits)
 
 
@@ -371,7 +405,7 @@ def simulate(tree: Tree, config: SearchConfig, ctx: _Context) -> Leaves:
             break
         b, n = live, cur[live]
         a = _select(tree, b, n, config, depth, ctx)
-        child = tree.children[b, n, a]
+        child = tree.children.reshape(-1).take(tree.gid(b, n) * tree.num_actions + a)
         new = child < 0
         if new.any():
             nb, nn, na = b[new], n[new], a[new]
@@ -386,10 +420,10 @@ def simulate(tree: Tree, config: SearchConfig, ctx: _Context) -> Leaves:
             child = child.copy()
             child[new] = slot
             kind[nb] = NEW
-        safe = np.maximum(child, 0)
-        pending = ~new & ctx.pending[b, safe]
+        at = tree.gid(b, np.maximum(child, 0))
+        pending = ~new & ctx.pending.reshape(-1).take(at)
         kind[b[pending]] = PENDING
-        stop = new | pending | tree.terminal[b, safe]
+        stop = new | pending | tree.flat("terminal").take(at)
         cur[b] = child
         live = b[~stop]
     return Leaves(trees, cur.copy(), kind)
@@ -422,16 +456,20 @@ def expand(
     return np.where(leaves.kind == EXISTING, mean, tree.raw_value[b, n])
 
 
-def backup(tree: Tree, trees: np.ndarray, node: np.ndarray, value: np.ndarray, discount: float):
+def backup(
+    tree: Tree,
+    trees: np.ndarray,
+    node: np.ndarray,
+    value: np.ndarray,
+    discount: float,
+    unique: bool = False,
+) -> None:
     """Add ``value`` to ``node`` and the discounted return to each ancestor, all paths
-    walked up together (``np.add.at`` so paths sharing nodes add up correctly)."""
+    walked up together (``unique``: no two paths share a node at the same level)."""
     g = np.asarray(value, dtype=np.float64).copy()
     b, n = trees, node
     while len(n):
-        np.add.at(tree.visits, (b, n), 1)
-        np.add.at(tree.value_sum, (b, n), g)
-        p = tree.parent[b, n]
-        up = p >= 0
+        up, p = tree.add(b, n, 1, g, unique)
         a = tree.parent_action[b[up], n[up]]
         b, p, g = b[up], p[up], g[up]
         g = tree.edge_reward[b, p, a] + discount * g
@@ -443,10 +481,7 @@ def _virtual_loss(tree: Tree, leaves: Leaves, low: np.ndarray, sign: int) -> Non
     tree) on every node of its path, so the next descent of the round looks elsewhere."""
     b, n = leaves.tree, leaves.node
     while len(n):
-        np.add.at(tree.visits, (b, n), sign)
-        np.add.at(tree.value_sum, (b, n), sign * low[b])
-        p = tree.parent[b, n]
-        up = p >= 0
+        up, p = tree.add(b, n, sign, sign * low[b], unique=False)
         b, n = b[up], p[up]
 
 
@@ -498,7 +533,7 @@ def search(
                 _virtual_loss(tree, leaves, low, -1)
         merged = Leaves.concat(rounds)
         value = expand(tree, merged, model, evaluate, ctx)
-        backup(tree, merged.tree, merged.node, value, config.discount)
+        backup(tree, merged.tree, merged.node, value, config.discount, unique=k == 1)
         done += k
     return _output(tree, config)
 
@@ -557,6 +592,8 @@ def _graft(tree: Tree, old: Tree, kept: dict[int, np.ndarray]) -> None:
             "prior",
             "visits",
             "value_sum",
+            "edge_visits",
+            "edge_value",
             "raw_value",
             "terminal",
             "parent_action",
