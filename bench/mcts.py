@@ -1,5 +1,4 @@
-"""MCTS benchmark: batched search vs a plain recursive one-tree-at-a-time search, and what
-the search buys on the navigation world.
+"""MCTS benchmark: batched vs recursive search speed, and what search buys on navigation.
 
 Sections (``--sections``, default all):
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pilot import plan_cmd
-from pilot.errors import TrainingDiverged, UserError
+from pilot.errors import TrainingDiverged, UserError, close_matches
 
 EXIT_USER = 2
 EXIT_DIVERGED = 1
@@ -111,6 +111,12 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
 
     plan_cmd.add_parser(sub)
+
+    b = sub.add_parser(
+        "bench", help="run a benchmark from bench/ (pilot and its peers side by side)"
+    )
+    b.add_argument("name", nargs="?", help="benchmark name; without one, list them")
+    b.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     return p
 
 
@@ -442,12 +448,43 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- bench
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``pilot bench NAME ARGS...`` runs ``bench/NAME.py`` as a script; no NAME lists them."""
+    import importlib
+    import pkgutil
+    import runpy
+
+    package = importlib.import_module("pilot.bench")
+    names = sorted(m.name for m in pkgutil.iter_modules(package.__path__))
+    if not args.name:
+        for name in names:
+            spec = importlib.util.find_spec(f"pilot.bench.{name}")
+            source = Path(spec.origin).read_text() if spec and spec.origin else ""
+            doc = source.split('"""')[1].strip().splitlines()[0] if '"""' in source else ""
+            print(f"{name:<12} {doc}")
+        print("run one: pilot bench NAME [--help]")
+        return 0
+    if args.name not in names:
+        raise UserError(f"unknown benchmark '{args.name}'{close_matches(args.name, names)}")
+    argv = sys.argv
+    sys.argv = [f"pilot bench {args.name}", *args.args]
+    try:
+        runpy.run_module(f"pilot.bench.{args.name}", run_name="__main__", alter_sys=True)
+    except SystemExit as exc:  # argparse --help / errors inside the script
+        return int(exc.code or 0) if isinstance(exc.code, int) else 2
+    finally:
+        sys.argv = argv
+    return 0
+
+
 COMMANDS = {
     "list": cmd_list,
     "train": cmd_train,
     "watch": cmd_watch,
     "eval": cmd_eval,
     "plan": plan_cmd.run,
+    "bench": cmd_bench,
 }
 
 

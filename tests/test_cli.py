@@ -394,3 +394,17 @@ def test_train_picks_one_thread_for_vector_nets_unless_told(tmp_path, capsys, mo
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_bench_lists_and_runs_the_benchmark_scripts(capsys):
+    rc, out, _ = run_cli(["bench"], capsys)
+    assert rc == 0
+    listed = {line.split()[0] for line in out.splitlines() if line and not line.startswith("run")}
+    assert {"spine", "planning", "mcts"} <= listed
+    rc, _, err = run_cli(["bench", "mctss"], capsys)
+    assert rc == 2 and "did you mean: mcts" in err
+    args = ["--sections", "speed", "--seconds", "0.02", "--simulations", "2"]
+    rc, out, _ = run_cli(["bench", "mcts", *args], capsys)
+    assert rc == 0
+    rows = [line for line in out.splitlines() if line.startswith("| learned latent model | 64")]
+    assert len(rows) == 1 and rows[0].rstrip().endswith("× |")

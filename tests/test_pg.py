@@ -202,7 +202,10 @@ def test_probe_continuous_target(algo):
 def eval_mean(agent, n: int = 20) -> float:
     """Mean return of ``n`` deterministic episodes on seeds the agent never trained on."""
     results = run_episodes(
-        lambda obs, envs: agent.act(obs), "CartPole-v1", seeds=range(10_000, 10_000 + n), episodes_per_seed=1
+        lambda obs, envs: agent.act(obs),
+        "CartPole-v1",
+        seeds=range(10_000, 10_000 + n),
+        episodes_per_seed=1,
     )
     return float(np.mean([r.ret for r in results]))
 

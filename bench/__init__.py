@@ -1,0 +1,1 @@
+"""Benchmark scripts: pilot and its peers side by side in one run (``pilot bench NAME``)."""
