@@ -250,7 +250,7 @@ def init_tree(root: Root, config: SearchConfig, rng: np.random.Generator, extra:
         tree.states[i, 0] = s
     if root.invalid_actions is not None:
         tree.invalid[:] = np.asarray(root.invalid_actions, dtype=bool)
-    _init_root_noise(tree, config, rng, explore=True)
+    _init_root_noise(tree, config, rng, explore=False)  # search() adds noise when exploring
     return tree
 
 
@@ -260,7 +260,7 @@ def _init_root_noise(tree: Tree, config: SearchConfig, rng: np.random.Generator,
         noise = rng.dirichlet([config.dirichlet_alpha] * tree.num_actions, size=tree.batch)
         prior = (1 - config.dirichlet_fraction) * prior + config.dirichlet_fraction * noise
     tree.root_prior[:] = np.where(tree.invalid, 0.0, prior)
-    if config.root_selection == "gumbel" and config.gumbel_scale > 0:
+    if config.root_selection == "gumbel" and explore and config.gumbel_scale > 0:
         tree.gumbel[:] = config.gumbel_scale * rng.gumbel(size=(tree.batch, tree.num_actions))
     else:
         tree.gumbel[:] = 0.0
@@ -476,12 +476,16 @@ def backup(
         n = p
 
 
-def _virtual_loss(tree: Tree, leaves: Leaves, low: np.ndarray, sign: int) -> None:
+_STATS = ("visits", "value_sum", "edge_visits", "edge_value")
+
+
+def _virtual_loss(tree: Tree, leaves: Leaves, low: np.ndarray) -> None:
     """Count a pending descent as a visit of value ``low`` (the lowest estimate in its
-    tree) on every node of its path, so the next descent of the round looks elsewhere."""
+    tree) on every node of its path, so the next descent of the round looks elsewhere.
+    The caller restores the stats before the real backup."""
     b, n = leaves.tree, leaves.node
     while len(n):
-        up, p = tree.add(b, n, sign, sign * low[b], unique=False)
+        up, p = tree.add(b, n, 1, low[b], unique=False)
         b, n = b[up], p[up]
 
 
@@ -522,15 +526,17 @@ def search(
         if k > 1:
             used = np.arange(tree.capacity)[None, :] < tree.size[:, None]
             low = np.where(used & ~pending, tree.raw_value, np.inf).min(axis=1)
+            # restored, not subtracted, afterwards: exact (no rounding residue)
+            saved = [getattr(tree, name).copy() for name in _STATS]
         for j in range(k):
             ctx = _Context(sequence[:, done + j], pending)
             leaves = simulate(tree, config, ctx)
             if k > 1:
-                _virtual_loss(tree, leaves, low, +1)
+                _virtual_loss(tree, leaves, low)
             rounds.append(leaves)
         if k > 1:
-            for leaves in rounds:
-                _virtual_loss(tree, leaves, low, -1)
+            for name, values in zip(_STATS, saved, strict=True):
+                getattr(tree, name)[:] = values
         merged = Leaves.concat(rounds)
         value = expand(tree, merged, model, evaluate, ctx)
         backup(tree, merged.tree, merged.node, value, config.discount, unique=k == 1)
@@ -542,15 +548,20 @@ def _output(tree: Tree, config: SearchConfig) -> SearchOutput:
     b = np.arange(tree.batch)
     n = np.zeros_like(b)
     visits, q = tree.child_stats(b, n, config.discount)
+    # a reused subtree may hold visits of actions the new root masks: never play them
+    visits = np.where(tree.invalid, 0, visits)
     if config.root_selection == "gumbel":
         _, sigma_q = _completed_q(tree, b, n, config)
         weights = _softmax(np.where(tree.invalid, -1e9, tree.logits[:, 0] + sigma_q))
         top = visits.max(axis=1)
-        score = np.where(visits == top[:, None], tree.gumbel + tree.logits[:, 0] + sigma_q, -np.inf)
+        best = (visits == top[:, None]) & ~tree.invalid
+        score = np.where(best, tree.gumbel + tree.logits[:, 0] + sigma_q, -np.inf)
         action = score.argmax(axis=1)
     else:
         weights = visits / np.maximum(visits.sum(axis=1, keepdims=True), 1)
-        action = _argmax_visits(visits, np.nan_to_num(q, nan=-np.inf))
+        action = _argmax_visits(
+            visits, np.where(tree.invalid, -np.inf, np.nan_to_num(q, nan=-np.inf))
+        )
     return SearchOutput(action, weights, visits, q, tree.node_value(b, n), tree)
 
 
