@@ -36,7 +36,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="registered environments and algorithms")
 
     t = sub.add_parser("train", help="train an agent (or --resume a run)")
-    t.add_argument("algo", nargs="?", help="algorithm: dqn, ppo, a2c, reinforce")
+    t.add_argument("algo", nargs="?", help="algorithm: dqn, ppo, a2c, reinforce, mcts")
     t.add_argument("--env", help="environment id, e.g. CartPole-v1 or pilot/Atari-Pong-v0")
     t.add_argument("--steps", type=int, help="total agent steps (default: the preset's)")
     t.add_argument("--seed", type=int, default=0)
