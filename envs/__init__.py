@@ -13,6 +13,7 @@ import gymnasium as gym
 from pilot.errors import UserError, close_matches
 
 from .atari import ATARI_GAMES, make_atari_vec, register_atari
+from .driving import register_driving
 from .navigation import register_navigation
 from .probes import register_probes
 from .vector import SyncVecEnv, VecEnv
@@ -23,6 +24,7 @@ DESCRIPTIONS: dict[str, str] = {}
 register_probes(DESCRIPTIONS)
 register_atari(DESCRIPTIONS)
 register_navigation(DESCRIPTIONS)
+register_driving(DESCRIPTIONS)
 
 #: Gymnasium ids we document as supported beyond our own (any registered id works).
 CLASSIC = {

@@ -1,0 +1,200 @@
+"""Driving world benchmark: steps/s of pilot's driving envs beside highway-env, one run.
+
+Rows (one CPU core: torch/BLAS threads 1, and the process pinned to one core on Linux):
+
+* (a) state + 360-ray lidar, on ``pilot/Driving-LaneKeep-v0`` (no traffic) and on
+  ``pilot/Driving-Highway-v0`` (12 IDM vehicles);
+* (b) an 84×84 camera + the lidar + state, on the loop;
+* (c) a 160×120 camera + the lidar + state, on the loop;
+* highway-env's ``highway-fast-v0`` (its default kinematics observation, IDLE meta action).
+
+Only ``env.step`` is timed; the driving policy (pure pursuit on the route, so episodes run
+their full length) is computed between timed calls, and resets are timed apart. Every row
+runs the same number of steps. Ratios are against highway-env measured in this run.
+
+    pip install -e ".[bench]"        # highway-env is in the bench extra
+    python bench/driving.py                        # 3,000 steps per row
+    python bench/driving.py --steps 1000 --no-highway-env
+    python bench/driving.py --soak                 # 2,000 resets and 100,000 steps, RSS
+
+Machines are shared and noisy: compare the ratios of one run, not absolute numbers.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import pilot.envs  # noqa: E402, F401 - registers the ids
+from pilot.envs import make_env  # noqa: E402
+from pilot.envs.driving import route_command  # noqa: E402
+
+
+def rss_mb() -> float:
+    """Resident set size of this process now (Linux), in MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def follower(env) -> np.ndarray:
+    u = env.unwrapped
+    sim, cfg = u._sim, u.config
+    return route_command(
+        sim.ego,
+        u.route,
+        sim.route_s,
+        u._frame().target_speed,
+        cfg.wheelbase,
+        cfg.max_steer,
+        cfg.max_accel,
+        cfg.max_brake,
+    )
+
+
+def time_env(env, steps: int, policy, seed: int = 0) -> dict:
+    """Time ``steps`` env.step calls (and the resets between episodes, apart)."""
+    step_t = reset_t = 0.0
+    resets = 0
+    t0 = time.perf_counter()
+    env.reset(seed=seed)
+    reset_t += time.perf_counter() - t0
+    for _ in range(steps):
+        action = policy(env)
+        t0 = time.perf_counter()
+        _, _, term, trunc, _ = env.step(action)
+        step_t += time.perf_counter() - t0
+        if term or trunc:
+            t0 = time.perf_counter()
+            env.reset()
+            reset_t += time.perf_counter() - t0
+            resets += 1
+    return {
+        "steps_per_s": steps / step_t,
+        "with_resets": steps / (step_t + reset_t),
+        "reset_ms": 1000.0 * reset_t / (resets + 1),
+        "episodes": resets + 1,
+    }
+
+
+def pilot_rows(steps: int) -> list[tuple[str, dict]]:
+    rows = []
+    cases = [
+        ("(a) state + lidar 360, loop", "pilot/Driving-LaneKeep-v0", {}),
+        ("(a) state + lidar 360, highway 12 cars", "pilot/Driving-Highway-v0", {}),
+        (
+            "(b) camera 84x84 + lidar + state, loop",
+            "pilot/Driving-LaneKeep-v0",
+            {"sensors": ("state", "lidar", "camera"), "camera": {"width": 84, "height": 84}},
+        ),
+        (
+            "(c) camera 160x120 + lidar + state, loop",
+            "pilot/Driving-LaneKeep-v0",
+            {"sensors": ("state", "lidar", "camera"), "camera": {"width": 160, "height": 120}},
+        ),
+    ]
+    for label, env_id, kwargs in cases:
+        env = make_env(env_id, **kwargs)
+        time_env(env, min(200, steps), follower)  # warm up (caches, first-touch memory)
+        rows.append((label, time_env(env, steps, follower, seed=1)))
+        env.close()
+    return rows
+
+
+def highway_env_row(steps: int) -> tuple[str, dict] | None:
+    try:
+        import gymnasium as gym
+        import highway_env  # noqa: F401 - registers highway-fast-v0
+    except ImportError:
+        print("highway-env is not installed (pip install -e '.[bench]'); skipping it")
+        return None
+    env = gym.make("highway-fast-v0")
+    idle = 1  # DiscreteMetaAction IDLE
+    time_env(env, min(50, steps), lambda e: idle)
+    row = ("highway-env highway-fast-v0 (kinematics)", time_env(env, steps, lambda e: idle, 1))
+    env.close()
+    return row
+
+
+def soak(resets: int, steps: int) -> None:
+    """``resets`` episodes adding up to ``steps`` steps on the busiest scenario with every
+    sensor, reporting RSS before, after a warm-up and at the end."""
+    env = make_env(
+        "pilot/Driving-Intersection-v0",
+        sensors=("state", "lidar", "camera", "depth", "segmentation", "lidar_bev"),
+        render_mode="rgb_array",
+        blocked_time=1e9,
+    )
+    per_episode = max(steps // resets, 1)
+    rng = np.random.default_rng(0)
+    start = rss_mb()
+    warm = None
+    t0 = time.perf_counter()
+    done_steps = 0
+    for k in range(resets):
+        env.reset(seed=int(rng.integers(2**31)))
+        for _ in range(per_episode):
+            _, _, term, trunc, _ = env.step(follower(env))
+            done_steps += 1
+            if term or trunc:
+                env.reset()
+        if k % 100 == 0:
+            env.render()
+        if k == min(100, resets - 1):
+            warm = rss_mb()
+        if (k + 1) % 500 == 0:
+            print(f"  {k + 1} resets, {done_steps} steps, RSS {rss_mb():.1f} MiB")
+    end = rss_mb()
+    env.close()
+    print(
+        f"soak: {resets} resets, {done_steps} steps in {time.perf_counter() - t0:.0f} s; "
+        f"RSS start {start:.1f} MiB, after 100 resets {warm:.1f} MiB, end {end:.1f} MiB "
+        f"(growth after warm-up {end - warm:+.1f} MiB)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3000, help="timed steps per row")
+    parser.add_argument("--no-highway-env", action="store_true", help="skip highway-env")
+    parser.add_argument("--soak", action="store_true", help="run the memory soak instead")
+    parser.add_argument("--soak-resets", type=int, default=2000)
+    parser.add_argument("--soak-steps", type=int, default=100_000)
+    parser.add_argument("--core", type=int, default=0, help="CPU core to pin to (Linux)")
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.core})
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    print(f"{platform.processor() or platform.machine()}, python {platform.python_version()}")
+    if args.soak:
+        soak(args.soak_resets, args.soak_steps)
+        return
+    rows = pilot_rows(args.steps)
+    ref = None if args.no_highway_env else highway_env_row(args.steps)
+    base = ref[1]["steps_per_s"] if ref else None
+    print(f"\n{'env':44s} {'steps/s':>9s} {'w/ resets':>10s} {'reset ms':>9s} {'× hw-env':>9s}")
+    for label, r in rows + ([ref] if ref else []):
+        ratio = f"{r['steps_per_s'] / base:9.1f}" if base else f"{'-':>9s}"
+        print(
+            f"{label:44s} {r['steps_per_s']:9.0f} {r['with_resets']:10.0f} "
+            f"{r['reset_ms']:9.1f} {ratio}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Route-following control: pure pursuit steering and the discrete meta-action driver.
+
+Pure pursuit (Coulter 1992) steers towards a point one look-ahead distance down the
+route; the meta-action driver turns highway-env style decisions (change lane, keep,
+faster, slower) into the same continuous (steer, throttle) command the ego takes, so both
+action spaces drive one car model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .roads import RoadNetwork, Route
+from .traffic import EgoCar
+
+#: Meta actions, in highway-env's order (``DiscreteMetaAction``).
+META_ACTIONS = ("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER")
+
+
+def lookahead_point(route: Route, s: float, distance: float, offset: float = 0.0) -> np.ndarray:
+    """The route point ``distance`` metres past ``s``, moved ``offset`` metres left."""
+    s_ahead = s + distance
+    p = route.point_at(s_ahead)
+    if offset:
+        h = route.heading_at(min(s_ahead, route.length - 1e-6))
+        p = p + offset * np.array([-math.sin(h), math.cos(h)])
+    return p
+
+
+def pure_pursuit(ego: EgoCar, target: np.ndarray, wheelbase: float) -> float:
+    """Steering angle (rad) that puts the car on a circle through ``target``."""
+    dx, dy = float(target[0]) - ego.x, float(target[1]) - ego.y
+    c, s = math.cos(ego.yaw), math.sin(ego.yaw)
+    lx, ly = c * dx + s * dy, -s * dx + c * dy
+    dist2 = max(lx * lx + ly * ly, 1e-6)
+    return math.atan(2.0 * ly * wheelbase / dist2)
+
+
+def route_command(
+    ego: EgoCar,
+    route: Route,
+    s: float,
+    target_speed: float,
+    wheelbase: float,
+    max_steer: float,
+    max_accel: float,
+    max_brake: float,
+    offset: float = 0.0,
+) -> np.ndarray:
+    """A normalised ``[steer, throttle]`` action that follows the route (shifted ``offset``
+    metres left) at ``target_speed``; the look-ahead grows with speed."""
+    look = max(5.0, 0.8 * ego.v)
+    steer = pure_pursuit(ego, lookahead_point(route, s, look, offset), wheelbase)
+    err = target_speed - ego.v
+    accel = 1.5 * err
+    throttle = accel / max_accel if accel >= 0 else accel / max_brake
+    return np.array([min(max(steer / max_steer, -1.0), 1.0), min(max(throttle, -1.0), 1.0)])
+
+
+def meta_targets(
+    action: int,
+    net: RoadNetwork,
+    route: Route,
+    s: float,
+    yaw: float,
+    offset: float,
+    speed_index: int,
+    speeds: tuple[float, ...],
+    lane_width: float,
+) -> tuple[float, int]:
+    """New ``(lateral offset from the route, speed level)`` after a meta action. A lane
+    change happens only where a lane in the same direction lies on that side."""
+    if action in (0, 2):
+        new = offset + (lane_width if action == 0 else -lane_width)
+        probe = lookahead_point(route, s, 10.0, new)
+        if net.locate(float(probe[0]), float(probe[1]), yaw).in_lane:
+            offset = new
+    elif action == 3:
+        speed_index = min(speed_index + 1, len(speeds) - 1)
+    elif action == 4:
+        speed_index = max(speed_index - 1, 0)
+    return offset, speed_index

@@ -1,0 +1,602 @@
+"""Road networks as data: lanes with centre lines, boundaries, widths, speed limits and
+successor links, traffic lights with deterministic phases, crosswalks, and routes.
+
+Everything here is plain numpy, with no simulator attached, so planners, perception
+labels and the scoring all read the same geometry the env drives on. Three seeded
+generators build the scenarios' networks: :func:`loop` (a curvy closed road with several
+lanes in one direction), :func:`highway` (a long multi-lane stretch) and
+:func:`intersection` (a 4-way junction with one lane per direction and a traffic light per
+approach).
+
+Frame: metres, ``x`` east, ``y`` north, headings in radians from +x towards +y. Lateral
+offsets are positive to the left of a lane's direction of travel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+GREEN, YELLOW, RED = 0, 1, 2
+LIGHT_NAMES = ("green", "yellow", "red")
+
+
+def wrap_angle(a: float) -> float:
+    """``a`` wrapped to ``[-π, π)``."""
+    return (a + math.pi) % (2.0 * math.pi) - math.pi
+
+
+def segment_intersection(
+    a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray
+) -> tuple[float, float] | None:
+    """Parameters ``(u, t)`` where segments ``a + u(b - a)`` and ``c + t(d - c)`` meet."""
+    r, s = b - a, d - c
+    den = r[0] * s[1] - r[1] * s[0]
+    if abs(den) < 1e-12:
+        return None
+    q = c - a
+    u = (q[0] * s[1] - q[1] * s[0]) / den
+    t = (q[0] * r[1] - q[1] * r[0]) / den
+    if 0.0 <= u <= 1.0 and 0.0 <= t <= 1.0:
+        return float(u), float(t)
+    return None
+
+
+def _arc_length(points: np.ndarray) -> np.ndarray:
+    steps = np.hypot(*np.diff(points, axis=0).T)
+    return np.concatenate([[0.0], np.cumsum(steps)])
+
+
+def _left_normals(points: np.ndarray, closed: bool) -> np.ndarray:
+    """Unit normals pointing left of the direction of travel, one per vertex (averaged over
+    the two segments that meet there, so offset curves stay parallel through bends)."""
+    d = np.diff(points, axis=0)
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    if closed:  # the last point repeats the first
+        prev = np.vstack([d[-1:], d])
+        nxt = np.vstack([d, d[:1]])
+    else:
+        prev = np.vstack([d[:1], d])
+        nxt = np.vstack([d, d[-1:]])
+    t = prev + nxt
+    t /= np.linalg.norm(t, axis=1, keepdims=True)
+    # scale so that the offset of both adjacent segments is exactly the requested one
+    cos_half = np.clip(np.sum(t * nxt, axis=1), 0.5, 1.0)
+    return np.stack([-t[:, 1], t[:, 0]], axis=1) / cos_half[:, None]
+
+
+def offset_polyline(points: np.ndarray, offset: float, closed: bool = False) -> np.ndarray:
+    """``points`` moved ``offset`` metres to the left (negative: right)."""
+    return points + offset * _left_normals(points, closed)
+
+
+class Lane:
+    """One lane: a centre-line polyline driven from its first point to its last.
+
+    Closed lanes (on a loop) repeat their first point at the end and are their own
+    successor. ``light`` is the traffic light that guards the lane's end (its stop line);
+    ``left`` / ``right`` are neighbouring lanes in the same direction (for lane changes).
+    """
+
+    def __init__(
+        self,
+        lane_id: int,
+        centre: np.ndarray,
+        width: float,
+        speed_limit: float,
+        successors: Sequence[int] = (),
+        left: int | None = None,
+        right: int | None = None,
+        closed: bool = False,
+        light: int | None = None,
+        kind: str = "road",
+    ) -> None:
+        self.id = int(lane_id)
+        self.centre = np.asarray(centre, dtype=np.float64)
+        self.width = float(width)
+        self.speed_limit = float(speed_limit)
+        self.successors = tuple(int(s) for s in successors)
+        self.left, self.right = left, right
+        self.closed = bool(closed)
+        self.light = light
+        self.kind = kind
+        self.s = _arc_length(self.centre)
+        self.length = float(self.s[-1])
+        d = np.diff(self.centre, axis=0)
+        self.headings = np.arctan2(d[:, 1], d[:, 0])
+        normals = _left_normals(self.centre, self.closed)
+        self.left_boundary = self.centre + 0.5 * self.width * normals
+        self.right_boundary = self.centre - 0.5 * self.width * normals
+
+    def pose_at(self, s: float) -> tuple[float, float, float]:
+        """``(x, y, heading)`` at arc length ``s`` (wrapped on closed lanes, else clipped)."""
+        s = s % self.length if self.closed else min(max(s, 0.0), self.length)
+        i = int(np.clip(np.searchsorted(self.s, s, side="right") - 1, 0, len(self.s) - 2))
+        u = (s - self.s[i]) / max(self.s[i + 1] - self.s[i], 1e-9)
+        p = self.centre[i] + u * (self.centre[i + 1] - self.centre[i])
+        return float(p[0]), float(p[1]), float(self.headings[i])
+
+    def project(self, x: float, y: float) -> tuple[float, float]:
+        """``(s, lateral)`` of the point's projection onto this lane's centre line."""
+        a, b = self.centre[:-1], self.centre[1:]
+        ab = b - a
+        ll = np.maximum(np.sum(ab * ab, axis=1), 1e-12)
+        px, py = x - a[:, 0], y - a[:, 1]
+        t = np.clip((px * ab[:, 0] + py * ab[:, 1]) / ll, 0.0, 1.0)
+        dx, dy = px - t * ab[:, 0], py - t * ab[:, 1]
+        i = int(np.argmin(dx * dx + dy * dy))
+        seg = math.sqrt(ll[i])
+        lateral = (ab[i, 0] * py[i] - ab[i, 1] * px[i]) / seg
+        return float(self.s[i] + t[i] * seg), float(lateral)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrafficLight:
+    """A light with a fixed cycle: green for ``green`` s starting at ``start`` within the
+    ``cycle``, then yellow for ``yellow`` s, red for the rest. ``stop_line`` is the segment
+    (two points) a vehicle must not cross on red, in the direction ``heading``."""
+
+    id: int
+    stop_line: tuple[tuple[float, float], tuple[float, float]]
+    heading: float
+    start: float
+    green: float
+    yellow: float
+    cycle: float
+
+    def state(self, t: float) -> int:
+        """GREEN, YELLOW or RED at time ``t`` (seconds)."""
+        u = (t - self.start) % self.cycle
+        if u < self.green:
+            return GREEN
+        return YELLOW if u < self.green + self.yellow else RED
+
+
+@dataclasses.dataclass(frozen=True)
+class LanePoint:
+    """Where a point lies relative to the nearest lane."""
+
+    lane: int  # lane id, -1 when the network is empty
+    s: float  # arc length of the projection along that lane
+    lateral: float  # signed offset from the centre line (left positive)
+    heading_error: float  # point heading minus lane heading, wrapped (0 when not given)
+    in_lane: bool  # within the lane's half width (and, with a heading, facing its way)
+    on_road: bool  # within the half width of some lane, whatever its direction
+
+
+class RoadNetwork:
+    """Lanes, lights and crosswalks of one world, with vectorised point queries.
+
+    All lane segments are stacked into flat arrays once, so :meth:`locate` projects a point
+    onto every segment in a handful of numpy operations.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        lanes: Sequence[Lane],
+        lights: Sequence[TrafficLight] = (),
+        crosswalks: Sequence[tuple[tuple[float, float], tuple[float, float]]] = (),
+    ) -> None:
+        self.kind = kind
+        self.lanes = list(lanes)
+        for i, lane in enumerate(self.lanes):
+            if lane.id != i:
+                raise ValueError("lane ids must be 0..n-1 in order")
+        self.lights = list(lights)
+        self.crosswalks = [np.asarray(c, dtype=np.float64) for c in crosswalks]
+        a = np.concatenate([ln.centre[:-1] for ln in self.lanes])
+        b = np.concatenate([ln.centre[1:] for ln in self.lanes])
+        self._a, self._ab = a, b - a
+        self._len2 = np.maximum(np.sum(self._ab**2, axis=1), 1e-12)
+        self._len = np.sqrt(self._len2)
+        self._lane = np.concatenate([np.full(len(ln.centre) - 1, ln.id) for ln in self.lanes])
+        self._s0 = np.concatenate([ln.s[:-1] for ln in self.lanes])
+        self._half = np.concatenate(
+            [np.full(len(ln.centre) - 1, ln.width / 2) for ln in self.lanes]
+        )
+        self._heading = np.concatenate([ln.headings for ln in self.lanes])
+        pts = np.concatenate(
+            [np.vstack([ln.left_boundary, ln.right_boundary]) for ln in self.lanes]
+        )
+        margin = 20.0
+        self.bounds = (
+            float(pts[:, 0].min() - margin),
+            float(pts[:, 1].min() - margin),
+            float(pts[:, 0].max() + margin),
+            float(pts[:, 1].max() + margin),
+        )
+        # every lane laid end to end (with gaps) for vectorised poses of many vehicles
+        offsets = np.cumsum([0.0] + [ln.length + 10.0 for ln in self.lanes[:-1]])
+        self._offset = offsets
+        self.lane_lengths = np.array([ln.length for ln in self.lanes])
+        self.lane_closed = np.array([ln.closed for ln in self.lanes])
+        self._cat_s = np.concatenate([ln.s + o for ln, o in zip(self.lanes, offsets, strict=True)])
+        self._cat_x = np.concatenate([ln.centre[:, 0] for ln in self.lanes])
+        self._cat_y = np.concatenate([ln.centre[:, 1] for ln in self.lanes])
+        self._cat_h = np.concatenate([np.append(ln.headings, ln.headings[-1]) for ln in self.lanes])
+        # spatial hash: the segments that may matter for a point in each cell, so a query
+        # projects onto a few dozen segments instead of all of them
+        self._cell = 10.0
+        reach = float(self._half.max()) + 0.5 * self._cell * math.sqrt(2.0) + 1.0
+        lo = np.minimum(a, b) - reach
+        hi = np.maximum(a, b) + reach
+        self._buckets: dict[tuple[int, int], np.ndarray] = {}
+        c0 = np.floor(lo / self._cell).astype(int)
+        c1 = np.floor(hi / self._cell).astype(int)
+        cells: dict[tuple[int, int], list[int]] = {}
+        for i in range(len(a)):
+            for cx in range(c0[i, 0], c1[i, 0] + 1):
+                for cy in range(c0[i, 1], c1[i, 1] + 1):
+                    cells.setdefault((cx, cy), []).append(i)
+        # one packed row per segment, so a query slices columns (views) of one array
+        packed = np.stack(
+            [
+                a[:, 0],
+                a[:, 1],
+                self._ab[:, 0],
+                self._ab[:, 1],
+                self._len2,
+                self._len,
+                self._half**2,
+                self._heading,
+                self._s0,
+                self._lane.astype(np.float64),
+            ],
+            axis=1,
+        )
+        self._buckets = {k: packed[np.array(v)] for k, v in cells.items()}
+        self._all = packed
+        preds = {ln.id: 0 for ln in self.lanes}
+        for ln in self.lanes:
+            for s in ln.successors:
+                preds[s] += 1
+        #: Lanes with no predecessor, where traffic enters the network.
+        self.sources = [ln.id for ln in self.lanes if preds[ln.id] == 0 and not ln.closed]
+
+    def locate(self, x: float, y: float, heading: float | None = None) -> LanePoint:
+        """The nearest lane (preferring one that contains the point and faces ``heading``),
+        the arc length and lateral offset on it, and whether the point is in a lane / on
+        the road."""
+        seg = self._buckets.get((math.floor(x / self._cell), math.floor(y / self._cell)))
+        if seg is None:  # far from every lane: search them all
+            seg = self._all
+        abx, aby = seg[:, 2], seg[:, 3]
+        px, py = x - seg[:, 0], y - seg[:, 1]
+        t = np.minimum(np.maximum((px * abx + py * aby) / seg[:, 4], 0.0), 1.0)
+        dx, dy = px - t * abx, py - t * aby
+        d2 = dx * dx + dy * dy
+        inside = d2 <= seg[:, 6]
+        on_road = bool(inside.any())
+        if heading is None:
+            aligned = inside  # only used together with inside
+            k = int(np.argmin(np.where(inside, d2, d2 + 1e6)))
+        else:  # prefer a lane that contains the point and faces the heading
+            aligned = (abx * math.cos(heading) + aby * math.sin(heading)) > 0.0
+            cost = np.where(aligned, d2, d2 + 1e3) + np.where(inside & aligned, 0.0, 1e6)
+            k = int(np.argmin(cost))
+        row = seg[k]
+        lateral = (row[2] * py[k] - row[3] * px[k]) / row[5]
+        err = 0.0 if heading is None else wrap_angle(heading - float(row[7]))
+        return LanePoint(
+            lane=int(row[9]),
+            s=float(row[8] + t[k] * row[5]),
+            lateral=float(lateral),
+            heading_error=err,
+            in_lane=bool(inside[k] and aligned[k]),
+            on_road=on_road,
+        )
+
+    def poses(self, lanes: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(x, y, heading)`` arrays for arc lengths ``s`` on lanes ``lanes`` (vectorised
+        :meth:`Lane.pose_at`)."""
+        length = self.lane_lengths[lanes]
+        s = np.where(self.lane_closed[lanes], np.mod(s, length), np.clip(s, 0.0, length - 1e-6))
+        g = self._offset[lanes] + s
+        i = np.searchsorted(self._cat_s, g, side="right") - 1
+        return (
+            np.interp(g, self._cat_s, self._cat_x),
+            np.interp(g, self._cat_s, self._cat_y),
+            self._cat_h[i],
+        )
+
+    def light_states(self, t: float) -> list[int]:
+        return [light.state(t) for light in self.lights]
+
+
+class Route:
+    """A driving task: a polyline through a sequence of lanes, from a start point to a goal.
+
+    Progress is the arc length of the ego's projection onto the route, searched only in a
+    window around the last progress so that a loop's start and end never get confused.
+    """
+
+    def __init__(self, lanes: Sequence[int], points: np.ndarray) -> None:
+        self.lanes = tuple(int(i) for i in lanes)
+        pts = np.asarray(points, dtype=np.float64)
+        keep = np.concatenate([[True], np.hypot(*np.diff(pts, axis=0).T) > 1e-6])
+        self.points = pts[keep]
+        self.s = _arc_length(self.points)
+        self.length = float(self.s[-1])
+        d = np.diff(self.points, axis=0)
+        self.headings = np.arctan2(d[:, 1], d[:, 0])
+        self._ab = d
+        self._len2 = np.maximum(np.sum(d * d, axis=1), 1e-12)
+        self._x = np.ascontiguousarray(self.points[:, 0])
+        self._y = np.ascontiguousarray(self.points[:, 1])
+
+    def project(
+        self, x: float, y: float, s_hint: float, behind: float = 10.0, ahead: float = 40.0
+    ) -> tuple[float, float, float]:
+        """``(s, lateral, route heading)`` of the nearest route point with ``s`` in
+        ``[s_hint - behind, s_hint + ahead]``."""
+        lo = max(int(np.searchsorted(self.s, s_hint - behind)) - 1, 0)
+        hi = min(int(np.searchsorted(self.s, s_hint + ahead)) + 1, len(self.s) - 1)
+        hi = max(hi, lo + 1)
+        a, ab, ll = self.points[lo:hi], self._ab[lo:hi], self._len2[lo:hi]
+        px, py = x - a[:, 0], y - a[:, 1]
+        t = np.minimum(np.maximum((px * ab[:, 0] + py * ab[:, 1]) / ll, 0.0), 1.0)
+        dx, dy = px - t * ab[:, 0], py - t * ab[:, 1]
+        i = int(np.argmin(dx * dx + dy * dy))
+        seg = math.sqrt(ll[i])
+        lateral = (ab[i, 0] * py[i] - ab[i, 1] * px[i]) / seg
+        return float(self.s[lo + i] + t[i] * seg), float(lateral), float(self.headings[lo + i])
+
+    def point_at(self, s: float | np.ndarray) -> np.ndarray:
+        """Points at arc lengths ``s`` (clipped to the route), shape ``(..., 2)``."""
+        s = np.asarray(s, dtype=np.float64)
+        out = np.empty(s.shape + (2,))
+        out[..., 0] = np.interp(s, self.s, self._x)  # interp clamps to the ends
+        out[..., 1] = np.interp(s, self.s, self._y)
+        return out
+
+    def heading_at(self, s: float) -> float:
+        i = int(np.searchsorted(self.s, s, side="right")) - 1
+        return float(self.headings[min(max(i, 0), len(self.headings) - 1)])
+
+
+def _lane_slice(lane: Lane, s0: float, s1: float) -> np.ndarray:
+    """The centre line between arc lengths ``s0 < s1`` of an open lane."""
+    inner = lane.centre[(lane.s > s0) & (lane.s < s1)]
+    a = np.array(lane.pose_at(s0)[:2])
+    b = np.array(lane.pose_at(s1)[:2])
+    return np.vstack([a, inner, b])
+
+
+def sample_route(
+    net: RoadNetwork, rng: np.random.Generator, length: float, start_margin: float = 15.0
+) -> tuple[Route, float]:
+    """A route of about ``length`` metres (shorter where the network ends) from a random
+    start, following random successors; returns the route and the start lane's ``s``.
+
+    On a loop the route runs around the chosen lane; on open networks it starts on a source
+    lane (where traffic enters) ``start_margin`` metres in, so the ego begins on the road.
+    """
+    if net.sources:
+        lane = net.lanes[net.sources[int(rng.integers(len(net.sources)))]]
+        s_start = min(start_margin + float(rng.uniform(0.0, 10.0)), 0.5 * lane.length)
+    else:
+        lane = net.lanes[int(rng.integers(len(net.lanes)))]
+        s_start = float(rng.uniform(0.0, lane.length))
+    return build_route(net, rng, lane.id, s_start, length), s_start
+
+
+def build_route(
+    net: RoadNetwork, rng: np.random.Generator, lane_id: int, s_start: float, length: float
+) -> Route:
+    """A route from ``s_start`` on lane ``lane_id``, choosing random successors."""
+    lane = net.lanes[lane_id]
+    lanes, parts, left = [lane.id], [], length
+    s = s_start
+    while left > 1e-6:
+        if lane.closed:
+            take = min(left, lane.length - s % lane.length)
+            s_mod = s % lane.length
+            parts.append(_lane_slice(lane, s_mod, s_mod + take))
+            left -= take
+            s = 0.0
+            continue
+        take = min(left, lane.length - s)
+        if take > 1e-6:
+            parts.append(_lane_slice(lane, s, s + take))
+            left -= take
+        if left <= 1e-6 or not lane.successors:
+            break
+        lane = net.lanes[lane.successors[int(rng.integers(len(lane.successors)))]]
+        lanes.append(lane.id)
+        s = 0.0
+    return Route(lanes, np.vstack(parts))
+
+
+# ------------------------------------------------------------------------------- generators
+def _smooth_closed_curve(rng: np.random.Generator, radius: float, spacing: float) -> np.ndarray:
+    """A star-shaped closed curve ``r(θ) = R (1 + Σ a_k cos(kθ + φ_k))``, counter-clockwise,
+    sampled about every ``spacing`` metres, last point = first point."""
+    ks = np.arange(2, 5)
+    amps = rng.uniform(0.0, 1.0, len(ks))
+    amps *= rng.uniform(0.12, 0.22) / amps.sum()
+    phases = rng.uniform(0.0, 2 * np.pi, len(ks))
+    n = max(int(2 * np.pi * radius / spacing), 32)
+    th = np.linspace(0.0, 2 * np.pi, n + 1)
+    r = radius * (1.0 + np.sum(amps[:, None] * np.cos(ks[:, None] * th + phases[:, None]), 0))
+    pts = np.stack([r * np.cos(th), r * np.sin(th)], axis=1)
+    pts[-1] = pts[0]
+    return pts
+
+
+def min_turn_radius(points: np.ndarray) -> float:
+    """Smallest radius of curvature along a polyline (heading change per metre)."""
+    d = np.diff(points, axis=0)
+    h = np.unwrap(np.arctan2(d[:, 1], d[:, 0]))
+    step = np.hypot(d[:, 0], d[:, 1])
+    k = np.abs(np.diff(h)) / (0.5 * (step[1:] + step[:-1]))
+    return float(1.0 / max(k.max(), 1e-9))
+
+
+def loop(
+    rng: np.random.Generator,
+    n_lanes: int = 2,
+    lane_width: float = 3.5,
+    radius: float = 70.0,
+    speed_limit: float = 15.0,
+    n_crosswalks: int = 0,
+) -> RoadNetwork:
+    """A curvy closed road, driven counter-clockwise, with ``n_lanes`` parallel lanes
+    (lane 0 innermost, i.e. leftmost) and optional mid-block crosswalks."""
+    for _ in range(50):  # keep bends wide enough for every lane and a sensible speed
+        ref = _smooth_closed_curve(rng, radius, spacing=2.0)
+        if min_turn_radius(ref) >= max(20.0, 2.0 * n_lanes * lane_width):
+            break
+    lanes = []
+    for i in range(n_lanes):
+        centre = offset_polyline(ref, -(i + 0.5) * lane_width, closed=True)
+        lanes.append(
+            Lane(
+                i,
+                centre,
+                lane_width,
+                speed_limit,
+                successors=(i,),
+                left=i - 1 if i > 0 else None,
+                right=i + 1 if i < n_lanes - 1 else None,
+                closed=True,
+            )
+        )
+    crosswalks = []
+    if n_crosswalks:
+        s_ref = _arc_length(ref)
+        for u in rng.uniform(0.0, s_ref[-1], n_crosswalks):
+            i = int(np.searchsorted(s_ref, u)) % (len(ref) - 1)
+            normal = _left_normals(ref, True)[i]
+            a = ref[i] + 1.5 * normal
+            b = ref[i] - (n_lanes * lane_width + 1.5) * normal
+            crosswalks.append((tuple(a), tuple(b)))
+    return RoadNetwork("loop", lanes, crosswalks=crosswalks)
+
+
+def highway(
+    rng: np.random.Generator,
+    n_lanes: int = 3,
+    lane_width: float = 3.75,
+    length: float = 1500.0,
+    speed_limit: float = 30.0,
+) -> RoadNetwork:
+    """A long road heading east with gentle curves and ``n_lanes`` lanes (lane 0 leftmost)."""
+    x = np.arange(0.0, length + 1e-9, 5.0)
+    amp = rng.uniform(5.0, 25.0)
+    period = rng.uniform(400.0, 800.0)
+    phase = rng.uniform(0.0, 2 * np.pi)
+    ref = np.stack([x, amp * np.sin(2 * np.pi * x / period + phase)], axis=1)
+    lanes = [
+        Lane(
+            i,
+            offset_polyline(ref, -(i + 0.5) * lane_width),
+            lane_width,
+            speed_limit,
+            left=i - 1 if i > 0 else None,
+            right=i + 1 if i < n_lanes - 1 else None,
+        )
+        for i in range(n_lanes)
+    ]
+    return RoadNetwork("highway", lanes)
+
+
+def _bezier(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, spacing: float = 1.0) -> np.ndarray:
+    n = max(int(np.linalg.norm(p2 - p0) / spacing), 4)
+    u = np.linspace(0.0, 1.0, n + 1)[:, None]
+    return (1 - u) ** 2 * p0 + 2 * (1 - u) * u * p1 + u**2 * p2
+
+
+def intersection(
+    rng: np.random.Generator,
+    lane_width: float = 3.5,
+    arm_length: float = 60.0,
+    speed_limit: float = 12.0,
+    green: float = 6.0,
+    yellow: float = 2.0,
+    all_red: float = 1.0,
+) -> RoadNetwork:
+    """A 4-way junction, one lane each way per arm, one light per approach.
+
+    Each approach has its own green phase in turn (protected phases), so vehicles that
+    obey the lights never meet inside the junction. The lights start at a random point of
+    their common cycle. A crosswalk spans each arm just outside the junction.
+    """
+    half = 2.0 * lane_width + 1.0  # junction half size
+    dirs = [np.array([math.cos(k * math.pi / 2), math.sin(k * math.pi / 2)]) for k in range(4)]
+    lanes: list[Lane] = []
+    incoming, outgoing = {}, {}
+    for k, d in enumerate(dirs):  # arm k points along d from the centre
+        left = np.array([-d[1], d[0]])
+        # incoming: drives towards the centre (direction -d); its right side is -left(-d)...
+        a_in = d * (half + arm_length) + left * (lane_width / 2)
+        b_in = d * half + left * (lane_width / 2)
+        a_out = d * half - left * (lane_width / 2)
+        b_out = d * (half + arm_length) - left * (lane_width / 2)
+        n = int(arm_length / 2.0)
+        incoming[k] = len(lanes)
+        lanes.append(Lane(len(lanes), np.linspace(a_in, b_in, n + 1), lane_width, speed_limit))
+        outgoing[k] = len(lanes)
+        lanes.append(Lane(len(lanes), np.linspace(a_out, b_out, n + 1), lane_width, speed_limit))
+    cycle = 4 * (green + yellow + all_red)
+    offset = float(rng.uniform(0.0, cycle))
+    lights, crosswalks = [], []
+    finished: list[Lane] = []
+    connectors: dict[int, list[int]] = {k: [] for k in range(4)}
+    next_id = len(lanes)
+    for k in range(4):
+        lin = lanes[incoming[k]]
+        for m in range(4):
+            if m == k:
+                continue
+            lout = lanes[outgoing[m]]
+            p0, p2 = lin.centre[-1], lout.centre[0]
+            d0 = p0 - lin.centre[-2]
+            d2 = lout.centre[1] - p2
+            if abs(d0[0] * d2[1] - d0[1] * d2[0]) < 1e-9:  # straight on
+                pts = np.linspace(p0, p2, max(int(np.linalg.norm(p2 - p0)), 4) + 1)
+            else:  # the control point is where the two lane lines meet
+                d0 /= np.linalg.norm(d0)
+                d2 /= np.linalg.norm(d2)
+                mat = np.stack([d0, -d2], axis=1)
+                t = np.linalg.solve(mat, p2 - p0)[0]
+                pts = _bezier(p0, p0 + t * d0, p2)
+            finished.append(
+                Lane(next_id, pts, lane_width, speed_limit * 0.75, (outgoing[m],), kind="junction")
+            )
+            connectors[k].append(next_id)
+            next_id += 1
+        d = dirs[k]
+        left = np.array([-d[1], d[0]])
+        stop = (
+            tuple(d * half + left * 0.0),
+            tuple(d * half + left * lane_width),
+        )
+        lights.append(
+            TrafficLight(
+                id=k,
+                stop_line=stop,
+                heading=math.atan2(-d[1], -d[0]),
+                start=(k * (green + yellow + all_red) - offset) % cycle,
+                green=green,
+                yellow=yellow,
+                cycle=cycle,
+            )
+        )
+        cw = d * (half + 2.5)
+        crosswalks.append(
+            (tuple(cw + left * (lane_width + 2.0)), tuple(cw - left * (lane_width + 2.0)))
+        )
+    out: list[Lane] = []
+    for ln in lanes:
+        k = next((k for k, i in incoming.items() if i == ln.id), None)
+        if k is not None:
+            out.append(
+                Lane(ln.id, ln.centre, ln.width, ln.speed_limit, tuple(connectors[k]), light=k)
+            )
+        else:
+            out.append(ln)
+    return RoadNetwork("intersection", out + finished, lights, crosswalks)

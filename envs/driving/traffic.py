@@ -1,0 +1,441 @@
+"""Motion of everything that moves: the ego's kinematic bicycle, IDM traffic and pedestrians.
+
+All of it is numpy on plain arrays, with every random draw taken from the generator the
+env passes in, so a state is a few arrays that copy exactly (see ``DrivingEnv.get_state``).
+
+* The ego is a kinematic bicycle (centre-of-mass reference, slip angle β), integrated
+  ``substeps`` times per control step, with a steering-rate limit.
+* Other vehicles follow lane centre lines with the Intelligent Driver Model (Treiber,
+  Hennecke & Helbing 2000) towards the nearest thing ahead on their path: another vehicle,
+  the ego, a pedestrian on a crosswalk, a static obstacle, or the stop line of a light that
+  is not green. Now and then one changes lane when the target lane has a gap.
+* Pedestrians walk to and fro across crosswalks, pausing at the kerb; they do not look.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from .roads import GREEN, RoadNetwork, segment_intersection
+
+VEHICLE_LENGTH, VEHICLE_WIDTH = 4.5, 1.9
+
+
+@dataclasses.dataclass(frozen=True)
+class IDMParams:
+    """Intelligent Driver Model constants (typical urban values from Treiber's book)."""
+
+    accel: float = 1.5  # maximum acceleration (m/s²)
+    decel: float = 2.0  # comfortable deceleration (m/s²)
+    headway: float = 1.5  # desired time gap (s)
+    min_gap: float = 2.0  # jam distance (m)
+    delta: float = 4.0  # acceleration exponent
+    max_brake: float = 9.0  # hardest braking (m/s²)
+
+
+# ------------------------------------------------------------------------------ ego bicycle
+@dataclasses.dataclass
+class EgoCar:
+    """The ego car: pose, speed, steering angle and the last applied acceleration."""
+
+    x: float = 0.0
+    y: float = 0.0
+    yaw: float = 0.0
+    v: float = 0.0
+    steer: float = 0.0
+    accel: float = 0.0
+
+
+def bicycle_step(
+    ego: EgoCar,
+    steer_target: float,
+    accel: float,
+    dt: float,
+    substeps: int,
+    wheelbase: float,
+    steer_rate: float,
+    max_speed: float,
+) -> None:
+    """Advance ``ego`` in place by ``dt`` seconds in ``substeps`` equal steps.
+
+    The steering angle moves towards ``steer_target`` at most ``steer_rate`` rad/s; the
+    speed never goes below zero (braking stops the car, it does not reverse it).
+    """
+    h = dt / substeps
+    lr = 0.5 * wheelbase
+    x, y, yaw, v, steer = ego.x, ego.y, ego.yaw, ego.v, ego.steer
+    for _ in range(substeps):
+        steer += min(max(steer_target - steer, -steer_rate * h), steer_rate * h)
+        v = min(max(v + accel * h, 0.0), max_speed)
+        beta = math.atan(lr / wheelbase * math.tan(steer))
+        x += v * math.cos(yaw + beta) * h
+        y += v * math.sin(yaw + beta) * h
+        yaw += v / wheelbase * math.cos(beta) * math.tan(steer) * h
+    ego.x, ego.y, ego.yaw, ego.v, ego.steer, ego.accel = (
+        x,
+        y,
+        (yaw + math.pi) % (2 * math.pi) - math.pi,
+        v,
+        steer,
+        accel,
+    )
+
+
+# ------------------------------------------------------------------------------ traffic
+@dataclasses.dataclass
+class TrafficState:
+    """Other vehicles, one entry per pooled body; inactive ones are parked out of sight."""
+
+    lane: np.ndarray  # int, current lane
+    s: np.ndarray  # arc length on the lane
+    v: np.ndarray  # speed
+    v0: np.ndarray  # desired speed
+    d: np.ndarray  # lateral offset left of the centre line (non-zero while changing lane)
+    next_lane: np.ndarray  # int, the lane taken at the end of this one (-1: none)
+    active: np.ndarray  # bool
+    cooldown: np.ndarray  # seconds until the next lane change may start
+
+    @classmethod
+    def empty(cls, n: int) -> TrafficState:
+        z = np.zeros(n)
+        return cls(
+            lane=np.zeros(n, dtype=np.int64),
+            s=z.copy(),
+            v=z.copy(),
+            v0=z.copy(),
+            d=z.copy(),
+            next_lane=np.full(n, -1, dtype=np.int64),
+            active=np.zeros(n, dtype=bool),
+            cooldown=z.copy(),
+        )
+
+
+@dataclasses.dataclass
+class PedestrianState:
+    """Pedestrians on crosswalks: ``u`` metres from the crosswalk's first end."""
+
+    crosswalk: np.ndarray  # int
+    u: np.ndarray
+    direction: np.ndarray  # +1 or -1
+    speed: np.ndarray
+    wait: np.ndarray  # seconds left at the kerb before crossing
+    active: np.ndarray  # bool
+
+    @classmethod
+    def empty(cls, n: int) -> PedestrianState:
+        z = np.zeros(n)
+        return cls(
+            np.zeros(n, dtype=np.int64), z.copy(), np.ones(n), z.copy(), z.copy(), z.astype(bool)
+        )
+
+
+class Crossings:
+    """Where each crosswalk cuts each lane, so vehicles can stop for pedestrians on it."""
+
+    def __init__(self, net: RoadNetwork) -> None:
+        rows = []  # (crosswalk, lane, s on lane, u on crosswalk)
+        for c, cw in enumerate(net.crosswalks):
+            a, b = cw
+            for lane in net.lanes:
+                p = lane.centre
+                for i in range(len(p) - 1):
+                    hit = segment_intersection(a, b, p[i], p[i + 1])
+                    if hit is not None:
+                        u, t = hit
+                        s = lane.s[i] + t * (lane.s[i + 1] - lane.s[i])
+                        rows.append((c, lane.id, s, u * float(np.linalg.norm(b - a))))
+                        break
+        arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
+        self.crosswalk = arr[:, 0].astype(np.int64)
+        self.lane = arr[:, 1].astype(np.int64)
+        self.s = arr[:, 2]
+        self.u = arr[:, 3]
+        self.half = np.array([net.lanes[i].width / 2 + 1.0 for i in self.lane])
+
+
+def crosswalk_positions(
+    net: RoadNetwork, peds: PedestrianState
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, y, heading)`` of every pedestrian (inactive ones included)."""
+    n = len(peds.u)
+    x, y, h = np.zeros(n), np.zeros(n), np.zeros(n)
+    for i in range(n):
+        if not peds.active[i]:
+            continue
+        a, b = net.crosswalks[peds.crosswalk[i]]
+        length = float(np.linalg.norm(b - a))
+        p = a + (b - a) * (peds.u[i] / length)
+        x[i], y[i] = p
+        d = (b - a) * peds.direction[i]
+        h[i] = math.atan2(d[1], d[0])
+    return x, y, h
+
+
+def step_pedestrians(
+    net: RoadNetwork, peds: PedestrianState, dt: float, rng: np.random.Generator
+) -> None:
+    """Walk, turn round at the far kerb, wait a random while, walk back."""
+    pause = rng.uniform(2.0, 12.0, len(peds.u))
+    for i in np.flatnonzero(peds.active):
+        if peds.wait[i] > 0:
+            peds.wait[i] = max(peds.wait[i] - dt, 0.0)
+            continue
+        a, b = net.crosswalks[peds.crosswalk[i]]
+        length = float(np.linalg.norm(b - a))
+        peds.u[i] += peds.direction[i] * peds.speed[i] * dt
+        if peds.u[i] >= length or peds.u[i] <= 0.0:
+            peds.u[i] = min(max(peds.u[i], 0.0), length)
+            peds.direction[i] = -peds.direction[i]
+            peds.wait[i] = pause[i]
+
+
+def spawn_pedestrians(
+    net: RoadNetwork, n: int, rng: np.random.Generator, speed: tuple[float, float] = (1.0, 1.6)
+) -> PedestrianState:
+    peds = PedestrianState.empty(n)
+    if not net.crosswalks:
+        return peds
+    for i in range(n):
+        c = int(rng.integers(len(net.crosswalks)))
+        length = float(np.linalg.norm(net.crosswalks[c][1] - net.crosswalks[c][0]))
+        peds.crosswalk[i] = c
+        peds.direction[i] = 1.0 if rng.random() < 0.5 else -1.0
+        peds.u[i] = 0.0 if peds.direction[i] > 0 else length
+        peds.speed[i] = rng.uniform(*speed)
+        peds.wait[i] = rng.uniform(0.0, 15.0)
+        peds.active[i] = True
+    return peds
+
+
+class TrafficModel:
+    """IDM car following, lights, lane changes and respawning for one road network."""
+
+    def __init__(
+        self,
+        net: RoadNetwork,
+        idm: IDMParams = IDMParams(),
+        lane_change_rate: float = 0.05,
+        lane_change_time: float = 3.0,
+    ) -> None:
+        self.net = net
+        self.idm = idm
+        self.lane_change_rate = lane_change_rate
+        self.lane_change_time = lane_change_time
+        self.crossings = Crossings(net)
+        self.light_of_lane = np.array(
+            [-1 if ln.light is None else ln.light for ln in net.lanes], dtype=np.int64
+        )
+        #: static obstacles as (lane, s) pairs; set by the env after placing them
+        self.static_lane = np.zeros(0, dtype=np.int64)
+        self.static_s = np.zeros(0)
+
+    # --- spawning ---------------------------------------------------------------------------
+    def pick_next(self, lane: int, rng: np.random.Generator) -> int:
+        ln = self.net.lanes[lane]
+        if ln.closed:
+            return lane
+        if not ln.successors:
+            return -1
+        return ln.successors[int(rng.integers(len(ln.successors)))]
+
+    def spawn(
+        self,
+        n: int,
+        rng: np.random.Generator,
+        keep_clear: list[tuple[int, float]],
+        speed_range: tuple[float, float] = (0.6, 1.0),
+        window: tuple[float, float] | None = None,
+    ) -> TrafficState:
+        """Up to ``n`` vehicles at random free places on non-junction lanes, at least 12 m
+        from each other and from the ``(lane, s)`` places in ``keep_clear``; on open lanes
+        only between arc lengths ``window`` when given (traffic around the ego on a long
+        highway rather than spread thinly over all of it)."""
+        tr = TrafficState.empty(n)
+        taken = list(keep_clear)
+        lanes = [ln for ln in self.net.lanes if ln.kind == "road"]
+        for i in range(n):
+            for _ in range(20):
+                ln = lanes[int(rng.integers(len(lanes)))]
+                lo, hi = 0.0, ln.length * (1.0 if ln.closed else 0.85)
+                if window is not None and not ln.closed:
+                    lo, hi = max(lo, window[0]), max(min(hi, window[1]), max(lo, window[0]))
+                s = float(rng.uniform(lo, hi))
+                if all(lane != ln.id or abs(s - s2) > 12.0 for lane, s2 in taken):
+                    break
+            else:
+                continue
+            taken.append((ln.id, s))
+            tr.lane[i], tr.s[i] = ln.id, s
+            tr.v0[i] = ln.speed_limit * rng.uniform(*speed_range)
+            tr.v[i] = tr.v0[i] * rng.uniform(0.5, 1.0)
+            tr.next_lane[i] = self.pick_next(ln.id, rng)
+            tr.active[i] = True
+            tr.cooldown[i] = rng.uniform(0.0, 10.0)
+        return tr
+
+    # --- one control step --------------------------------------------------------------------
+    def step(
+        self,
+        tr: TrafficState,
+        dt: float,
+        t: float,
+        rng: np.random.Generator,
+        ego: tuple[int, float, float] | None,
+        peds: PedestrianState,
+    ) -> None:
+        """Advance all active vehicles by ``dt``. ``ego`` is ``(lane, s, speed)`` when the
+        ego is in a lane (it is then a leader like any other vehicle), else None."""
+        net, p = self.net, self.idm
+        draws = rng.random((len(tr.s), 3))  # fixed count per step keeps streams aligned
+        idx = np.flatnonzero(tr.active)
+        if len(idx) == 0:
+            return
+        ob_lane, ob_s, ob_v, ob_half = self._obstacles(tr, t, ego, peds)
+        lane, s, v = tr.lane[idx], tr.s[idx], tr.v[idx]
+        length = net.lane_lengths[lane]
+        closed = net.lane_closed[lane]
+        nxt = tr.next_lane[idx]
+        same = ob_lane[None, :] == lane[:, None]
+        ds = ob_s[None, :] - s[:, None]
+        ds = np.where(closed[:, None], np.mod(ds, length[:, None]), ds)
+        ahead_same = same & (ds > 1e-6)
+        on_next = (ob_lane[None, :] == nxt[:, None]) & ~closed[:, None]
+        ds_next = (length - s)[:, None] + ob_s[None, :]
+        dist = np.where(ahead_same, ds, np.where(on_next, ds_next, np.inf))
+        # a yellow light is ignored by vehicles too close to stop comfortably
+        is_light = ob_v < -0.5
+        stop_dist = v**2 / (2.0 * p.decel)
+        dist = np.where(is_light[None, :] & (dist < stop_dist[:, None]), np.inf, dist)
+        gap = dist - 0.5 * VEHICLE_LENGTH - ob_half[None, :]
+        j = np.argmin(gap, axis=1)
+        g = gap[np.arange(len(idx)), j]
+        vl = np.maximum(ob_v[j], 0.0)
+        has = np.isfinite(g)
+        g = np.maximum(np.where(has, g, 1e6), 0.1)
+        dv = v - np.where(has, vl, v)
+        s_star = p.min_gap + np.maximum(
+            v * p.headway + v * dv / (2 * math.sqrt(p.accel * p.decel)), 0
+        )
+        acc = p.accel * (1 - (v / np.maximum(tr.v0[idx], 0.1)) ** p.delta - (s_star / g) ** 2)
+        acc = np.maximum(acc, -p.max_brake)
+        v_new = np.where(tr.v0[idx] > 0, np.maximum(v + acc * dt, 0.0), 0.0)  # v0 0: parked
+        s_new = s + v_new * dt
+        tr.v[idx], tr.s[idx] = v_new, s_new
+        # lateral: lane changes in progress converge to the centre line
+        shift = net.lanes[0].width / self.lane_change_time * dt
+        tr.d[idx] -= np.sign(tr.d[idx]) * np.minimum(np.abs(tr.d[idx]), shift)
+        tr.cooldown[idx] = np.maximum(tr.cooldown[idx] - dt, 0.0)
+        # a vehicle held up by something much slower ahead looks for a way round far more
+        # often than one that changes lane on a whim
+        held_up = has & (g < 30.0) & (vl < 0.5 * tr.v0[idx])
+        rate = np.where(held_up, 1.0, self.lane_change_rate) * dt
+        for k, i in enumerate(idx.tolist()):
+            self._advance_lane(tr, i, rng)
+            if tr.active[i] and tr.cooldown[i] <= 0.0 and draws[i, 0] < rate[k]:
+                self._try_lane_change(tr, i, draws[i, 1] < 0.5, ego)
+
+    def _obstacles(self, tr, t, ego, peds):
+        """Everything a vehicle may have to stop for, as (lane, s, speed, half length); a
+        light's stop line has speed -1 so that yellow lights can be told apart."""
+        net = self.net
+        act = np.flatnonzero(tr.active)
+        lanes = [tr.lane[act]]
+        ss = [tr.s[act]]
+        vs = [tr.v[act]]
+        halves = [np.full(len(act), 0.5 * VEHICLE_LENGTH)]
+        if ego is not None:
+            lanes.append(np.array([ego[0]]))
+            ss.append(np.array([ego[1]]))
+            vs.append(np.array([ego[2]]))
+            halves.append(np.array([0.5 * VEHICLE_LENGTH]))
+        if len(self.static_lane):
+            lanes.append(self.static_lane)
+            ss.append(self.static_s)
+            vs.append(np.zeros(len(self.static_s)))
+            halves.append(np.full(len(self.static_s), 1.0))
+        cr = self.crossings
+        if len(cr.lane) and peds.active.any():
+            on = peds.active[None, :] & (peds.crosswalk[None, :] == cr.crosswalk[:, None])
+            near = np.abs(peds.u[None, :] - cr.u[:, None]) < cr.half[:, None]
+            rows = np.flatnonzero((on & near).any(axis=1))
+            if len(rows):
+                lanes.append(cr.lane[rows])
+                ss.append(cr.s[rows] - 2.0)
+                vs.append(np.zeros(len(rows)))
+                halves.append(np.zeros(len(rows)))
+        if net.lights:
+            states = net.light_states(t)
+            stop = [ln.id for ln in net.lanes if ln.light is not None and states[ln.light] != GREEN]
+            if stop:
+                stop_arr = np.array(stop, dtype=np.int64)
+                lanes.append(stop_arr)
+                ss.append(net.lane_lengths[stop_arr])
+                vs.append(np.full(len(stop), -1.0))
+                halves.append(np.zeros(len(stop)))
+        return (
+            np.concatenate(lanes).astype(np.int64),
+            np.concatenate(ss),
+            np.concatenate(vs),
+            np.concatenate(halves),
+        )
+
+    def _advance_lane(self, tr: TrafficState, i: int, rng: np.random.Generator) -> None:
+        net = self.net
+        lane = net.lanes[tr.lane[i]]
+        if tr.s[i] < lane.length:
+            return
+        if lane.closed:
+            tr.s[i] -= lane.length
+            return
+        if tr.next_lane[i] >= 0:
+            tr.s[i] -= lane.length
+            tr.lane[i] = tr.next_lane[i]
+            tr.next_lane[i] = self.pick_next(int(tr.lane[i]), rng)
+            return
+        # the end of the network: come back in at a free source lane, or wait parked
+        for src in net.sources:
+            busy = tr.active & (tr.lane == src) & (tr.s < 15.0)
+            if not busy.any():
+                tr.lane[i], tr.s[i] = src, 0.0
+                tr.next_lane[i] = self.pick_next(src, rng)
+                tr.d[i] = 0.0
+                return
+        tr.active[i] = False
+
+    def _try_lane_change(self, tr: TrafficState, i: int, left: bool, ego) -> None:
+        net = self.net
+        lane = net.lanes[tr.lane[i]]
+        target = lane.left if left else lane.right
+        if target is None:
+            target = lane.right if left else lane.left
+        if target is None or abs(tr.d[i]) > 0.1:
+            return
+        x, y, _ = lane.pose_at(float(tr.s[i]))
+        s_t, lat = net.lanes[target].project(x, y)
+        others = tr.active & (tr.lane == target)
+        ds = tr.s[others] - s_t
+        if net.lanes[target].closed:
+            length = net.lanes[target].length
+            ds = (ds + 0.5 * length) % length - 0.5 * length
+        if np.any((ds > -12.0) & (ds < 15.0)):
+            return
+        if ego is not None and ego[0] == target and -12.0 < ego[1] - s_t < 15.0:
+            return
+        blocked = (self.static_lane == target) & (np.abs(self.static_s - s_t - 10.0) < 15.0)
+        if blocked.any():
+            return
+        tr.lane[i], tr.s[i], tr.d[i] = target, s_t, lat
+        tr.next_lane[i] = target if net.lanes[target].closed else -1
+        tr.cooldown[i] = 10.0
+
+    def poses(self, tr: TrafficState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(x, y, heading)`` of every vehicle, lane-change offsets included."""
+        x, y, h = self.net.poses(tr.lane, tr.s)
+        x = x - np.sin(h) * tr.d
+        y = y + np.cos(h) * tr.d
+        rate = self.net.lanes[0].width / self.lane_change_time
+        h = h - np.sign(tr.d) * np.arctan2(rate, np.maximum(tr.v, 1.0)) * (np.abs(tr.d) > 1e-6)
+        return x, y, h
