@@ -144,7 +144,6 @@ class MCTS(Agent):
             self.net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
         )
         self.evaluator = NetworkEvaluator(self.net.policy_value, self.device)
-        self._model: SimulatorModel | None = None  # scratch simulator for act()
         self.last_search = None  # the latest act() search, for watch's overlay
 
     def modules(self) -> dict[str, nn.Module]:
@@ -156,32 +155,39 @@ class MCTS(Agent):
     # --- playing -----------------------------------------------------------------------------
     def _search(
         self,
-        envs: list[gym.Env],
         obs: Obs,
         model: SimulatorModel,
         explore: bool,
         simulations: int | None = None,
         previous=None,
     ):
-        states = [snapshot_env(e).get_state() for e in envs]
+        """Search from the envs' current states (planning in the envs themselves), then
+        put every env back where it was."""
+        states = model.roots()
         logits, values = self.evaluator(obs, states)
         cfg = self.config.search
         if simulations is not None and simulations != cfg.num_simulations:
             cfg = dataclasses.replace(cfg, num_simulations=simulations)
-        return search(
-            model, self.evaluator, Root(logits, values, states), cfg, self.rng, previous, explore
-        )
+        try:
+            return search(
+                model,
+                self.evaluator,
+                Root(logits, values, states),
+                cfg,
+                self.rng,
+                previous,
+                explore,
+            )
+        finally:
+            model.restore(states)
 
     def act(self, obs: Obs, deterministic: bool = True, envs: list[gym.Env] | None = None):
         """Plan from each env's current state and play the search's choice. Without
         ``envs`` (no simulator at hand) the network's policy alone decides."""
         if envs is None:
             return self.net.actions(to_tensor(obs, self.device), self.rng, deterministic)
-        if self._model is None:
-            self._model = SimulatorModel(make_env(self.env_id, **self._play_env_kwargs()))
-        out = self._search(
-            envs, obs, self._model, explore=False, simulations=self.config.eval_simulations
-        )
+        model = SimulatorModel(envs, in_place=True)
+        out = self._search(obs, model, explore=False, simulations=self.config.eval_simulations)
         self.last_search = out
         if deterministic or self.config.search.root_selection == "gumbel":
             return out.action
@@ -193,9 +199,6 @@ class MCTS(Agent):
             return self.last_search.action_weights
         probs = self.net.probs(to_tensor(obs, self.device))
         return None if probs is None else probs.detach().cpu().numpy()
-
-    def _play_env_kwargs(self) -> dict[str, Any]:
-        return {k: v for k, v in self.config.env.items() if k != "training"}
 
     def _sample(self, weights: np.ndarray, temperature: float) -> np.ndarray:
         w = np.power(np.maximum(weights, 0.0), 1.0 / temperature)
@@ -221,7 +224,7 @@ class MCTS(Agent):
         cfg = self.config
         gamma = cfg.search.discount
         envs = self._make_envs()
-        model = SimulatorModel(make_env(self.env_id, **cfg.env))
+        model = SimulatorModel(envs.envs, in_place=True)
         replay = SearchReplay(cfg.buffer_size, self.observation_space, self.num_actions)
         pending: list[deque] = [deque() for _ in range(envs.num_envs)]
         moves = np.zeros(envs.num_envs, dtype=np.int64)
@@ -230,7 +233,7 @@ class MCTS(Agent):
         stats: dict[str, float] = {}
         try:
             while self.step < total_steps:
-                out = self._search(envs.envs, obs, model, explore=True, previous=previous)
+                out = self._search(obs, model, explore=True, previous=previous)
                 actions = out.action
                 if cfg.search.root_selection == "puct":
                     early = moves < cfg.explore_moves
@@ -274,7 +277,6 @@ class MCTS(Agent):
                 recorder.maybe_checkpoint(self)
         finally:
             envs.close()
-            model.env.close()
 
     # --- targets ------------------------------------------------------------------------------
     @staticmethod
