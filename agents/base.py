@@ -18,6 +18,7 @@ import torch
 
 from pilot.config import field
 from pilot.envs import make_env
+from pilot.errors import TrainingDiverged
 
 from .common.device import resolve_device
 
@@ -88,6 +89,21 @@ class Agent(abc.ABC):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Optimizers a checkpoint holds, by name (so --resume continues Adam's moments)."""
         return {}
+
+    # --- helpers every training loop uses -------------------------------------------------
+    def log_due(self, steps_this_iteration: int) -> bool:
+        """True when this iteration crossed a multiple of ``log_every`` (0: every update)."""
+        every = self.config.log_every
+        return every <= 0 or self.step // every > (self.step - steps_this_iteration) // every
+
+    def check_finite(self, obs: Any, rewards: np.ndarray) -> None:
+        """Env outputs must be finite: a NaN observation or reward is reported, not learned."""
+        arrays = list(obs.values()) if isinstance(obs, dict) else [obs]
+        for x in [*arrays, rewards]:
+            if x.dtype.kind == "f" and not np.isfinite(x).all():
+                raise TrainingDiverged(
+                    f"environment returned non-finite observations or rewards by step {self.step}"
+                )
 
     def action_distribution(self, obs: Any) -> np.ndarray | None:
         """Action probabilities for a batch (discrete policies), for ``watch`` overlays."""

@@ -241,7 +241,7 @@ class MCTS(Agent):
                         sampled = self._sample(out.action_weights, cfg.temperature)
                         actions = np.where(early, sampled, actions)
                 next_obs, rewards, terminated, truncated, info = envs.step(actions)
-                self._check_finite(next_obs, rewards)
+                self.check_finite(next_obs, rewards)
                 done = terminated | truncated
                 for i in range(envs.num_envs):
                     pending[i].append(
@@ -269,7 +269,7 @@ class MCTS(Agent):
                 if self.step >= cfg.learning_starts and replay.size >= cfg.batch_size:
                     for _ in range(cfg.updates_per_step):
                         stats = self._update(replay)
-                if self._log_due(envs.num_envs) and stats:
+                if self.log_due(envs.num_envs) and stats:
                     stats["search/simulator_steps"] = float(model.steps)
                     stats["search/root_value"] = float(out.root_value.mean())
                     recorder.log(self.step, stats)
@@ -323,15 +323,3 @@ class MCTS(Agent):
             "train/value_loss": value_loss.item(),
             "train/grad_norm": grad_norm.item(),
         }
-
-    def _log_due(self, steps: int) -> bool:
-        every = self.config.log_every
-        return every <= 0 or self.step // every > (self.step - steps) // every
-
-    def _check_finite(self, obs: Obs, rewards: np.ndarray) -> None:
-        parts = list(obs.values()) if isinstance(obs, dict) else [obs]
-        for x in [*parts, rewards]:
-            if x.dtype.kind == "f" and not np.isfinite(x).all():
-                raise TrainingDiverged(
-                    f"environment returned non-finite observations or rewards by step {self.step}"
-                )

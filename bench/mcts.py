@@ -29,6 +29,7 @@ from torch import nn
 
 from pilot.agents import build_config, get_algorithm
 from pilot.agents.common.policies import ActorCritic
+from pilot.agents.common.recorder import Recorder
 from pilot.agents.search import (
     NetworkEvaluator,
     Root,
@@ -215,20 +216,6 @@ def speed(seconds: float, sims: int) -> None:
 
 
 # ------------------------------------------------------------------ curve and compare
-class _Quiet:
-    def episodes(self, step, eps):
-        pass
-
-    def log(self, step, metrics):
-        pass
-
-    def progress(self, step):
-        pass
-
-    def maybe_checkpoint(self, agent):
-        pass
-
-
 def _success(act) -> float:
     results = run_episodes(act, GRID, seeds=HELD_OUT, episodes_per_seed=1)
     return float(np.mean([r.terminated for r in results]))
@@ -237,7 +224,7 @@ def _success(act) -> float:
 def _train(algo: str, steps: int, seed: int):
     agent = get_algorithm(algo)(GRID, build_config(algo, GRID), seed=seed)
     start = time.perf_counter()
-    agent.learn(steps, _Quiet())
+    agent.learn(steps, Recorder(None, steps))
     return agent, time.perf_counter() - start
 
 

@@ -9,26 +9,16 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 import pytest
+from test_cli import _run_dir, run_cli
 
 from pilot.agents import build_config, get_algorithm
+from pilot.agents.common.recorder import Recorder
 from pilot.agents.mcts import MCTS, SearchReplay
-from pilot.cli import main
 from pilot.envs import make_env
 from pilot.eval.evaluate import run_episodes
 
 GRID = "pilot/Nav-Grid-v0"
 HELD_OUT = range(1_000_000, 1_000_100)  # maps no test trains on (as in test_navigation_env)
-
-
-def run_cli(args, capsys):
-    rc = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
-
-
-def _run_dir(out: str) -> Path:
-    line = next(x for x in out.splitlines() if x.startswith("run directory:"))
-    return Path(line.split(":", 1)[1].strip())
 
 
 # --- value targets ------------------------------------------------------------------------
@@ -151,23 +141,7 @@ def test_atari_search_through_ale_snapshots():
     )
     agent = MCTS(env_id, cfg, seed=0)
 
-    class Quiet:
-        def __init__(self):
-            self.logged = []
-
-        def episodes(self, step, eps):
-            pass
-
-        def log(self, step, metrics):
-            self.logged.append(metrics)
-
-        def progress(self, step):
-            pass
-
-        def maybe_checkpoint(self, agent):
-            pass
-
-    agent.learn(8, Quiet())
+    agent.learn(8, Recorder(None, 8))
     assert agent.step == 8
     env = make_env(env_id)
     obs, _ = env.reset(seed=0)
@@ -206,20 +180,7 @@ def test_mcts_learns_navigation_and_the_net_saves_simulations():
     before_search = _success(agent, 4)
     before_net = _success(agent, None)
 
-    class Quiet:
-        def episodes(self, step, eps):
-            pass
-
-        def log(self, step, metrics):
-            pass
-
-        def progress(self, step):
-            pass
-
-        def maybe_checkpoint(self, agent):
-            pass
-
-    agent.learn(10_000, Quiet())
+    agent.learn(10_000, Recorder(None, 10_000))
     after_search = _success(agent, 4)
     after_net = _success(agent, None)
     assert after_search >= 0.85 and after_search >= before_search + 0.6
@@ -230,7 +191,7 @@ def test_mcts_learns_navigation_and_the_net_saves_simulations():
     with_search = _success(agent, 8)
     for algo in ("ppo", "dqn"):
         other = get_algorithm(algo)(GRID, build_config(algo, GRID), seed=0)
-        other.learn(10_000, Quiet())
+        other.learn(10_000, Recorder(None, 10_000))
         results = run_episodes(
             lambda obs, envs, a=other: a.act(obs, deterministic=True),
             GRID,

@@ -485,17 +485,8 @@ class PGAgent(Agent):
                 break
         last_values = self.policy.value(to_tensor(obs, self.device)).cpu().numpy()
         rollout = buffer.finish(last_values)
-        self._check_finite(rollout)
+        self.check_finite(rollout.obs, rollout.rewards)
         return rollout, obs
-
-    def _check_finite(self, rollout: Rollout) -> None:
-        """Env outputs must be finite: a NaN observation or reward is reported, not learned."""
-        arrays = list(rollout.obs.values()) if isinstance(rollout.obs, dict) else [rollout.obs]
-        for x in [*arrays, rollout.rewards]:
-            if x.dtype.kind == "f" and not np.isfinite(x).all():
-                raise TrainingDiverged(
-                    f"environment returned non-finite observations or rewards by step {self.step}"
-                )
 
     def _bootstrap_truncated(
         self,
@@ -564,8 +555,3 @@ class PGAgent(Agent):
             "train/entropy": entropy.item(),
             "train/grad_norm": grad_norm.item(),
         }
-
-    def log_due(self, steps_this_iteration: int) -> bool:
-        """True when this iteration crossed a multiple of ``log_every`` (0: every update)."""
-        every = self.config.log_every
-        return every <= 0 or self.step // every > (self.step - steps_this_iteration) // every
