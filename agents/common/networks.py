@@ -26,8 +26,14 @@ def layer_init(layer: nn.Linear | nn.Conv2d, gain: float = math.sqrt(2), bias: f
 
 
 def is_image_space(space: gym.Space) -> bool:
-    """A channel-first uint8 image (C, H, W), as produced by our Atari and camera sensors."""
+    """A uint8 image: channel-first (C, H, W) like Atari frame stacks, or channel-last
+    (H, W, C) like the driving camera (and Stable-Baselines3's convention)."""
     return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+
+
+def is_channels_last(shape: tuple[int, ...]) -> bool:
+    """(H, W, C) with C ≤ 4 colour/stack channels, as opposed to (C, H, W)."""
+    return shape[-1] <= 4 < shape[0]
 
 
 class MLP(nn.Module):
@@ -50,6 +56,10 @@ class NatureCNN(nn.Module):
 
     def __init__(self, in_shape: tuple[int, int, int], out_dim: int = 512):
         super().__init__()
+        # channel-last images (cameras) are permuted to (C, H, W) in forward
+        self.channels_last = is_channels_last(tuple(in_shape))
+        if self.channels_last:
+            in_shape = (in_shape[2], in_shape[0], in_shape[1])
         c = in_shape[0]
         self.conv = nn.Sequential(
             layer_init(nn.Conv2d(c, 32, 8, stride=4)),
@@ -66,6 +76,8 @@ class NatureCNN(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.permute(0, 3, 1, 2)
         # one fused copy-and-scale: ~3x faster on CPU than x.float() / 255 for uint8 frames
         return self.fc(self.conv(x.to(torch.float32, copy=True).mul_(1.0 / 255.0)))
 

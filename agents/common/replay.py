@@ -39,7 +39,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .networks import is_image_space, to_tensor
+from .networks import is_channels_last, is_image_space, to_tensor
 
 Specs = dict[str, tuple[tuple[int, ...], Any]]
 
@@ -188,7 +188,7 @@ class _FrameStore:
 
 
 def _make_store(space: gym.Space, capacity_per_env: int, n_envs: int):
-    if is_image_space(space):
+    if is_image_space(space) and not is_channels_last(space.shape):  # frame stacks only
         return _FrameStore(space, capacity_per_env, n_envs)
     return _ArrayStore(space, capacity_per_env * n_envs)
 
