@@ -304,7 +304,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             while not done:
                 batch = _batch1(obs)
                 action = _act(agent, batch, args.deterministic, [env])[0]
-                frame = video.fit_frame(env.render())
+                frame = video.fit_frame(_watch_picture(env, video))
                 frame = video.caption(
                     frame,
                     [
@@ -349,6 +349,15 @@ def cmd_watch(args: argparse.Namespace) -> int:
         video.write_video(frames, path, fps)
         print(f"video: {path} ({len(frames)} frames)")
     return 0
+
+
+def _watch_picture(env: Any, video: Any):
+    """The env's rendered frame, or, where the env offers its sensors' pictures (the
+    driving world: camera, lidar, BEV), those side by side with their titles."""
+    panels = getattr(env.unwrapped, "sensor_panels", None)
+    if panels is None:
+        return env.render()
+    return video.panel_row(panels())
 
 
 def _show_plan(env: Any) -> None:

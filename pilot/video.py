@@ -49,6 +49,25 @@ def caption(frame: np.ndarray, lines: list[str]) -> np.ndarray:
     return out
 
 
+def panel_row(panels: list[tuple[str, np.ndarray]], height: int = 320) -> np.ndarray:
+    """Pictures side by side, each scaled to ``height`` (nearest-neighbour, so small sensor
+    images stay crisp) with its title on a strip underneath, a thin gap between them."""
+    strip, gap = 24, 4
+    columns = []
+    for title, image in panels:
+        image = np.ascontiguousarray(image[..., :3]).astype(np.uint8)
+        h, w = image.shape[:2]
+        width = max(1, round(w * height / h))
+        scaled = cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST)
+        label = np.full((strip, width, 3), 30, np.uint8)
+        cv2.putText(
+            label, title, (6, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1, cv2.LINE_AA
+        )
+        columns.append(np.concatenate([scaled, label], axis=0))
+        columns.append(np.full((height + strip, gap, 3), 12, np.uint8))
+    return np.concatenate(columns[:-1], axis=1)
+
+
 def bar_chart(
     probs: np.ndarray, labels: list[str] | None, width: int, height: int = 60
 ) -> np.ndarray:

@@ -347,7 +347,10 @@ class DrivingEnv(gym.Env):
     as keywords (nested ``camera``, ``lidar`` and ``weights`` as partial mappings) or
     ``config=DrivingConfig(...)``. ``render_mode="rgb_array"`` returns a chase-camera view
     beside a top-down view (route, objects, lidar returns); ``"human"`` shows the same in
-    a pygame window; ``gui=True`` opens pybullet's own 3-D window (needs a display). ``info`` carries ``reward_terms``, ``infractions`` (this
+    a pygame window; ``gui=True`` opens pybullet's own 3-D window (needs a display).
+    ``sensor_panels()`` gives the pictures ``pilot watch`` shows side by side: the camera
+    image the agent sees (the chase camera without one), a top-down lidar plot and the
+    BEV. ``info`` carries ``reward_terms``, ``infractions`` (this
     step's events: ``type``, ``step``, ``time``, ``x``, ``y``), ``infraction_counts``,
     ``route_completion`` (0..1), ``route_length``, ``distance``,
     ``outside_lane_distance``, ``speed``, ``time``, ``is_success`` and ``outcome``.
@@ -674,7 +677,7 @@ class DrivingEnv(gym.Env):
             self.render()
         return obs, reward, terminated, False, self._info(terms, events)
 
-    def _command(self, action) -> np.ndarray:
+    def _command(self, action) -> tuple[float, float] | np.ndarray:
         cfg, sim = self.config, self._sim
         if cfg.meta_actions:
             a = int(action)
@@ -703,10 +706,14 @@ class DrivingEnv(gym.Env):
                 cfg.max_brake,
                 sim.meta_offset,
             )
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != (2,) or not np.all(np.isfinite(a)):
+        # plain floats: numpy's per-call overhead dwarfs the work on two numbers
+        try:
+            steer, throttle = (float(v) for v in np.ravel(action))
+        except (TypeError, ValueError):
+            steer = throttle = math.nan
+        if not (math.isfinite(steer) and math.isfinite(throttle)):
             raise ValueError(f"action must be 2 finite numbers, got {action!r}")
-        return np.clip(a, -1.0, 1.0)
+        return min(max(steer, -1.0), 1.0), min(max(throttle, -1.0), 1.0)
 
     def _limit(self, lane) -> float:
         return self.net.lanes[lane.lane].speed_limit if lane.lane >= 0 else self.config.speed_limit
@@ -859,6 +866,78 @@ class DrivingEnv(gym.Env):
         pygame.event.pump()
         pygame.display.flip()
         self._clock.tick(self.metadata["render_fps"])
+
+    def sensor_panels(self, size: int = 320) -> list[tuple[str, np.ndarray]]:
+        """``(title, RGB image)`` pictures of what the car senses now, for a viewer to show
+        side by side: the forward camera image the agent sees (the chase camera when the
+        observation has no camera), a top-down plot of the lidar sweep, and the BEV.
+
+        The camera image keeps its own resolution (the viewer scales it); the lidar plot
+        and the BEV are ``size × size``. Nothing here touches the episode's state or its
+        random generator, so showing the panels never changes a rollout."""
+        if self._sim is None:
+            raise RuntimeError("call reset() before sensor_panels()")
+        ego = self._sim.ego
+        cam = next((k for k in ("camera", "depth", "segmentation") if k in self.sensors), None)
+        if cam == "camera":
+            cached = self._frame_cache.get("camera")
+            if cached is None:  # e.g. just after set_state(): the same view, rendered again
+                cached = self.world.camera(self.camera_spec, ego.x, ego.y, ego.yaw)
+            spec = self.camera_spec
+            first = (f"camera {spec.width}x{spec.height} (agent)", cached[0])
+        else:
+            chase = self.world.camera(self.CHASE, ego.x, ego.y, ego.yaw)[0]
+            first = ("chase camera (no camera in obs)", chase)
+        spec = self.lidar_spec
+        lidar_title = f"lidar {spec.channels}x{spec.rays}, {spec.max_range:g} m"
+        if not any(isinstance(s, Lidar) for s in self.sensors.values()):
+            lidar_title += " (not in obs)"
+        return [
+            first,
+            (lidar_title, self.lidar_image(size)),
+            ("BEV", self.bev_image(size)),
+        ]
+
+    def lidar_image(self, size: int = 320) -> np.ndarray:
+        """The last lidar sweep seen from above, car at the centre heading up: the free
+        space the rays swept, a dot at every return coloured by what it hit (vehicle,
+        pedestrian, static; brown: the ground) and range rings every 10 m. Without a lidar in
+        the observation a noise-free sweep of the configured lidar is cast for the
+        picture."""
+        import cv2
+
+        sensor = next((s for s in self.sensors.values() if isinstance(s, Lidar)), None)
+        ranges_ids = self._frame_cache.get("lidar") if sensor is not None else None
+        if ranges_ids is None:  # noise-free, so the env's generator is never drawn from
+            sensor = Lidar(dataclasses.replace(self.lidar_spec, noise_std=0.0))
+            ranges_ids = sensor.sweep(self._frame())
+        ranges, ids = ranges_ids
+        spec = sensor.spec
+        img = np.full((size, size, 3), 24, dtype=np.uint8)
+        centre = np.array([size / 2, size / 2])
+        px_per_m = 0.5 * (size - 8) / spec.max_range
+        pts = sensor.dirs[:, :2] * ranges[:, None]  # ego frame: x forward, y left
+        pix = np.round(centre - pts[:, ::-1] * px_per_m).astype(np.int32)  # up = forward
+        cls = self.world.body_class[np.clip(ids, 0, len(self.world.body_class) - 1)]
+        colours = np.where(ids[:, None] >= 0, PALETTE[cls], (120, 120, 120))
+        colours[ids == -2] = (140, 100, 60)
+        hit = ids != -1
+        # free space: the area the rays swept before their returns
+        outline = pix if spec.h_fov >= 360.0 else np.vstack([centre.astype(np.int32), pix])
+        cv2.fillPoly(img, [outline.reshape(-1, 1, 2)], (52, 60, 72), cv2.LINE_AA)
+        for ring in np.arange(10.0, spec.max_range + 1e-9, 10.0):
+            cv2.circle(img, (size // 2, size // 2), int(ring * px_per_m), (80, 80, 80), 1)
+        for (u, v), colour in zip(pix[hit].tolist(), colours[hit].tolist(), strict=True):
+            cv2.circle(img, (u, v), 2, tuple(int(x) for x in colour), -1, cv2.LINE_AA)
+        half = np.array([2.25, 0.95]) * px_per_m
+        cv2.rectangle(
+            img,
+            tuple(int(x) for x in centre - half[::-1]),
+            tuple(int(x) for x in centre + half[::-1]),
+            (220, 40, 40),
+            -1,
+        )
+        return img
 
     def bev_image(self, size: int = 240, extent: float = 60.0) -> np.ndarray:
         """A top-down view centred ahead of the car, heading up: the ground classes, the

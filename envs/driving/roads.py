@@ -14,6 +14,7 @@ offsets are positive to the left of a lane's direction of travel.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -327,23 +328,28 @@ class Route:
         self._len2 = np.maximum(np.sum(d * d, axis=1), 1e-12)
         self._x = np.ascontiguousarray(self.points[:, 0])
         self._y = np.ascontiguousarray(self.points[:, 1])
+        # contiguous columns and a list of ``s`` for bisect: project() runs every step
+        self._abx = np.ascontiguousarray(d[:, 0])
+        self._aby = np.ascontiguousarray(d[:, 1])
+        self._s_list = self.s.tolist()
 
     def project(
         self, x: float, y: float, s_hint: float, behind: float = 10.0, ahead: float = 40.0
     ) -> tuple[float, float, float]:
         """``(s, lateral, route heading)`` of the nearest route point with ``s`` in
         ``[s_hint - behind, s_hint + ahead]``."""
-        lo = max(int(np.searchsorted(self.s, s_hint - behind)) - 1, 0)
-        hi = min(int(np.searchsorted(self.s, s_hint + ahead)) + 1, len(self.s) - 1)
+        s_list = self._s_list
+        lo = max(bisect.bisect_left(s_list, s_hint - behind) - 1, 0)
+        hi = min(bisect.bisect_left(s_list, s_hint + ahead) + 1, len(s_list) - 1)
         hi = max(hi, lo + 1)
-        a, ab, ll = self.points[lo:hi], self._ab[lo:hi], self._len2[lo:hi]
-        px, py = x - a[:, 0], y - a[:, 1]
-        t = np.minimum(np.maximum((px * ab[:, 0] + py * ab[:, 1]) / ll, 0.0), 1.0)
-        dx, dy = px - t * ab[:, 0], py - t * ab[:, 1]
+        abx, aby, ll = self._abx[lo:hi], self._aby[lo:hi], self._len2[lo:hi]
+        px, py = x - self._x[lo:hi], y - self._y[lo:hi]
+        t = np.minimum(np.maximum((px * abx + py * aby) / ll, 0.0), 1.0)
+        dx, dy = px - t * abx, py - t * aby
         i = int(np.argmin(dx * dx + dy * dy))
         seg = math.sqrt(ll[i])
-        lateral = (ab[i, 0] * py[i] - ab[i, 1] * px[i]) / seg
-        return float(self.s[lo + i] + t[i] * seg), float(lateral), float(self.headings[lo + i])
+        lateral = (abx[i] * py[i] - aby[i] * px[i]) / seg
+        return float(s_list[lo + i] + t[i] * seg), float(lateral), float(self.headings[lo + i])
 
     def point_at(self, s: float | np.ndarray) -> np.ndarray:
         """Points at arc lengths ``s`` (clipped to the route), shape ``(..., 2)``."""
@@ -352,6 +358,10 @@ class Route:
         out[..., 0] = np.interp(s, self.s, self._x)  # interp clamps to the ends
         out[..., 1] = np.interp(s, self.s, self._y)
         return out
+
+    def xy_at(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` arrays at arc lengths ``s``: :meth:`point_at` without the stacking."""
+        return np.interp(s, self.s, self._x), np.interp(s, self.s, self._y)
 
     def heading_at(self, s: float) -> float:
         i = int(np.searchsorted(self.s, s, side="right")) - 1

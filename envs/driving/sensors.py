@@ -53,6 +53,9 @@ class SensorFrame:
 
 
 # ------------------------------------------------------------------------------- ego state
+_LIGHT_LEVEL = {YELLOW: 0.5, RED: 1.0}
+
+
 class EgoState:
     """What the car knows about itself and its route, 16 + 2k numbers in [-1, 1]:
 
@@ -79,41 +82,44 @@ class EgoState:
         self.lane_width = lane_width
         self.waypoints, self.spacing = int(waypoints), float(spacing)
         self._offsets = self.spacing * np.arange(1, self.waypoints + 1)
+        self._scale = self.spacing * self.waypoints
+        self._vec = np.empty(16 + 2 * self.waypoints)  # work buffer, copied out as float32
 
     def space(self) -> spaces.Box:
         return spaces.Box(-1.0, 1.0, (16 + 2 * self.waypoints,), np.float32)
 
     def observe(self, frame: SensorFrame) -> np.ndarray:
-        e, route = frame.ego, frame.route
-        s, lateral = frame.route_s, frame.route_lateral
+        e, route, lane = frame.ego, frame.route, frame.lane
+        s = frame.route_s
         err = e.yaw - frame.route_heading
-        light = {YELLOW: 0.5, RED: 1.0}.get(frame.light_state, 0.0)
         out = [
             e.v / self.max_speed,
             e.steer / self.max_steer,
             e.accel / self.max_accel,
             math.sin(err),
             math.cos(err),
-            lateral / (2 * self.lane_width),
-            frame.lane.lateral / (0.5 * self.lane_width),
+            frame.route_lateral / (2 * self.lane_width),
+            lane.lateral / (0.5 * self.lane_width),
             s / route.length,
             frame.speed_limit / self.max_speed,
             frame.target_speed / self.max_speed,
-            float(frame.lane.in_lane),
-            float(frame.lane.on_road),
-            light,
+            float(lane.in_lane),
+            float(lane.on_road),
+            _LIGHT_LEVEL.get(frame.light_state, 0.0),
             min(frame.light_distance / 50.0, 1.0),
             *frame.last_command,
         ]
-        ahead = route.point_at(s + self._offsets)
-        dx, dy = ahead[:, 0] - e.x, ahead[:, 1] - e.y
+        # waypoints in the ego frame, into a reused buffer (this runs every step)
+        g = s + self._offsets
+        x, y = route.xy_at(g)
+        dx, dy = x - e.x, y - e.y
         c, sn = math.cos(e.yaw), math.sin(e.yaw)
-        scale = self.spacing * self.waypoints
-        vec = np.empty(16 + 2 * self.waypoints)
+        vec = self._vec
         vec[:16] = out
-        vec[16::2] = (c * dx + sn * dy) / scale
-        vec[17::2] = (-sn * dx + c * dy) / scale
-        return np.minimum(np.maximum(vec, -1.0), 1.0).astype(np.float32)
+        vec[16::2] = (c * dx + sn * dy) / self._scale
+        vec[17::2] = (-sn * dx + c * dy) / self._scale
+        np.maximum(vec, -1.0, out=vec)
+        return np.minimum(vec, 1.0, out=vec).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------- camera
@@ -216,6 +222,7 @@ class Lidar:
             self.ground_frac = np.where(
                 dz < -1e-9, spec.mount_height / (-dz * spec.max_range), np.inf
             )
+        self._downward = bool(np.isfinite(self.ground_frac).any())
 
     @property
     def n(self) -> int:
@@ -233,9 +240,10 @@ class Lidar:
         ends[:, 1] = e.y + s * self._rx + c * self._ry
         starts[:, 0], starts[:, 1] = e.x, e.y
         frac, ids = frame.world.cast(starts, ends)
-        ground = self.ground_frac < frac
-        frac = np.where(ground, self.ground_frac, frac)
-        ids = np.where(ground, -2, ids)
+        if self._downward:  # rays that reach the ground plane before any body stop there
+            ground = self.ground_frac < frac
+            frac = np.where(ground, self.ground_frac, frac)
+            ids = np.where(ground, -2, ids)
         ranges = frac * r
         if spec.noise_std > 0:
             noise = frame.rng.normal(0.0, spec.noise_std, len(ranges))

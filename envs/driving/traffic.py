@@ -178,6 +178,8 @@ def step_pedestrians(
     net: RoadNetwork, peds: PedestrianState, dt: float, rng: np.random.Generator
 ) -> None:
     """Walk, turn round at the far kerb, wait a random while, walk back."""
+    if not len(peds.u):  # no pool: nothing to draw (an empty draw leaves the stream as is)
+        return
     pause = rng.uniform(2.0, 12.0, len(peds.u))
     for i in np.flatnonzero(peds.active):
         if peds.wait[i] > 0:
@@ -288,6 +290,8 @@ class TrafficModel:
     ) -> None:
         """Advance all active vehicles by ``dt``. ``ego`` is ``(lane, s, speed)`` when the
         ego is in a lane (it is then a leader like any other vehicle), else None."""
+        if not len(tr.s):  # no pool: nothing to draw (an empty draw leaves the stream as is)
+            return
         net, p = self.net, self.idm
         draws = rng.random((len(tr.s), 3))  # fixed count per step keeps streams aligned
         idx = np.flatnonzero(tr.active)
