@@ -107,12 +107,7 @@ def test_watch_shows_camera_lidar_and_bev_side_by_side(with_camera, tmp_path, mo
     sensors = "[state,lidar,camera]" if with_camera else "[state,lidar]"
     args = ["train", "ppo", "--env", LANEKEEP, "--steps", "256", "--no-progress"]
     args += ["--set", "n_envs=2", "--set", "n_steps=64", "--set", f"env.sensors={sensors}"]
-    try:
-        assert main(args) == 0
-    except RuntimeError as err:  # a CNN given H×W×3 images as if they were C×H×W
-        if with_camera and "Kernel size" in str(err):
-            pytest.skip("the agents' CNN torso does not take H×W×3 camera images yet")
-        raise
+    assert main(args) == 0
     out = capsys.readouterr().out
     run = next(x for x in out.splitlines() if x.startswith("run directory:")).split(":", 1)[1]
     assert main(["watch", run.strip(), "--max-steps", "5", "--format", "gif"]) == 0
