@@ -25,6 +25,7 @@ from gymnasium import spaces
 from pilot.config import field, from_dict
 from pilot.errors import UserError, close_matches
 
+from ..rendering import warn_no_render_mode
 from . import roads
 from .control import META_ACTIONS, meta_targets, route_command
 from .roads import GREEN, RED, YELLOW, RoadNetwork, Route, segment_intersection
@@ -833,11 +834,7 @@ class DrivingEnv(gym.Env):
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:
-            env_id = self.spec.id if self.spec is not None else type(self).__name__
-            gym.logger.warn(
-                "render() was called without a render_mode and returns nothing; make the env "
-                f'with one, e.g. gym.make("{env_id}", render_mode="rgb_array")'
-            )
+            warn_no_render_mode(self)
             return None
         if self._sim is None:
             raise RuntimeError("call reset() before render()")

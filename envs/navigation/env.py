@@ -31,6 +31,7 @@ from gymnasium import spaces
 from pilot.config import field, from_dict
 from pilot.errors import UserError
 
+from ..rendering import warn_no_render_mode
 from . import maps
 from .geometry import (
     MOVES,
@@ -375,11 +376,7 @@ class _NavEnv(gym.Env, abc.ABC):
     # --- drawing --------------------------------------------------------------------------------
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:
-            env_id = self.spec.id if self.spec is not None else type(self).__name__
-            gym.logger.warn(
-                "render() was called without a render_mode and returns nothing; make the env "
-                f'with one, e.g. gym.make("{env_id}", render_mode="rgb_array")'
-            )
+            warn_no_render_mode(self)
             return None
         return self._draw()
 
