@@ -42,6 +42,8 @@ def env_family(env_id: str) -> str:
     """Preset family of an env id (``atari`` for ``pilot/Atari-*``)."""
     if env_id.startswith("pilot/Atari-"):
         return "atari"
+    if env_id.startswith("pilot/Driving-"):
+        return "driving"
     if env_id.startswith("pilot/Probe-"):
         return "probe"
     if env_id.startswith("pilot/Nav-"):
