@@ -22,6 +22,7 @@ import numpy as np
 from pilot.envs import make_env
 from pilot.envs.vector import stack_obs
 
+from .driving import DrivingScore, episode_score, mean_scores
 from .stats import Summary, summarize
 
 
@@ -33,6 +34,7 @@ class EpisodeResult:
     length: int
     terminated: bool
     success: bool | None = None  # the env's info["success"] at the episode's end, if it says
+    driving: DrivingScore | None = None  # driving worlds: the route's leaderboard scores
 
 
 def run_episodes(
@@ -70,7 +72,12 @@ def run_episodes(
                 lens[i] += 1
                 cut = max_steps is not None and lens[i] >= max_steps
                 if term or trunc or cut:
-                    success = info.get("success")
+                    success = info.get("success", info.get("is_success"))
+                    driving = (
+                        episode_score(info, truncated=bool(trunc or cut) and not term)
+                        if "route_completion" in info and "infraction_counts" in info
+                        else None
+                    )
                     results.append(
                         EpisodeResult(
                             int(seeds[i]),
@@ -79,6 +86,7 @@ def run_episodes(
                             lens[i],
                             bool(term),
                             None if success is None else bool(success),
+                            driving,
                         )
                     )
                     if progress is not None:
@@ -103,6 +111,22 @@ def success_rate(results: list[EpisodeResult]) -> float | None:
     return sum(known) / len(known) if known else None
 
 
+_DRIVING_COLUMNS = (
+    "driving_score",
+    "route_completion",
+    "infraction_penalty",
+    "infractions_per_km",
+    "outside_lane_fraction",
+)
+
+
+def driving_summary(results: list[EpisodeResult]) -> dict[str, float] | None:
+    """Mean Driving Score, Route Completion, Infraction Penalty and infractions per km
+    over the routes (driving worlds only; None elsewhere)."""
+    scores = [r.driving for r in results if r.driving is not None]
+    return mean_scores(scores) if scores else None
+
+
 def write_results(
     folder: str | Path, results: list[EpisodeResult], meta: dict[str, Any]
 ) -> tuple[Path, Path, Summary]:
@@ -113,16 +137,23 @@ def write_results(
     csv_path = folder / "episodes.csv"
     with csv_path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["seed", "episode", "return", "length", "terminated", "success"])
+        driving = any(r.driving is not None for r in results)
+        header = ["seed", "episode", "return", "length", "terminated", "success"]
+        w.writerow(header + (list(_DRIVING_COLUMNS) if driving else []))
         for r in results:
             success = "" if r.success is None else int(r.success)
-            w.writerow([r.seed, r.episode, r.ret, r.length, int(r.terminated), success])
+            row = [r.seed, r.episode, r.ret, r.length, int(r.terminated), success]
+            if driving:
+                d = r.driving
+                row += ["" if d is None else getattr(d, c) for c in _DRIVING_COLUMNS]
+            w.writerow(row)
     json_path = folder / "summary.json"
     payload = {
         **meta,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "summary": asdict(summary),
         "success_rate": success_rate(results),
+        "driving": driving_summary(results),
         "episodes": [asdict(r) for r in results],
     }
     json_path.write_text(json.dumps(payload, indent=2))

@@ -396,7 +396,7 @@ def _batch1(obs: Any) -> Any:
 # --------------------------------------------------------------------------- eval
 def cmd_eval(args: argparse.Namespace) -> int:
     from pilot.envs import is_atari
-    from pilot.eval.evaluate import run_episodes, success_rate, write_results
+    from pilot.eval.evaluate import driving_summary, run_episodes, success_rate, write_results
 
     if args.episodes < 1:
         raise UserError("--episodes must be at least 1")
@@ -453,6 +453,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     rate = success_rate(results)
     if rate is not None:
         print(f"  success {rate:.1%} ({sum(bool(r.success) for r in results)}/{len(results)})")
+    driving = driving_summary(results)
+    if driving is not None:
+        print(
+            f"  Driving Score {driving['driving_score']:.1f}, route completion "
+            f"{driving['route_completion']:.1f}%, infraction penalty "
+            f"{driving['infraction_penalty']:.3f}, {driving['infractions_per_km']:.2f} "
+            "infractions/km"
+        )
     print(f"  results: {csv_path}  {json_path}")
     return 0
 

@@ -408,3 +408,25 @@ def test_bench_lists_and_runs_the_benchmark_scripts(capsys):
     assert rc == 0
     rows = [line for line in out.splitlines() if line.startswith("| learned latent model | 64")]
     assert len(rows) == 1 and rows[0].rstrip().endswith("× |")
+
+
+def test_eval_on_driving_reports_the_leaderboard_scores(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "ppo", "--env", "pilot/Driving-LaneKeep-v0", "--steps", 256, *FAST_PPO]
+    rc, out, _ = run_cli([*args, "--set", "env.sensors=[state,lidar]"], capsys)
+    assert rc == 0
+    run = tmp_path / _run_dir(out)
+    rc, out, _ = run_cli(
+        ["eval", run, "--episodes", 1, "--seeds", 3, 4, "--out", tmp_path / "ev"], capsys
+    )
+    assert rc == 0 and "  success " in out and "Driving Score" in out
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    rows = summary["episodes"]
+    # an untrained car leaves the road early: the score is its route completion × penalties
+    for r in rows:
+        d = r["driving"]
+        assert d["driving_score"] == pytest.approx(d["route_completion"] * d["infraction_penalty"])
+    mean_ds = np.mean([r["driving"]["driving_score"] for r in rows])
+    assert summary["driving"]["driving_score"] == pytest.approx(mean_ds)
+    with (tmp_path / "ev" / "episodes.csv").open() as f:
+        assert "driving_score" in next(csv.reader(f))
