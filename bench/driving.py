@@ -35,7 +35,6 @@ import numpy as np  # noqa: E402
 
 import pilot.envs  # noqa: E402, F401 - registers the ids
 from pilot.envs import make_env  # noqa: E402
-from pilot.envs.driving import route_command  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -48,18 +47,7 @@ def rss_mb() -> float:
 
 
 def follower(env) -> np.ndarray:
-    u = env.unwrapped
-    sim, cfg = u._sim, u.config
-    return route_command(
-        sim.ego,
-        u.route,
-        sim.route_s,
-        u._frame().target_speed,
-        cfg.wheelbase,
-        cfg.max_steer,
-        cfg.max_accel,
-        cfg.max_brake,
-    )
+    return env.unwrapped.follow_route()
 
 
 def time_env(env, steps: int, policy, seed: int = 0) -> dict:

@@ -14,7 +14,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import pilot.envs  # noqa: F401 - registers the pilot/... ids
 from pilot.envs import DESCRIPTIONS, make_env
-from pilot.envs.driving import DRIVING, route_command
+from pilot.envs.driving import DRIVING
 from pilot.envs.driving.roads import RED
 from pilot.envs.driving.world import GRASS, MARKING, ROAD, SKY, VEHICLE
 from pilot.errors import UserError
@@ -32,19 +32,7 @@ INTERSECTION, OBSTACLES = "pilot/Driving-Intersection-v0", "pilot/Driving-Obstac
 def follow(env, speed: float | None = None) -> np.ndarray:
     """Pure pursuit on the route's centre line at the env's target speed (which drops to
     0 before a red light) or at ``speed``."""
-    u = env.unwrapped
-    sim, cfg = u._sim, u.config
-    target = u._frame().target_speed if speed is None else speed
-    return route_command(
-        sim.ego,
-        u.route,
-        sim.route_s,
-        target,
-        cfg.wheelbase,
-        cfg.max_steer,
-        cfg.max_accel,
-        cfg.max_brake,
-    )
+    return env.unwrapped.follow_route(speed)
 
 
 def drive(env, policy, max_steps: int = 2000) -> tuple[dict, int, bool]:

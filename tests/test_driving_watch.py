@@ -12,27 +12,14 @@ import pilot.envs  # noqa: F401 - registers the pilot/... ids
 from pilot import video
 from pilot.cli import main
 from pilot.envs import make_env
-from pilot.envs.driving import route_command
 
 LANEKEEP, HIGHWAY = "pilot/Driving-LaneKeep-v0", "pilot/Driving-Highway-v0"
 CAMERA = {"sensors": ("state", "lidar", "camera")}
 
 
 def follow_steps(env, n: int) -> None:
-    u = env.unwrapped
     for _ in range(n):
-        sim, cfg = u._sim, u.config
-        action = route_command(
-            sim.ego,
-            u.route,
-            sim.route_s,
-            u._frame().target_speed,
-            cfg.wheelbase,
-            cfg.max_steer,
-            cfg.max_accel,
-            cfg.max_brake,
-        )
-        env.step(action)
+        env.step(env.unwrapped.follow_route())
 
 
 def test_panels_are_the_agents_camera_a_lidar_plot_and_the_bev():

@@ -678,6 +678,27 @@ class DrivingEnv(gym.Env):
             self.render()
         return obs, reward, terminated, False, self._info(terms, events)
 
+    def follow_route(self, speed: float | None = None, offset: float = 0.0) -> np.ndarray:
+        """The ``[steer, throttle]`` action of a pure-pursuit driver on the route's centre
+        line (shifted ``offset`` metres left) at ``speed``, by default the env's target
+        speed (which drops to 0 before a red light): the meta actions' driver, and a
+        scripted lane follower for tests and benchmarks."""
+        if self._sim is None:
+            raise RuntimeError("call reset() before follow_route()")
+        cfg, sim = self.config, self._sim
+        target = self._frame().target_speed if speed is None else speed
+        return route_command(
+            sim.ego,
+            self.route,
+            sim.route_s,
+            target,
+            cfg.wheelbase,
+            cfg.max_steer,
+            cfg.max_accel,
+            cfg.max_brake,
+            offset,
+        )
+
     def _command(self, action) -> tuple[float, float] | np.ndarray:
         cfg, sim = self.config, self._sim
         if cfg.meta_actions:
@@ -696,17 +717,7 @@ class DrivingEnv(gym.Env):
                 cfg.lane_width,
             )
             target = min(self.META_SPEEDS[sim.meta_speed], cfg.max_speed)
-            return route_command(
-                sim.ego,
-                self.route,
-                sim.route_s,
-                target,
-                cfg.wheelbase,
-                cfg.max_steer,
-                cfg.max_accel,
-                cfg.max_brake,
-                sim.meta_offset,
-            )
+            return self.follow_route(target, sim.meta_offset)
         # plain floats: numpy's per-call overhead dwarfs the work on two numbers
         try:
             steer, throttle = (float(v) for v in np.ravel(action))

@@ -12,6 +12,17 @@ import gymnasium as gym
 
 _ENTRY = "pilot.envs.driving.env:DrivingEnv"
 
+_HIGHWAY: dict[str, Any] = {
+    "scenario": "highway",
+    "lanes": 3,
+    "lane_width": 3.75,
+    "speed_limit": 30.0,
+    "target_speed": 25.0,
+    "initial_speed": 20.0,
+    "route_length": 600.0,
+    "vehicles": 12,
+}
+
 #: id -> (max_episode_steps, config keywords, one-line description)
 DRIVING: dict[str, tuple[int, dict[str, Any], str]] = {
     "pilot/Driving-LaneKeep-v0": (
@@ -21,31 +32,12 @@ DRIVING: dict[str, tuple[int, dict[str, Any], str]] = {
     ),
     "pilot/Driving-Highway-v0": (
         500,
-        {
-            "scenario": "highway",
-            "lanes": 3,
-            "lane_width": 3.75,
-            "speed_limit": 30.0,
-            "target_speed": 25.0,
-            "initial_speed": 20.0,
-            "route_length": 600.0,
-            "vehicles": 12,
-        },
+        _HIGHWAY,
         "driving: three-lane highway with IDM traffic that changes lanes (Box(2) controls)",
     ),
     "pilot/Driving-Highway-Meta-v0": (
         500,
-        {
-            "scenario": "highway",
-            "lanes": 3,
-            "lane_width": 3.75,
-            "speed_limit": 30.0,
-            "target_speed": 25.0,
-            "initial_speed": 20.0,
-            "route_length": 600.0,
-            "vehicles": 12,
-            "meta_actions": True,
-        },
+        {**_HIGHWAY, "meta_actions": True},
         "driving: the highway with highway-env style meta actions (Discrete(5))",
     ),
     "pilot/Driving-Intersection-v0": (
