@@ -69,9 +69,12 @@ class Agent(abc.ABC):
         self.rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
         probe = make_env(env_id, **self.config.env)
-        self.observation_space = probe.observation_space
-        self.action_space = probe.action_space
-        probe.close()
+        try:
+            self.observation_space = probe.observation_space
+            self.action_space = probe.action_space
+            self.check_env(probe)
+        finally:
+            probe.close()
 
     # --- what an algorithm implements -------------------------------------------------
     @abc.abstractmethod
@@ -89,6 +92,11 @@ class Agent(abc.ABC):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Optimizers a checkpoint holds, by name (so --resume continues Adam's moments)."""
         return {}
+
+    def check_env(self, env: Any) -> None:
+        """Refuse (:class:`UserError`) an env the algorithm cannot work with; the base
+        accepts every env. Called once, on the env made to read the spaces."""
+        return None
 
     # --- helpers every training loop uses -------------------------------------------------
     def log_due(self, steps_this_iteration: int) -> bool:

@@ -127,14 +127,6 @@ class MCTS(Agent):
 
     def __init__(self, env_id: str, config: MCTSConfig | None = None, **kwargs: Any) -> None:
         super().__init__(env_id, config, **kwargs)
-        if not isinstance(self.action_space, gym.spaces.Discrete):
-            raise UserError(f"mcts needs discrete actions; {env_id} has {self.action_space}")
-        scratch = make_env(env_id, **self.config.env)
-        try:
-            snapshot_env(scratch)
-        except TypeError as exc:
-            raise UserError(f"mcts cannot plan in {env_id}: {exc}") from None
-        scratch.close()
         cfg = self.config
         self.num_actions = int(self.action_space.n)
         self.net = ActorCritic(
@@ -145,6 +137,15 @@ class MCTS(Agent):
         )
         self.evaluator = NetworkEvaluator(self.net.policy_value, self.device)
         self.last_search = None  # the latest act() search, for watch's overlay
+
+    def check_env(self, env: gym.Env) -> None:
+        """Search needs discrete actions and state snapshots of the simulator."""
+        if not isinstance(env.action_space, gym.spaces.Discrete):
+            raise UserError(f"mcts needs discrete actions; {self.env_id} has {env.action_space}")
+        try:
+            snapshot_env(env)
+        except TypeError as exc:
+            raise UserError(f"mcts cannot plan in {self.env_id}: {exc}") from None
 
     def modules(self) -> dict[str, nn.Module]:
         return {"net": self.net}

@@ -30,6 +30,7 @@ halving, completed Q values with the mixed value, the interior rule).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
@@ -239,7 +240,7 @@ def init_tree(root: Root, config: SearchConfig, rng: np.random.Generator, extra:
     value = np.asarray(root.value, dtype=np.float64).reshape(b)
     if len(root.states) != b:
         raise ValueError(f"{len(root.states)} root states for {b} roots")
-    tree = Tree(b, a, config.num_simulations * 1 + extra + 1)
+    tree = Tree(b, a, config.num_simulations + extra + 1)
     tree.logits[:, 0] = logits
     tree.prior[:, 0] = _softmax(logits)
     tree.raw_value[:, 0] = value
@@ -305,6 +306,7 @@ def _completed_q(tree: Tree, b: np.ndarray, n: np.ndarray, config: SearchConfig)
     return visits, completed * scale[:, None]
 
 
+@functools.lru_cache(maxsize=256)
 def considered_visit_sequence(max_considered: int, num_simulations: int) -> tuple[int, ...]:
     """Sequential halving's schedule: at simulation i the root visits one of the considered
     actions whose visit count equals ``sequence[i]`` (Danihelka et al. 2022). Each phase
@@ -510,14 +512,17 @@ def search(
     if kept:
         _graft(tree, previous[0], kept)
     _init_root_noise(tree, config, rng, explore)
-    sequence = np.asarray(
-        [
-            considered_visit_sequence(
-                min(config.gumbel_max_actions, int(k)), config.num_simulations
-            )
-            for k in (~tree.invalid).sum(axis=1)
-        ]
-    )
+    if config.root_selection == "gumbel":  # the sequential-halving schedule per tree
+        sequence = np.asarray(
+            [
+                considered_visit_sequence(
+                    min(config.gumbel_max_actions, int(k)), config.num_simulations
+                )
+                for k in (~tree.invalid).sum(axis=1)
+            ]
+        )
+    else:  # PUCT does not read it
+        sequence = np.zeros((tree.batch, config.num_simulations), dtype=np.int64)
     pending = np.zeros((tree.batch, tree.capacity), dtype=bool)
     done = 0
     while done < config.num_simulations:

@@ -150,11 +150,9 @@ class NetworkEvaluator:
 
     def __init__(self, net: Callable[[Any], tuple[torch.Tensor, torch.Tensor]], device) -> None:
         self.net, self.device = net, device
-        self.calls = 0
 
     @torch.no_grad()
     def __call__(self, observations: Any, states: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-        self.calls += 1
         logits, values = self.net(to_tensor(observations, self.device))
         out = torch.cat([logits, values[:, None]], dim=1).double().cpu().numpy()
         return out[:, :-1], out[:, -1]
