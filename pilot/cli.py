@@ -367,11 +367,12 @@ def _show_plan(env: Any) -> None:
     hand the path over), so the video shows the plan and the agent following it or not.
     """
     from pilot.envs.navigation.env import ContinuousNavEnv, GridNavEnv
-    from pilot.planning.grid import astar
 
     base = env.unwrapped
     if not isinstance(base, GridNavEnv | ContinuousNavEnv):
         return
+    from pilot.planning.grid import astar  # loads the compiled search: only where it is used
+
     path, info = astar(base.grid.blocked, base.start_cell, base.goal_cell)
     if info.success:
         # the grid robot takes (row, col) cells; the continuous robot metres (x, y)
