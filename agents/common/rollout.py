@@ -351,10 +351,6 @@ class PGAgent(Agent):
             shared_torso=cfg.shared_torso,
             log_std_init=cfg.log_std_init,
         ).to(self.device)
-        if any(isinstance(m, nn.Conv2d) for m in self.policy.modules()):
-            # NHWC convolution weights: oneDNN (CPU) and cuDNN run these convolutions
-            # faster than NCHW (15-25% per PPO minibatch of the Nature CNN on CPU).
-            self.policy.to(memory_format=torch.channels_last)
         self.optimizer = self.make_optimizer()
         self._params = [p for p in self.policy.parameters() if p.requires_grad]
         self._box = self.action_space if isinstance(self.action_space, gym.spaces.Box) else None
