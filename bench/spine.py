@@ -6,6 +6,7 @@ Sections (pick with --only):
   ppo-cartpole  our PPO vs Stable-Baselines3 PPO, CartPole-v1, 8 envs, n_steps 128
   ppo-breakout  our PPO vs SB3 PPO (CnnPolicy), Breakout, 8 envs, same hyperparameters
   dqn-breakout  our DQN vs SB3 DQN (CnnPolicy), Breakout, same hyperparameters
+  devices       our PPO and DQN on Breakout, CPU vs CUDA (needs a GPU)
 
 Targets (issue "pilot spine"): training throughput ≥ 2× SB3 for each pair; our Atari
 collection ≥ 90% of raw AtariVectorEnv. Prints steps/s and ratios; machines are shared and
@@ -13,6 +14,7 @@ noisy, so compare the ratios of one run, not absolute numbers across runs.
 
     python bench/spine.py                 # all sections
     python bench/spine.py --only collect --seconds 10
+    python bench/spine.py --device cuda --only ppo-breakout,dqn-breakout,devices
 """
 
 from __future__ import annotations
@@ -127,11 +129,19 @@ def main() -> None:
     p.add_argument(
         "--rounds", type=int, default=2, help="alternate the contenders this often, keep each best"
     )
+    p.add_argument(
+        "--device", default="cpu", choices=["cpu", "cuda"], help="where both sides train"
+    )
     args = p.parse_args()
+    wants_cuda = args.device == "cuda" or "devices" in args.only.split(",")
+    if wants_cuda and not torch.cuda.is_available():
+        p.error("CUDA is not available here (--device cuda and the 'devices' section need it)")
     torch.set_num_threads(args.threads)
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"torch {torch.__version__} ({args.threads} thread(s)), cuda {torch.cuda.is_available()}"
+        + (f" ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "")
+        + f", training on {args.device}"
     )
     sections = args.only.split(",")
     if "collect" in sections:
@@ -141,11 +151,11 @@ def main() -> None:
             rows,
             base="raw ale_py AtariVectorEnv",
         )
-    for name in ("ppo-cartpole", "ppo-breakout", "dqn-breakout"):
+    for name in ("ppo-cartpole", "ppo-breakout", "dqn-breakout", "devices"):
         if name in sections:
             best: dict[str, float] = {}
             for _ in range(args.rounds):  # interleaved, so load drift hits both sides alike
-                title, rows, base = TRAINING[name](args.seconds)
+                title, rows, base = TRAINING[name](args.seconds, args.device)
                 for who, value in rows:
                     best[who] = max(best.get(who, 0.0), value)
             report(
@@ -153,13 +163,13 @@ def main() -> None:
             )
 
 
-def _ours(algo: str, env_id: str, steps: int, values: dict) -> float:
+def _ours(algo: str, env_id: str, steps: int, values: dict, device: str) -> float:
     """Steps/s of our agent's whole ``learn`` (collection + updates) for ``steps`` steps."""
     from pilot.agents import build_config, get_algorithm
     from pilot.agents.common.recorder import Recorder
 
     config = build_config(algo, env_id, overrides=values)
-    agent = get_algorithm(algo)(env_id, config, seed=0, device="cpu")
+    agent = get_algorithm(algo)(env_id, config, seed=0, device=device)
     start = time.perf_counter()
     agent.learn(steps, Recorder(None, steps))
     return agent.step / (time.perf_counter() - start)
@@ -176,7 +186,7 @@ def _steps(seconds: float, per_second_guess: float, multiple: int) -> int:
     return max(n, multiple)
 
 
-def bench_ppo_cartpole(seconds: float):
+def bench_ppo_cartpole(seconds: float, device: str):
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env as sb3_vec
 
@@ -184,7 +194,7 @@ def bench_ppo_cartpole(seconds: float):
         n_envs=8, n_steps=128, n_epochs=4, n_minibatches=4, hidden=[64, 64], activation="tanh"
     )
     steps = _steps(seconds, 1500, 1024)
-    ours = _ours("ppo", "CartPole-v1", steps, hp)
+    ours = _ours("ppo", "CartPole-v1", steps, hp, device)
     model = PPO(
         "MlpPolicy",
         sb3_vec("CartPole-v1", n_envs=8, seed=0),
@@ -192,7 +202,7 @@ def bench_ppo_cartpole(seconds: float):
         batch_size=256,
         n_epochs=4,
         learning_rate=2.5e-4,
-        device="cpu",
+        device=device,
         seed=0,
     )
     theirs = _sb3(model, steps)
@@ -210,12 +220,12 @@ def _sb3_breakout(n_envs: int):
     return VecFrameStack(make_atari_env("BreakoutNoFrameskip-v4", n_envs=n_envs, seed=0), 4)
 
 
-def bench_ppo_breakout(seconds: float):
+def bench_ppo_breakout(seconds: float, device: str):
     from stable_baselines3 import PPO
 
     hp = dict(n_envs=8, n_steps=128, n_epochs=4, n_minibatches=4)
     steps = _steps(seconds, 160, 1024)
-    ours = _ours("ppo", "pilot/Atari-Breakout-v0", steps, hp)
+    ours = _ours("ppo", "pilot/Atari-Breakout-v0", steps, hp, device)
     model = PPO(
         "CnnPolicy",
         _sb3_breakout(8),
@@ -225,7 +235,7 @@ def bench_ppo_breakout(seconds: float):
         learning_rate=2.5e-4,
         clip_range=0.1,
         ent_coef=0.01,
-        device="cpu",
+        device=device,
         seed=0,
     )
     theirs = _sb3(model, steps)
@@ -235,7 +245,7 @@ def bench_ppo_breakout(seconds: float):
     return title, [("SB3 PPO", theirs), ("pilot PPO", ours)], "SB3 PPO"
 
 
-def bench_dqn_breakout(seconds: float):
+def bench_dqn_breakout(seconds: float, device: str):
     from stable_baselines3 import DQN
 
     learning_starts = 1000
@@ -250,13 +260,13 @@ def bench_dqn_breakout(seconds: float):
         target_update_interval=1000,
         learning_rate=1e-4,
     )
-    ours = _ours("dqn", "pilot/Atari-Breakout-v0", steps, {"n_envs": 1, **shared})
+    ours = _ours("dqn", "pilot/Atari-Breakout-v0", steps, {"n_envs": 1, **shared}, device)
     model = DQN(
         "CnnPolicy",
         _sb3_breakout(1),
         **shared,
         optimize_memory_usage=False,
-        device="cpu",
+        device=device,
         seed=0,
     )
     theirs = _sb3(model, steps)
@@ -264,10 +274,30 @@ def bench_dqn_breakout(seconds: float):
     return title, [("SB3 DQN", theirs), ("pilot DQN", ours)], "SB3 DQN"
 
 
+def bench_devices(seconds: float, device: str):
+    """Our own training throughput on CPU and on CUDA, same hyperparameters, one run."""
+    del device  # both, by definition
+    ppo = dict(n_envs=8, n_steps=128, n_epochs=4, n_minibatches=4)
+    dqn = dict(n_envs=1, learning_starts=1000, batch_size=32, train_freq=4)
+    rows = []
+    for where in ("cpu", "cuda"):
+        rows.append(
+            (f"pilot PPO {where}", _ours("ppo", "pilot/Atari-Breakout-v0", 4096, ppo, where))
+        )
+        rows.append(
+            (f"pilot DQN {where}", _ours("dqn", "pilot/Atari-Breakout-v0", 3000, dqn, where))
+        )
+    title = (
+        "Our training on CPU vs CUDA, Breakout, Nature CNN (PPO 8 envs; DQN 1 env, 1000 warm-up)"
+    )
+    return title, rows, "pilot PPO cpu"
+
+
 TRAINING: dict[str, Callable] = {
     "ppo-cartpole": bench_ppo_cartpole,
     "ppo-breakout": bench_ppo_breakout,
     "dqn-breakout": bench_dqn_breakout,
+    "devices": bench_devices,
 }
 
 if __name__ == "__main__":
