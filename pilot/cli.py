@@ -231,9 +231,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"trained to step {agent.step:,} in {elapsed:.1f} s ({sps:,.0f} steps/s); "
         f"mean return of last {len(recorder.recent)} episodes: {'-' if math.isnan(ret) else f'{ret:.2f}'}"
     )
-    print(
-        f"run directory: {run.path}\n  watch: pilot watch {run.path}\n  eval:  pilot eval {run.path}"
-    )
+    # the run directory was printed at the start; end with what to do with it
+    print(f"  watch: pilot watch {run.path}\n  eval:  pilot eval {run.path}")
     return status
 
 
