@@ -26,10 +26,11 @@ LANEKEEP = "pilot/Driving-LaneKeep-v0"
 HELD_OUT = range(1_000_000, 1_000_020)
 
 
-def drive(agent: PPO, seeds: range) -> tuple[float, float]:
-    """Mean route completion (0..1) and mean return of deterministic episodes."""
+def drive(agent: PPO, seeds: range) -> tuple[float, float, float]:
+    """Mean route completion (0..1), mean return and mean speed (m/s) of deterministic
+    episodes."""
     env = make_env(LANEKEEP, **agent.config.env)
-    completion, returns = [], []
+    completion, returns, speeds = [], [], []
     for seed in seeds:
         obs, _ = env.reset(seed=seed)
         total, done = 0.0, False
@@ -37,11 +38,12 @@ def drive(agent: PPO, seeds: range) -> tuple[float, float]:
             action = agent.act({k: v[None] for k, v in obs.items()}, deterministic=True)[0]
             obs, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
+            speeds.append(info["speed"])
             done = terminated or truncated
         completion.append(info["route_completion"])
         returns.append(total)
     env.close()
-    return float(np.mean(completion)), float(np.mean(returns))
+    return float(np.mean(completion)), float(np.mean(returns)), float(np.mean(speeds))
 
 
 def test_the_driving_preset_feeds_the_camera_to_a_cnn():
@@ -82,14 +84,14 @@ def test_ppo_learns_lane_keeping_from_camera_lidar_and_state():
     torch.set_num_threads(1)
     agent = PPO(LANEKEEP, cfg, seed=0, device="cpu")
     assert isinstance(agent.policy.torso.parts["camera"], NatureCNN)
-    before, before_return = drive(agent, HELD_OUT)
+    before, before_return, _ = drive(agent, HELD_OUT)
     start = time.perf_counter()
     agent.learn(cfg.steps, Recorder(None, cfg.steps))
     elapsed = time.perf_counter() - start
-    after, after_return = drive(agent, HELD_OUT)
+    after, after_return, speed = drive(agent, HELD_OUT)
     print(f"LaneKeep PPO camera+lidar+state: {cfg.steps} steps in {elapsed:.0f} s, route "
           f"completion {before:.2f} -> {after:.2f}, return {before_return:.1f} -> "
-          f"{after_return:.1f}")  # fmt: skip
+          f"{after_return:.1f}, mean speed {speed:.1f} m/s")  # fmt: skip
     assert before <= 0.2
     assert after >= 0.8
     assert after_return >= before_return + 10.0
