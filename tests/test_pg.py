@@ -399,3 +399,38 @@ def test_act_is_deterministic_argmax_and_matches_distribution():
     np.testing.assert_array_equal(agent.act(obs), probs.argmax(axis=1))
     sampled = np.stack([agent.act(obs, deterministic=False) for _ in range(200)])
     np.testing.assert_allclose(sampled.mean(axis=0), probs[:, 1], atol=0.12)
+
+
+@pytest.mark.parametrize(
+    "env_id, activation",
+    [("CartPole-v1", "tanh"), ("CartPole-v1", "relu"), ("pilot/Probe-ContinuousTarget-v0", "tanh")],
+)
+def test_numpy_acting_copy_matches_the_torch_policy(env_id, activation):
+    """Collection on the CPU acts through a numpy copy of a twin-MLP policy: same actions
+    (same generator draws), log-probabilities and values as the torch network, to rounding;
+    and the copy is a snapshot, which the next rollout refreshes."""
+    from pilot.agents.common.policies import NumpyActorCritic, TorchActing
+
+    agent = make_agent("ppo", env_id, hidden=[32, 16], activation=activation)
+    with torch.no_grad():  # non-trivial weights everywhere
+        for p in agent.policy.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    fast = agent.policy.acting(torch.device("cpu"))
+    assert isinstance(fast, NumpyActorCritic)
+    reference = TorchActing(agent.policy, torch.device("cpu"))
+    dim = int(np.prod(agent.observation_space.shape))
+    obs = np.random.default_rng(1).normal(size=(64, dim)).astype(np.float32)
+    a1, lp1, v1 = fast.act(obs, np.random.default_rng(7))
+    a2, lp2, v2 = reference.act(obs, np.random.default_rng(7))
+    np.testing.assert_allclose(a1, a2, rtol=1e-5, atol=1e-6)  # ints: exactly equal
+    assert a1.dtype == a2.dtype
+    np.testing.assert_allclose(lp1, lp2, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(v1, v2, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fast.value(obs), reference.value(obs), rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        agent.policy.value_head.bias.add_(1.0)
+    np.testing.assert_allclose(reference.value(obs), v2 + 1.0, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fast.value(obs), v1, rtol=1e-6)  # the old snapshot
+    np.testing.assert_allclose(agent.policy.acting(agent.device).value(obs), v2 + 1.0, atol=1e-5)
+    shared = make_agent("ppo", env_id, shared_torso=True)
+    assert isinstance(shared.policy.acting(torch.device("cpu")), TorchActing)

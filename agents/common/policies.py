@@ -9,7 +9,10 @@ matter more than its arithmetic:
   ``torch.distributions`` (whose objects and argument checks cost more than the network);
 * sampling happens in numpy on the distribution parameters, which come back from the
   device in one transfer together with the values, using the agent's numpy generator;
-* two separate MLP torsos (actor and critic) run as one :class:`TwinMLP`.
+* two separate MLP torsos (actor and critic) run as one :class:`TwinMLP`;
+* on the CPU, collection with such a policy runs a numpy copy of its weights
+  (:class:`NumpyActorCritic`, refreshed every rollout): numpy's per-call cost on 8×64
+  matrices is a fraction of torch's, and acting is all per-call cost.
 
 :class:`CategoricalHead` serves ``Discrete`` actions; :class:`GaussianHead` serves ``Box``
 actions with a state-independent log-std. Gaussian samples are unclipped (their
@@ -27,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .networks import is_image_space, layer_init, make_torso
+from .networks import is_image_space, layer_init, make_torso, to_tensor
 
 Obs = Any  # torch.Tensor or dict[str, torch.Tensor], batched
 
@@ -132,6 +135,7 @@ class TwinMLP(nn.Module):
             self.register_parameter(f"b{i}", nn.Parameter(torch.zeros(2, 1, h)))
             self.names.append((f"w{i}", f"b{i}"))
             in_dim = h
+        self.activation_name = activation
         self.activation = _ACTIVATION_FNS[activation]
         self.out_dim = in_dim
 
@@ -247,3 +251,75 @@ class ActorCritic(nn.Module):
         if isinstance(self.head, CategoricalHead):
             return self.head.probs(self._actor_features(obs))
         return None
+
+    def acting(self, device: torch.device) -> TorchActing | NumpyActorCritic:
+        """What collection calls for actions and values with numpy observations: a numpy
+        copy of the current weights for twin-MLP policies on the CPU, else this network.
+        Take a fresh one after every update (the copy does not follow the weights)."""
+        if self.twin and device.type == "cpu":
+            return NumpyActorCritic(self)
+        return TorchActing(self, device)
+
+
+class TorchActing:
+    """:meth:`ActorCritic.act` / :meth:`ActorCritic.value` on numpy observations."""
+
+    def __init__(self, policy: ActorCritic, device: torch.device) -> None:
+        self.policy, self.device = policy, device
+
+    def act(self, obs: Any, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.policy.act(to_tensor(obs, self.device), rng)
+
+    @torch.no_grad()
+    def value(self, obs: Any) -> np.ndarray:
+        return self.policy.value(to_tensor(obs, self.device)).float().cpu().numpy()
+
+
+class NumpyActorCritic:
+    """A numpy copy of a twin-MLP :class:`ActorCritic` (actor and critic torsos, action
+    and value heads), computing what :meth:`ActorCritic.act` and :meth:`ActorCritic.value`
+    compute, in float32, to rounding (~1e-7; tested). Sampling is the head's own."""
+
+    def __init__(self, policy: ActorCritic) -> None:
+        def arr(t: torch.Tensor) -> np.ndarray:
+            return t.detach().cpu().float().numpy().copy()
+
+        torso = policy.torso
+        assert isinstance(torso, TwinMLP), "only twin-MLP policies have a numpy copy"
+        self.layers = [
+            (arr(torso._parameters[w]), arr(torso._parameters[b])) for w, b in torso.names
+        ]
+        self.relu = torso.activation_name == "relu"
+        self.head = policy.head
+        if isinstance(policy.head, CategoricalHead):
+            self.w_pi, self.b_pi = arr(policy.head.logits.weight.t()), arr(policy.head.logits.bias)
+            self.log_std = None
+        else:
+            self.w_pi, self.b_pi = arr(policy.head.mean.weight.t()), arr(policy.head.mean.bias)
+            self.log_std = arr(policy.head.log_std)
+        self.w_v, self.b_v = arr(policy.value_head.weight.t()), arr(policy.value_head.bias)
+
+    def _features(self, obs: np.ndarray) -> np.ndarray:
+        """(2, B, hidden): actor and critic features, as :class:`TwinMLP` computes them."""
+        h = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
+        for w, b in self.layers:  # (B, in) or (2, B, in) @ (2, in, out) -> (2, B, out)
+            h = np.matmul(h, w)
+            h += b
+            h = np.maximum(h, 0.0, out=h) if self.relu else np.tanh(h, out=h)
+        return h
+
+    def act(
+        self, obs: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        h = self._features(obs)
+        out = h[0] @ self.w_pi + self.b_pi
+        if self.log_std is None:  # log-softmax
+            out -= out.max(axis=1, keepdims=True)
+            out -= np.log(np.exp(out).sum(axis=1, keepdims=True))
+        else:
+            out = np.concatenate([out, np.broadcast_to(self.log_std, out.shape)], axis=1)
+        actions, log_probs = self.head.sample(out, rng, False)
+        return actions, log_probs, (h[1] @ self.w_v + self.b_v)[:, 0]
+
+    def value(self, obs: np.ndarray) -> np.ndarray:
+        return (self._features(obs)[1] @ self.w_v + self.b_v)[:, 0]

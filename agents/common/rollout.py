@@ -37,7 +37,7 @@ from pilot.errors import TrainingDiverged
 
 from ..base import Agent, BaseConfig
 from .networks import to_tensor
-from .policies import ActorCritic
+from .policies import ActorCritic, NumpyActorCritic, TorchActing
 from .schedules import linear
 
 Obs = Any  # np.ndarray, or dict[str, np.ndarray] for Dict observation spaces
@@ -463,12 +463,13 @@ class PGAgent(Agent):
         finished episodes as they happen.
         """
         finished = np.zeros(envs.num_envs, dtype=bool)
+        acting = self.policy.acting(self.device)  # the weights as they are for this rollout
         while True:
-            actions, log_probs, values = self.policy.act(to_tensor(obs, self.device), self.rng)
+            actions, log_probs, values = acting.act(obs, self.rng)
             next_obs, rewards, terminated, truncated, info = envs.step(self.env_actions(actions))
             t = buffer.add(obs, actions, log_probs, values, rewards, terminated, truncated)
             if info.final_obs:
-                self._bootstrap_truncated(buffer, t, info, terminated, truncated)
+                self._bootstrap_truncated(acting, buffer, t, info, terminated, truncated)
             self.step += envs.num_envs
             if info.episodes:
                 recorder.episodes(self.step, info.episodes)
@@ -479,13 +480,14 @@ class PGAgent(Agent):
                     break
             elif buffer.full:
                 break
-        last_values = self.policy.value(to_tensor(obs, self.device)).cpu().numpy()
+        last_values = acting.value(obs)
         rollout = buffer.finish(last_values)
         self.check_finite(rollout.obs, rollout.rewards)
         return rollout, obs
 
     def _bootstrap_truncated(
         self,
+        acting: TorchActing | NumpyActorCritic,
         buffer: RolloutBuffer,
         t: int,
         info: StepInfo,
@@ -497,7 +499,7 @@ class PGAgent(Agent):
         if not idx:
             return
         final = stack_obs([info.final_obs[i] for i in idx], buffer.observation_space)
-        buffer.final_values[t, idx] = self.policy.value(to_tensor(final, self.device)).cpu().numpy()
+        buffer.final_values[t, idx] = acting.value(final)
 
     def anneal_lr(self, total_steps: int) -> float:
         """Set and return the learning rate for this iteration (linear decay to 0).
