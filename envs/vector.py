@@ -28,11 +28,20 @@ Obs = Any  # np.ndarray of shape (num_envs, *obs_shape), or dict[str, np.ndarray
 
 @dataclass
 class Episode:
-    """One finished episode in the real score (what evaluation and logs report)."""
+    """One finished episode in the real score (what evaluation and logs report);
+    ``success`` is the env's own verdict where it has one (see :func:`episode_success`)."""
 
     env_index: int
     ret: float
     length: int
+    success: bool | None = None
+
+
+def episode_success(info: dict) -> bool | None:
+    """The env's verdict on an episode from its last ``info``: ``success`` (navigation) or
+    ``is_success`` (driving; Stable-Baselines3's key); None where the env defines none."""
+    flag = info.get("success", info.get("is_success"))
+    return None if flag is None else bool(flag)
 
 
 @dataclass
@@ -131,7 +140,14 @@ class SyncVecEnv:
             if term or trunc:
                 info.final_obs[i] = o
                 if trunc or env_info.get("game_over", True):
-                    info.episodes.append(Episode(i, float(self._returns[i]), int(self._lengths[i])))
+                    info.episodes.append(
+                        Episode(
+                            i,
+                            float(self._returns[i]),
+                            int(self._lengths[i]),
+                            episode_success(env_info),
+                        )
+                    )
                     self._returns[i] = 0
                     self._lengths[i] = 0
                 o, _ = env.reset()

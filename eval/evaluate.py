@@ -20,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from pilot.envs import make_env
-from pilot.envs.vector import stack_obs
+from pilot.envs.vector import episode_success, stack_obs
 
 from .driving import DrivingScore, episode_score, mean_scores
 from .stats import Summary, summarize
@@ -72,7 +72,7 @@ def run_episodes(
                 lens[i] += 1
                 cut = max_steps is not None and lens[i] >= max_steps
                 if term or trunc or cut:
-                    success = info.get("success", info.get("is_success"))
+                    success = episode_success(info)
                     driving = (
                         episode_score(info, truncated=bool(trunc or cut) and not term)
                         if "route_completion" in info and "infraction_counts" in info
@@ -85,7 +85,7 @@ def run_episodes(
                             rets[i],
                             lens[i],
                             bool(term),
-                            None if success is None else bool(success),
+                            success,
                             driving,
                         )
                     )

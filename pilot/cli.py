@@ -227,9 +227,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     sps = (agent.step - start_step) / max(elapsed, 1e-9)
     ret = recorder.mean_recent_return
+    success = (
+        f", success {recorder.success_rate:.0%} of the last {len(recorder.recent_success)}"
+        if recorder.recent_success
+        else ""
+    )
     print(
         f"trained to step {agent.step:,} in {elapsed:.1f} s ({sps:,.0f} steps/s); "
         f"mean return of last {len(recorder.recent)} episodes: {'-' if math.isnan(ret) else f'{ret:.2f}'}"
+        f"{success}"
     )
     # the run directory was printed at the start; end with what to do with it
     print(f"  watch: pilot watch {run.path}\n  eval:  pilot eval {run.path}")

@@ -344,6 +344,12 @@ def test_eval_reports_success_rate_where_the_env_defines_success(tmp_path, capsy
     )
     assert rc == 0
     run = tmp_path / _run_dir(out)
+    # training logs the env's verdict per episode too, and says the recent rate at the end
+    with (run / "episodes.csv").open() as f:
+        trained = [r["success"] for r in csv.DictReader(f)]
+    assert trained and set(trained) <= {"0", "1"}
+    recent = [int(x) for x in trained[-100:]]
+    assert f"success {sum(recent) / len(recent):.0%} of the last {len(recent)}" in out
     rc, out, _ = run_cli(
         ["eval", run, "--episodes", 3, "--seeds", 5, 6, "--out", tmp_path / "ev"], capsys
     )
@@ -357,7 +363,10 @@ def test_eval_reports_success_rate_where_the_env_defines_success(tmp_path, capsy
     rc, out, _ = run_cli(
         ["train", "ppo", "--env", "CartPole-v1", "--steps", 256, *FAST_PPO], capsys
     )
+    assert "success" not in out
     run = tmp_path / _run_dir(out)
+    with (run / "episodes.csv").open() as f:
+        assert {r["success"] for r in csv.DictReader(f)} == {""}
     rc, out, _ = run_cli(
         ["eval", run, "--episodes", 1, "--seeds", 0, "--out", tmp_path / "ev2"], capsys
     )

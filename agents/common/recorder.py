@@ -42,6 +42,7 @@ class Recorder:
         self._save = save
         self._last_ckpt_step = start_step
         self.recent = deque(maxlen=100)
+        self.recent_success: deque[bool] = deque(maxlen=100)  # envs that judge success
         self.history: list[tuple[int, float, int]] = []  # (step, return, length)
         self.metrics: dict[str, list[tuple[int, float]]] = {}
         self._t0 = time.perf_counter()
@@ -55,7 +56,7 @@ class Recorder:
                 "metrics.csv", ["step", "time", "name", "value"], start_step
             )
             self._episodes_file, self._episodes = self._open_csv(
-                "episodes.csv", ["step", "time", "return", "length"], start_step
+                "episodes.csv", ["step", "time", "return", "length", "success"], start_step
             )
             if tensorboard:
                 from torch.utils.tensorboard import SummaryWriter
@@ -94,16 +95,28 @@ class Recorder:
         """Mean real-score return of the last 100 finished episodes (nan before the first)."""
         return sum(self.recent) / len(self.recent) if self.recent else math.nan
 
+    @property
+    def success_rate(self) -> float:
+        """Share of the last 100 finished episodes the env judged a success (nan where the
+        env has no notion of success, or before the first episode)."""
+        n = len(self.recent_success)
+        return sum(self.recent_success) / n if n else math.nan
+
     def episodes(self, step: int, episodes: list[Episode]) -> None:
         now = time.perf_counter() - self._t0
         for ep in episodes:
             self.recent.append(ep.ret)
             self.history.append((step, ep.ret, ep.length))
+            if ep.success is not None:
+                self.recent_success.append(ep.success)
             if self._episodes_file is not None:
-                self._episodes.writerow([step, f"{now:.2f}", ep.ret, ep.length])
+                flag = "" if ep.success is None else int(ep.success)
+                self._episodes.writerow([step, f"{now:.2f}", ep.ret, ep.length, flag])
             if self._tb is not None:
                 self._tb.add_scalar("episode/return", ep.ret, step)
                 self._tb.add_scalar("episode/length", ep.length, step)
+                if ep.success is not None:
+                    self._tb.add_scalar("episode/success", float(ep.success), step)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         bad = [k for k, v in metrics.items() if not math.isfinite(float(v))]
@@ -121,14 +134,17 @@ class Recorder:
                 self._tb.add_scalar(k, v, step)
         if self.recent and self._tb is not None:
             self._tb.add_scalar("episode/return_mean100", self.mean_recent_return, step)
+        if self.recent_success and self._tb is not None:
+            self._tb.add_scalar("episode/success_rate100", self.success_rate, step)
 
     def progress(self, step: int) -> None:
         if self._bar is not None:
             self._bar.update(step - self._bar.n)
             r = self.mean_recent_return
-            self._bar.set_postfix_str(
-                "return " + ("-" if math.isnan(r) else f"{r:.1f}"), refresh=False
-            )
+            text = "return " + ("-" if math.isnan(r) else f"{r:.1f}")
+            if self.recent_success:
+                text += f", success {self.success_rate:.0%}"
+            self._bar.set_postfix_str(text, refresh=False)
 
     def maybe_checkpoint(self, agent: Any, force: bool = False) -> None:
         if self._save is None:
