@@ -439,3 +439,17 @@ def test_eval_on_driving_reports_the_leaderboard_scores(tmp_path, capsys, monkey
     assert summary["driving"]["driving_score"] == pytest.approx(mean_ds)
     with (tmp_path / "ev" / "episodes.csv").open() as f:
         assert "driving_score" in next(csv.reader(f))
+
+
+def test_progress_bar_stays_a_bar_when_rollouts_end_past_the_steps(tmp_path, capsys, monkeypatch):
+    """Rollouts are whole (4 envs x 64 steps), so --steps 600 trains 768 steps; the bar
+    then ends full at 768/768 instead of turning into a bare count."""
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run_cli(
+        ["train", "ppo", "--env", "CartPole-v1", "--steps", 600, "--set", "n_envs=4"]
+        + ["--set", "n_steps=64"],
+        capsys,
+    )
+    assert rc == 0
+    last = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "100%" in last and "768/768" in last, last

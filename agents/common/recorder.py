@@ -139,6 +139,8 @@ class Recorder:
 
     def progress(self, step: int) -> None:
         if self._bar is not None:
+            if step > self._bar.total:  # whole rollouts can end past the asked-for steps;
+                self._bar.total = step  # keep showing a full bar rather than a bare count
             self._bar.update(step - self._bar.n)
             r = self.mean_recent_return
             text = "return " + ("-" if math.isnan(r) else f"{r:.1f}")
