@@ -491,11 +491,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.name not in names:
         raise UserError(f"unknown benchmark '{args.name}'{close_matches(args.name, names)}")
     argv = sys.argv
+    # argparse inside the script names itself after argv[0]; alter_sys=True would replace
+    # it with the script's file path
     sys.argv = [f"pilot bench {args.name}", *args.args]
     try:
-        runpy.run_module(f"pilot.bench.{args.name}", run_name="__main__", alter_sys=True)
+        runpy.run_module(f"pilot.bench.{args.name}", run_name="__main__", alter_sys=False)
     except SystemExit as exc:  # argparse --help / errors inside the script
-        return int(exc.code or 0) if isinstance(exc.code, int) else 2
+        if exc.code is None:
+            return 0
+        return exc.code if isinstance(exc.code, int) else 2
     finally:
         sys.argv = argv
     return 0
