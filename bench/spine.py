@@ -133,7 +133,8 @@ def main() -> None:
         "--device", default="cpu", choices=["cpu", "cuda"], help="where both sides train"
     )
     args = p.parse_args()
-    wants_cuda = args.device == "cuda" or "devices" in args.only.split(",")
+    sections = args.only.split(",")
+    wants_cuda = args.device == "cuda" or "devices" in sections
     if wants_cuda and not torch.cuda.is_available():
         p.error("CUDA is not available here (--device cuda and the 'devices' section need it)")
     torch.set_num_threads(args.threads)
@@ -143,7 +144,6 @@ def main() -> None:
         + (f" ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "")
         + f", training on {args.device}"
     )
-    sections = args.only.split(",")
     if "collect" in sections:
         rows = bench_collect(args.seconds)
         report(
@@ -220,12 +220,34 @@ def _sb3_breakout(n_envs: int):
     return VecFrameStack(make_atari_env("BreakoutNoFrameskip-v4", n_envs=n_envs, seed=0), 4)
 
 
+# Our side of the Breakout pairs; the devices section trains with the very same values.
+PPO_BREAKOUT = dict(n_envs=8, n_steps=128, n_epochs=4, n_minibatches=4)
+# one dict for both sides of the DQN pair, so "same hyperparameters" cannot drift (the
+# keys share names with SB3's)
+DQN_BREAKOUT = dict(
+    buffer_size=100_000,
+    learning_starts=1000,
+    batch_size=32,
+    train_freq=4,
+    gradient_steps=1,
+    target_update_interval=1000,
+    learning_rate=1e-4,
+)
+
+
+def _ppo_breakout_steps(seconds: float) -> int:
+    return _steps(seconds, 160, 1024)
+
+
+def _dqn_breakout_steps(seconds: float) -> int:
+    return DQN_BREAKOUT["learning_starts"] + _steps(seconds, 85, 100)
+
+
 def bench_ppo_breakout(seconds: float, device: str):
     from stable_baselines3 import PPO
 
-    hp = dict(n_envs=8, n_steps=128, n_epochs=4, n_minibatches=4)
-    steps = _steps(seconds, 160, 1024)
-    ours = _ours("ppo", "pilot/Atari-Breakout-v0", steps, hp, device)
+    steps = _ppo_breakout_steps(seconds)
+    ours = _ours("ppo", "pilot/Atari-Breakout-v0", steps, PPO_BREAKOUT, device)
     model = PPO(
         "CnnPolicy",
         _sb3_breakout(8),
@@ -248,23 +270,12 @@ def bench_ppo_breakout(seconds: float, device: str):
 def bench_dqn_breakout(seconds: float, device: str):
     from stable_baselines3 import DQN
 
-    learning_starts = 1000
-    steps = learning_starts + _steps(seconds, 85, 100)
-    # one dict for both sides, so "same hyperparameters" cannot drift (the keys share names)
-    shared = dict(
-        buffer_size=100_000,
-        learning_starts=learning_starts,
-        batch_size=32,
-        train_freq=4,
-        gradient_steps=1,
-        target_update_interval=1000,
-        learning_rate=1e-4,
-    )
-    ours = _ours("dqn", "pilot/Atari-Breakout-v0", steps, {"n_envs": 1, **shared}, device)
+    steps = _dqn_breakout_steps(seconds)
+    ours = _ours("dqn", "pilot/Atari-Breakout-v0", steps, {"n_envs": 1, **DQN_BREAKOUT}, device)
     model = DQN(
         "CnnPolicy",
         _sb3_breakout(1),
-        **shared,
+        **DQN_BREAKOUT,
         optimize_memory_usage=False,
         device=device,
         seed=0,
@@ -277,16 +288,14 @@ def bench_dqn_breakout(seconds: float, device: str):
 def bench_devices(seconds: float, device: str):
     """Our own training throughput on CPU and on CUDA, same hyperparameters, one run."""
     del device  # both, by definition
-    ppo = dict(n_envs=8, n_steps=128, n_epochs=4, n_minibatches=4)
-    dqn = dict(n_envs=1, learning_starts=1000, batch_size=32, train_freq=4)
+    ppo_steps, dqn_steps = _ppo_breakout_steps(seconds), _dqn_breakout_steps(seconds)
+    dqn = {"n_envs": 1, **DQN_BREAKOUT}
     rows = []
     for where in ("cpu", "cuda"):
-        rows.append(
-            (f"pilot PPO {where}", _ours("ppo", "pilot/Atari-Breakout-v0", 4096, ppo, where))
-        )
-        rows.append(
-            (f"pilot DQN {where}", _ours("dqn", "pilot/Atari-Breakout-v0", 3000, dqn, where))
-        )
+        ppo_rate = _ours("ppo", "pilot/Atari-Breakout-v0", ppo_steps, PPO_BREAKOUT, where)
+        rows.append((f"pilot PPO {where}", ppo_rate))
+        dqn_rate = _ours("dqn", "pilot/Atari-Breakout-v0", dqn_steps, dqn, where)
+        rows.append((f"pilot DQN {where}", dqn_rate))
     title = (
         "Our training on CPU vs CUDA, Breakout, Nature CNN (PPO 8 envs; DQN 1 env, 1000 warm-up)"
     )
