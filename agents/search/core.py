@@ -251,8 +251,7 @@ def init_tree(root: Root, config: SearchConfig, rng: np.random.Generator, extra:
         tree.states[i, 0] = s
     if root.invalid_actions is not None:
         tree.invalid[:] = np.asarray(root.invalid_actions, dtype=bool)
-    _init_root_noise(tree, config, rng, explore=False)  # search() adds noise when exploring
-    return tree
+    return tree  # search() sets the root's (noised) prior once the subtrees are grafted
 
 
 def _init_root_noise(tree: Tree, config: SearchConfig, rng: np.random.Generator, explore: bool):
