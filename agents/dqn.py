@@ -357,7 +357,7 @@ class DQN(Agent):
                     updates_since_sync = 0
 
                 # log
-                if _crossings(before, self.step, cfg.log_every):
+                if self.log_due(self.step - before):
                     stats = {
                         "train/epsilon": epsilon,
                         "train/lr": lr,
