@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from pilot.config import field
-from pilot.envs import is_atari, make_env
+from pilot.envs import is_atari, make_vec_env
 from pilot.envs.vector import SyncVecEnv, index_obs, stack_obs
 from pilot.errors import TrainingDiverged, UserError
 
@@ -209,16 +209,10 @@ class MCTS(Agent):
 
     # --- the training loop ----------------------------------------------------------------
     def _make_envs(self) -> SyncVecEnv:
+        """In-process envs (search snapshots each one): Atari through the Gymnasium backend."""
         cfg = self.config
-        atari = is_atari(self.env_id)
-        kwargs = dict(cfg.env)
-        if atari:
-            kwargs["training"] = True
-
-        def make() -> gym.Env:
-            return make_env(self.env_id, **kwargs)
-
-        return SyncVecEnv([make] * cfg.n_envs, seed=self.seed, clip_reward=atari)
+        kwargs = {**cfg.env, "backend": "gym"} if is_atari(self.env_id) else cfg.env
+        return make_vec_env(self.env_id, cfg.n_envs, seed=self.seed, training=True, **kwargs)
 
     def learn(self, total_steps: int, recorder: Any) -> None:
         """Search → act → targets → update → log, until ``self.step`` reaches ``total_steps``."""
@@ -301,7 +295,7 @@ class MCTS(Agent):
     @torch.no_grad()
     def _value(self, obs: Obs) -> float:
         batch = stack_obs([obs], self.observation_space)
-        return float(self.net.policy_value(to_tensor(batch, self.device))[1][0])
+        return float(self.net.value(to_tensor(batch, self.device))[0])
 
     # --- update ---------------------------------------------------------------------------------
     def _update(self, replay: SearchReplay) -> dict[str, float]:
