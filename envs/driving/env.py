@@ -212,6 +212,14 @@ class DrivingConfig:
             raise ValueError("physics_substeps must be at least 1")
 
 
+def _check_room(given: int, room: int, what: str) -> None:
+    """Scripted ``what`` (obstacles, vehicles, pedestrians) must fit the env's pooled bodies."""
+    if given > room:
+        raise UserError(
+            f"{given} {what} given but the env has room for {room}; make it with a larger '{what}'"
+        )
+
+
 def build_config(config: DrivingConfig | None, overrides: Mapping[str, Any]) -> DrivingConfig:
     """A :class:`DrivingConfig` from an instance and/or keyword overrides; nested configs
     may be given as partial mappings. Unknown keys are a :class:`UserError`."""
@@ -494,21 +502,25 @@ class DrivingEnv(gym.Env):
         obs = self._observe()
         return obs, self._info({})
 
-    def _lane_option(self, item: Mapping[str, Any], default: int, what: str) -> int:
+    def _lane_option(
+        self, item: Mapping[str, Any], default: int, s_start: float, what: str
+    ) -> tuple[int, float]:
+        """``(lane, s)`` of a scripted item: its ``lane`` (default: the ego's) and its ``s``
+        on that lane, or ``ahead`` metres (default 20) beyond the ego's ``s_start``."""
         lane = int(item.get("lane", default))
         if not 0 <= lane < len(self.net.lanes):
             raise UserError(
                 f"{what} lane {lane} does not exist (this network has lanes 0..{len(self.net.lanes) - 1})"
             )
-        return lane
+        s = float(item["s"]) if "s" in item else s_start + float(item.get("ahead", 20.0))
+        return lane, s
 
     def _place_obstacles(self, given, start_lane: int, s_start: float) -> None:
         cfg, net, rng = self.config, self.net, self.np_random
         rows = []
         if given is not None:
             for item in given:
-                lane = self._lane_option(item, start_lane, "obstacle")
-                s = float(item["s"]) if "s" in item else s_start + float(item.get("ahead", 20.0))
+                lane, s = self._lane_option(item, start_lane, s_start, "obstacle")
                 rows.append((lane, s, float(item.get("offset", 0.0))))
         elif cfg.obstacles:
             span = max(self.route.length - 60.0, 10.0)
@@ -521,11 +533,7 @@ class DrivingEnv(gym.Env):
                 pick = choices[int(rng.integers(len(choices)))]
                 s_pick = net.lanes[pick].project(float(p[0]), float(p[1]))[0]
                 rows.append((pick, s_pick, 0.0))
-        if len(rows) > len(self.world.obstacles):
-            raise UserError(
-                f"{len(rows)} obstacles given but the env has room for {len(self.world.obstacles)}; "
-                "make it with a larger 'obstacles'"
-            )
+        _check_room(len(rows), len(self.world.obstacles), "obstacles")
         poses = []
         for lane, s, off in rows:
             x, y, h = net.lanes[lane].pose_at(s)
@@ -536,16 +544,11 @@ class DrivingEnv(gym.Env):
 
     def _given_vehicles(self, items, start_lane: int, s_start: float) -> TrafficState:
         n = len(self.world.vehicles)
-        if len(items) > n:
-            raise UserError(
-                f"{len(items)} vehicles given but the env has room for {n}; "
-                "make it with a larger 'vehicles'"
-            )
+        _check_room(len(items), n, "vehicles")
         tr = TrafficState.empty(n)
         for i, item in enumerate(items):
-            lane = self._lane_option(item, start_lane, "vehicle")
+            lane, tr.s[i] = self._lane_option(item, start_lane, s_start, "vehicle")
             tr.lane[i] = lane
-            tr.s[i] = float(item["s"]) if "s" in item else s_start + float(item.get("ahead", 20.0))
             tr.v[i] = tr.v0[i] = float(item.get("speed", 0.0))
             tr.next_lane[i] = self.traffic_model.pick_next(lane, self.np_random)
             tr.active[i] = True
@@ -554,11 +557,7 @@ class DrivingEnv(gym.Env):
 
     def _given_pedestrians(self, items) -> PedestrianState:
         n = len(self.world.pedestrians)
-        if len(items) > n:
-            raise UserError(
-                f"{len(items)} pedestrians given but the env has room for {n}; "
-                "make it with a larger 'pedestrians'"
-            )
+        _check_room(len(items), n, "pedestrians")
         peds = PedestrianState.empty(n)
         for i, item in enumerate(items):
             peds.crosswalk[i] = int(item.get("crosswalk", 0))
