@@ -46,7 +46,8 @@ def segment_intersection(
     return None
 
 
-def _arc_length(points: np.ndarray) -> np.ndarray:
+def arc_length(points: np.ndarray) -> np.ndarray:
+    """Distance along a polyline at each of its vertices (0 at the first)."""
     steps = np.hypot(*np.diff(points, axis=0).T)
     return np.concatenate([[0.0], np.cumsum(steps)])
 
@@ -104,7 +105,7 @@ class Lane:
         self.closed = bool(closed)
         self.light = light
         self.kind = kind
-        self.s = _arc_length(self.centre)
+        self.s = arc_length(self.centre)
         self.length = float(self.s[-1])
         d = np.diff(self.centre, axis=0)
         self.headings = np.arctan2(d[:, 1], d[:, 0])
@@ -225,7 +226,6 @@ class RoadNetwork:
         reach = float(self._half.max()) + 0.5 * self._cell * math.sqrt(2.0) + 1.0
         lo = np.minimum(a, b) - reach
         hi = np.maximum(a, b) + reach
-        self._buckets: dict[tuple[int, int], np.ndarray] = {}
         c0 = np.floor(lo / self._cell).astype(int)
         c1 = np.floor(hi / self._cell).astype(int)
         cells: dict[tuple[int, int], list[int]] = {}
@@ -320,11 +320,10 @@ class Route:
         pts = np.asarray(points, dtype=np.float64)
         keep = np.concatenate([[True], np.hypot(*np.diff(pts, axis=0).T) > 1e-6])
         self.points = pts[keep]
-        self.s = _arc_length(self.points)
+        self.s = arc_length(self.points)
         self.length = float(self.s[-1])
         d = np.diff(self.points, axis=0)
         self.headings = np.arctan2(d[:, 1], d[:, 0])
-        self._ab = d
         self._len2 = np.maximum(np.sum(d * d, axis=1), 1e-12)
         self._x = np.ascontiguousarray(self.points[:, 0])
         self._y = np.ascontiguousarray(self.points[:, 1])
@@ -477,7 +476,7 @@ def loop(
         )
     crosswalks = []
     if n_crosswalks:
-        s_ref = _arc_length(ref)
+        s_ref = arc_length(ref)
         for u in rng.uniform(0.0, s_ref[-1], n_crosswalks):
             i = int(np.searchsorted(s_ref, u)) % (len(ref) - 1)
             normal = _left_normals(ref, True)[i]

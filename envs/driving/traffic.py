@@ -227,9 +227,12 @@ class TrafficModel:
         self.lane_change_rate = lane_change_rate
         self.lane_change_time = lane_change_time
         self.crossings = Crossings(net)
-        self.light_of_lane = np.array(
+        light_of_lane = np.array(
             [-1 if ln.light is None else ln.light for ln in net.lanes], dtype=np.int64
         )
+        #: lanes that end at a light (ids ascending) and that light
+        self.lit_lanes = np.flatnonzero(light_of_lane >= 0)
+        self.lane_light = light_of_lane[self.lit_lanes]
         #: static obstacles as (lane, s) pairs; set by the env after placing them
         self.static_lane = np.zeros(0, dtype=np.int64)
         self.static_s = np.zeros(0)
@@ -371,12 +374,11 @@ class TrafficModel:
                 vs.append(np.zeros(len(rows)))
                 halves.append(np.zeros(len(rows)))
         if net.lights:
-            states = net.light_states(t)
-            stop = [ln.id for ln in net.lanes if ln.light is not None and states[ln.light] != GREEN]
-            if stop:
-                stop_arr = np.array(stop, dtype=np.int64)
-                lanes.append(stop_arr)
-                ss.append(net.lane_lengths[stop_arr])
+            states = np.asarray(net.light_states(t))
+            stop = self.lit_lanes[states[self.lane_light] != GREEN]
+            if len(stop):
+                lanes.append(stop)
+                ss.append(net.lane_lengths[stop])
                 vs.append(np.full(len(stop), -1.0))
                 halves.append(np.zeros(len(stop)))
         return (

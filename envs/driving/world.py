@@ -26,7 +26,7 @@ import operator
 import numpy as np
 import pybullet as p
 
-from .roads import GREEN, RED, YELLOW, RoadNetwork
+from .roads import GREEN, RED, YELLOW, RoadNetwork, arc_length
 from .traffic import VEHICLE_LENGTH, VEHICLE_WIDTH
 
 # semantic classes (camera segmentation, BEV drawing)
@@ -249,7 +249,7 @@ class GroundRaster:
 
 
 def _dashes(line: np.ndarray, on: float, off: float, px) -> list[np.ndarray]:
-    s = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(line, axis=0).T))])
+    s = arc_length(line)
     out = []
     for start in np.arange(0.0, s[-1] - on, on + off):
         u = np.linspace(start, start + on, 3)
