@@ -68,13 +68,7 @@ def driving_score(
     penalty = math.prod(PENALTIES[k] ** counts[k] for k in PENALTIES) * (1.0 - outside)
     rc = 100.0 * min(route_completion, 1.0)
     km = route_length * min(route_completion, 1.0) / 1000.0
-
-    def rate(n: int) -> float:
-        if n == 0:
-            return 0.0
-        return n / km if km > 0 else math.inf
-
-    per_km = {k: rate(n) for k, n in counts.items()}
+    per_km = {k: _per_km(n, km) for k, n in counts.items()}
     return DrivingScore(
         driving_score=rc * penalty,
         route_completion=rc,
@@ -83,8 +77,15 @@ def driving_score(
         km=km,
         counts=counts,
         per_km=per_km,
-        infractions_per_km=rate(sum(counts.values())),
+        infractions_per_km=_per_km(sum(counts.values()), km),
     )
+
+
+def _per_km(n: int, km: float) -> float:
+    """``n`` infractions over ``km`` kilometres: 0 without infractions, inf over 0 km."""
+    if n == 0:
+        return 0.0
+    return n / km if km > 0 else math.inf
 
 
 def episode_score(final_info: Mapping[str, Any], truncated: bool = False) -> DrivingScore:
@@ -112,5 +113,5 @@ def mean_scores(scores: list[DrivingScore]) -> dict[str, float]:
         "driving_score": sum(s.driving_score for s in scores) / n,
         "route_completion": sum(s.route_completion for s in scores) / n,
         "infraction_penalty": sum(s.infraction_penalty for s in scores) / n,
-        "infractions_per_km": (total / km) if km > 0 else (0.0 if total == 0 else math.inf),
+        "infractions_per_km": _per_km(total, km),
     }
