@@ -36,8 +36,8 @@ from .sensors import (
     EgoState,
     Lidar,
     LidarBEV,
+    LidarConfig,
     LidarPoints,
-    LidarSpec,
     Segmentation,
     SensorFrame,
 )
@@ -117,31 +117,6 @@ class CameraConfig:
             raise ValueError("camera width and height must be at least 8")
         if not 1.0 <= self.fov <= 150.0 or self.far <= 1.0:
             raise ValueError("need 1 <= fov <= 150 and far > 1")
-
-
-@dataclasses.dataclass(frozen=True)
-class LidarConfig:
-    """The spinning lidar (``lidar``, ``lidar_points`` and ``lidar_bev`` sensors)."""
-
-    rays: int = field(360, "rays per revolution (per channel)")
-    channels: int = field(1, "vertical channels, spread evenly over v_fov")
-    max_range: float = field(50.0, "maximum range (metres)")
-    h_fov: float = field(360.0, "horizontal field of view (degrees), centred ahead")
-    v_fov: tuple[float, float] = field(
-        (0.0, 0.0), "lowest and highest channel elevation (degrees, negative = down)"
-    )
-    mount_height: float = field(1.0, "height of the rays' origin above the ground (metres)")
-    noise_std: float = field(0.0, "Gaussian range noise (metres) on every return")
-    bev_size: int = field(64, "lidar_bev: cells per side")
-    bev_extent: float = field(40.0, "lidar_bev: metres per side, centred on the car")
-
-    def __post_init__(self) -> None:
-        if self.rays < 1 or self.channels < 1 or self.max_range <= 0:
-            raise ValueError("need rays >= 1, channels >= 1 and max_range > 0")
-        if not 0 < self.h_fov <= 360 or self.v_fov[0] > self.v_fov[1]:
-            raise ValueError("need 0 < h_fov <= 360 and v_fov low <= high")
-        if self.mount_height <= 0 or self.noise_std < 0:
-            raise ValueError("need mount_height > 0 and noise_std >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -392,18 +367,7 @@ class DrivingEnv(gym.Env):
         self.camera_spec = PinholeCamera(
             cam.width, cam.height, cam.fov, cam.mount, cam.pitch, far=cam.far
         )
-        lid = cfg.lidar
-        self.lidar_spec = LidarSpec(
-            lid.rays,
-            lid.channels,
-            lid.max_range,
-            lid.h_fov,
-            lid.v_fov,
-            lid.mount_height,
-            lid.noise_std,
-            lid.bev_size,
-            lid.bev_extent,
-        )
+        self.lidar_spec = cfg.lidar  # the sensors take the config itself
         self.sensors: dict[str, Any] = {}
         for key in cfg.sensors:
             self.sensors[key] = self._make_sensor(key)

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from pilot.config import field
+
 from .roads import RED, YELLOW, LanePoint, RoadNetwork, Route
 from .traffic import EgoCar
 from .world import CLASS_NAMES, PinholeCamera, World
@@ -171,18 +173,28 @@ class Segmentation(Camera):
 
 # ------------------------------------------------------------------------------- lidar
 @dataclasses.dataclass(frozen=True)
-class LidarSpec:
-    """Geometry of a spinning lidar (angles in degrees, lengths in metres)."""
+class LidarConfig:
+    """The spinning lidar (``lidar``, ``lidar_points`` and ``lidar_bev`` sensors)."""
 
-    rays: int = 360
-    channels: int = 1
-    max_range: float = 50.0
-    h_fov: float = 360.0
-    v_fov: tuple[float, float] = (0.0, 0.0)
-    mount_height: float = 1.0
-    noise_std: float = 0.0
-    bev_size: int = 64
-    bev_extent: float = 40.0
+    rays: int = field(360, "rays per revolution (per channel)")
+    channels: int = field(1, "vertical channels, spread evenly over v_fov")
+    max_range: float = field(50.0, "maximum range (metres)")
+    h_fov: float = field(360.0, "horizontal field of view (degrees), centred ahead")
+    v_fov: tuple[float, float] = field(
+        (0.0, 0.0), "lowest and highest channel elevation (degrees, negative = down)"
+    )
+    mount_height: float = field(1.0, "height of the rays' origin above the ground (metres)")
+    noise_std: float = field(0.0, "Gaussian range noise (metres) on every return")
+    bev_size: int = field(64, "lidar_bev: cells per side")
+    bev_extent: float = field(40.0, "lidar_bev: metres per side, centred on the car")
+
+    def __post_init__(self) -> None:
+        if self.rays < 1 or self.channels < 1 or self.max_range <= 0:
+            raise ValueError("need rays >= 1, channels >= 1 and max_range > 0")
+        if not 0 < self.h_fov <= 360 or self.v_fov[0] > self.v_fov[1]:
+            raise ValueError("need 0 < h_fov <= 360 and v_fov low <= high")
+        if self.mount_height <= 0 or self.noise_std < 0:
+            raise ValueError("need mount_height > 0 and noise_std >= 0")
 
 
 class Lidar:
@@ -197,7 +209,7 @@ class Lidar:
 
     key = "lidar"
 
-    def __init__(self, spec: LidarSpec) -> None:
+    def __init__(self, spec: LidarConfig) -> None:
         self.spec = spec
         if spec.h_fov >= 360.0 - 1e-9:
             az = 2 * np.pi * np.arange(spec.rays) / spec.rays
