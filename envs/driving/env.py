@@ -649,7 +649,7 @@ class DrivingEnv(gym.Env):
         if self._sim is None:
             raise RuntimeError("call reset() before follow_route()")
         cfg, sim = self.config, self._sim
-        target = self._frame().target_speed if speed is None else speed
+        target = self._target_speed(self._lane, *self._light_ahead()) if speed is None else speed
         return route_command(
             sim.ego,
             self.route,
