@@ -41,6 +41,7 @@ from pilot.errors import TrainingDiverged, UserError
 from .base import Agent, BaseConfig
 from .common.networks import to_tensor
 from .common.policies import ActorCritic
+from .common.rollout import alloc_obs, map_obs, put_obs
 from .search import NetworkEvaluator, Root, SearchConfig, SimulatorModel, search, snapshot_env
 
 Obs = Any
@@ -88,34 +89,20 @@ class SearchReplay:
 
     def __init__(self, capacity: int, space: gym.Space, num_actions: int) -> None:
         self.capacity, self.size, self.pos = capacity, 0, 0
-        if isinstance(space, gym.spaces.Dict):
-            self.obs: Any = {
-                k: np.zeros((capacity, *s.shape), s.dtype) for k, s in space.spaces.items()
-            }
-        else:
-            self.obs = np.zeros((capacity, *space.shape), space.dtype)
+        self.obs: Any = alloc_obs(space, (capacity,))
         self.policy = np.zeros((capacity, num_actions), np.float32)
         self.ret = np.zeros(capacity, np.float32)
 
     def add(self, obs: Obs, policy: np.ndarray, ret: float) -> None:
         i = self.pos
-        if isinstance(self.obs, dict):
-            for k, v in self.obs.items():
-                v[i] = obs[k]
-        else:
-            self.obs[i] = obs
+        put_obs(self.obs, i, obs)
         self.policy[i], self.ret[i] = policy, ret
         self.pos = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[Obs, np.ndarray, np.ndarray]:
         idx = rng.integers(self.size, size=n)
-        obs = (
-            {k: v[idx] for k, v in self.obs.items()}
-            if isinstance(self.obs, dict)
-            else self.obs[idx]
-        )
-        return obs, self.policy[idx], self.ret[idx]
+        return map_obs(lambda v: v[idx], self.obs), self.policy[idx], self.ret[idx]
 
 
 class MCTS(Agent):

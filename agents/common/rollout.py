@@ -136,8 +136,18 @@ def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     return norm
 
 
-def _map_obs(fn, obs: Obs) -> Obs:
+def map_obs(fn, obs: Obs) -> Obs:
+    """``fn`` applied to an observation array, or to each array of a dict observation."""
     return {k: fn(v) for k, v in obs.items()} if isinstance(obs, dict) else fn(obs)
+
+
+def put_obs(store: Obs, index: Any, obs: Obs) -> None:
+    """``store[index] = obs`` for an observation store from :func:`alloc_obs`."""
+    if isinstance(store, dict):
+        for k, v in obs.items():
+            store[k][index] = v
+    else:
+        store[index] = obs
 
 
 @dataclasses.dataclass
@@ -169,7 +179,7 @@ class Batch:
             return v[idx] if isinstance(idx, slice) else v.index_select(0, idx)
 
         return Batch(
-            _map_obs(pick, self.obs),
+            map_obs(pick, self.obs),
             pick(self.actions),
             pick(self.log_probs),
             pick(self.values),
@@ -222,7 +232,7 @@ class Rollout:
             return torch.as_tensor(x).to(device)
 
         return Batch(
-            _map_obs(flat, self.obs),
+            map_obs(flat, self.obs),
             flat(self.actions),
             flat(self.log_probs),
             flat(self.values),
@@ -231,9 +241,10 @@ class Rollout:
         )
 
 
-def _alloc(space: gym.Space, lead: tuple[int, ...]) -> Obs:
+def alloc_obs(space: gym.Space, lead: tuple[int, ...]) -> Obs:
+    """Zeroed storage of shape ``lead + space.shape`` (a dict of them for Dict spaces)."""
     if isinstance(space, gym.spaces.Dict):
-        return {k: _alloc(s, lead) for k, s in space.spaces.items()}
+        return {k: alloc_obs(s, lead) for k, s in space.spaces.items()}
     return np.zeros(lead + space.shape, dtype=space.dtype)
 
 
@@ -252,7 +263,7 @@ class RolloutBuffer:
         self.n_envs = n_envs
         self.capacity = n_steps
         lead = (n_steps, n_envs)
-        self.obs = _alloc(observation_space, lead)
+        self.obs = alloc_obs(observation_space, lead)
         if isinstance(action_space, gym.spaces.Discrete):
             self.actions = np.zeros(lead, dtype=np.int64)
         else:
@@ -276,7 +287,7 @@ class RolloutBuffer:
         for name in ("actions", "log_probs", "values", "rewards", "terminated", "truncated"):
             setattr(self, name, double(getattr(self, name)))
         self.final_values = double(self.final_values)
-        self.obs = _map_obs(double, self.obs)
+        self.obs = map_obs(double, self.obs)
         self.capacity *= 2
 
     def add(
@@ -293,11 +304,7 @@ class RolloutBuffer:
         if self.full:
             self._grow()
         t = self.size
-        if isinstance(obs, dict):
-            for k, v in obs.items():
-                self.obs[k][t] = v
-        else:
-            self.obs[t] = obs
+        put_obs(self.obs, t, obs)
         self.actions[t] = actions
         self.log_probs[t] = log_probs
         self.values[t] = values
@@ -317,7 +324,7 @@ class RolloutBuffer:
         next_values = np.where(terminated, 0.0, next_values).astype(np.float32)
         self.size = 0
         return Rollout(
-            _map_obs(lambda v: v[:T], self.obs),
+            map_obs(lambda v: v[:T], self.obs),
             self.actions[:T],
             self.log_probs[:T],
             values,
