@@ -198,7 +198,7 @@ class Tree:
     def add(self, b: np.ndarray, n: np.ndarray, visits: int, values: np.ndarray, unique: bool):
         """Add to the stats of nodes ``(b, n)`` and to their parents' edges; ``unique``
         promises no node repeats (plain indexing instead of ``np.add.at``). Returns which
-        nodes have a parent, and the parents."""
+        nodes have a parent, the parents, and the flat ids of those parents' edges."""
         g = self.gid(b, n)
         p = self.flat("parent").take(g)
         up = p >= 0
@@ -216,7 +216,7 @@ class Tree:
             np.add.at(nval, g, values)
             np.add.at(ev, edge, visits)
             np.add.at(evalue, edge, vals)
-        return up, p
+        return up, p, edge
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -470,11 +470,9 @@ def backup(
     g = np.asarray(value, dtype=np.float64).copy()
     b, n = trees, node
     while len(n):
-        up, p = tree.add(b, n, 1, g, unique)
-        a = tree.parent_action[b[up], n[up]]
-        b, p, g = b[up], p[up], g[up]
-        g = tree.edge_reward[b, p, a] + discount * g
-        n = p
+        up, p, edge = tree.add(b, n, 1, g, unique)
+        b, n = b[up], p[up]
+        g = tree.edge_reward.reshape(-1).take(edge) + discount * g[up]
 
 
 _STATS = ("visits", "value_sum", "edge_visits", "edge_value")
@@ -486,7 +484,7 @@ def _virtual_loss(tree: Tree, leaves: Leaves, low: np.ndarray) -> None:
     The caller restores the stats before the real backup."""
     b, n = leaves.tree, leaves.node
     while len(n):
-        up, p = tree.add(b, n, 1, low[b], unique=False)
+        up, p, _ = tree.add(b, n, 1, low[b], unique=False)
         b, n = b[up], p[up]
 
 
