@@ -132,12 +132,14 @@ def search(
     use_h: bool,
     s1: float,
     kdiag: float,
+    f0: float,
     capacity: int = 1024,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Best-first search from ``s`` until ``t`` is expanded (``t = -1``: never).
 
     ``masks`` are the uint8 move masks, ``moves`` the per-move (flat offset, drow, dcol,
-    fixed-point cost) arrays. Returns (fixed-point g-values with ``inf`` for unreached
+    fixed-point cost) arrays, ``f0`` the start's priority (its heuristic; 0 without one).
+    Returns (fixed-point g-values with ``inf`` for unreached
     cells, parents with -1 for none, expansions), the same as the Python ``_search_py``.
     ``capacity`` is the heap's first size; it doubles whenever it could overflow.
     """
@@ -145,15 +147,12 @@ def search(
     gs = np.full(n, np.inf)
     parents = np.full(n, -1, dtype=np.int64)
     closed = np.zeros(n, dtype=np.uint8)
-    tr, tc = divmod(t, width) if t >= 0 else (0, 0)
-    sr, sc = divmod(s, width)
-    dy, dx = abs(sr - tr), abs(sc - tc)
     gs[s] = 0.0
     cap = max(int(capacity), 16)
     hf = np.empty(cap)  # heap entries: f, push sequence, node
     hs = np.empty(cap, dtype=np.int64)
     hn = np.empty(cap, dtype=np.int64)
-    hf[0] = ((dx + dy) * s1 + kdiag * min(dx, dy)) if use_h else 0.0
+    hf[0] = f0  # the start's f: its heuristic (0 without one)
     hs[0], hn[0] = 0, s
     state = np.array([1, 1, 0], dtype=np.int64)  # heap size, next sequence, expansions
     args = (masks, *moves, width, t, use_h, s1, kdiag, gs, parents, closed)

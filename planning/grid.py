@@ -48,6 +48,14 @@ Cell = tuple[int, int]
 _S = float(2**32)
 _D = float(6074001001)  # round(√2·2³²) made odd, so it is invertible modulo 2³²
 _D_INV = pow(6074001001, -1, 2**32)
+_K = _D - 2.0 * _S  # the octile distance in fixed point: (dx + dy)·S + K·min(dx, dy)
+
+
+def _octile_fixed(dx: int, dy: int) -> float:
+    """The octile distance of a (dx, dy) offset in fixed point (what the searches' inner
+    loops compute inline)."""
+    return (dx + dy) * _S + _K * min(dx, dy)
+
 
 #: The 8 moves as (drow, dcol); bit k of a cell's mask says move k is legal.
 MOVES: tuple[tuple[int, int], ...] = (
@@ -219,9 +227,14 @@ class GridGraph:
         g-values and parents come back as numpy arrays instead of lists)."""
         if not self.compiled:
             return self._search_py(s, t, use_h)
-        return _fast.search(
-            self._mask_arr, self._move_arrays, self.width, s, t, use_h, _S, _D - 2.0 * _S
-        )
+        f0 = self._start_estimate(s, t) if use_h else 0.0
+        return _fast.search(self._mask_arr, self._move_arrays, self.width, s, t, use_h, _S, _K, f0)
+
+    def _start_estimate(self, s: int, t: int) -> float:
+        """The heuristic at flat index ``s`` towards ``t`` (t=-1: towards cell (0, 0))."""
+        sr, sc = divmod(s, self.width)
+        tr, tc = divmod(t, self.width) if t >= 0 else (0, 0)
+        return _octile_fixed(abs(sc - tc), abs(sr - tr))
 
     def _search_py(self, s: int, t: int, use_h: bool) -> tuple[list[float], list[int], int]:
         """Best-first search from flat index ``s``; stops when ``t`` is expanded (t=-1: never).
@@ -243,11 +256,9 @@ class GridGraph:
         parents = [-1] * n
         closed = bytearray(n)
         tr, tc = divmod(t, w) if t >= 0 else (0, 0)
-        s1, k = _S, _D - 2.0 * _S  # octile = (dx + dy)·S + (D - 2S)·min(dx, dy)
+        s1, k = _S, _K  # octile = (dx + dy)·S + K·min(dx, dy), inline in the loop
         push, pop = heapq.heappush, heapq.heappop
-        sr, sc = divmod(s, w)
-        dy, dx = abs(sr - tr), abs(sc - tc)
-        f0 = ((dx + dy) * s1 + k * min(dx, dy)) if use_h else 0.0
+        f0 = self._start_estimate(s, t) if use_h else 0.0
         gs[s] = 0.0
         heap = [f0]  # distinct f values
         stacks = {f0: [s]}  # f -> nodes with that f, the newest last
@@ -481,7 +492,7 @@ class GridGraph:
         parents = [-1] * n
         pdir = [-1] * n
         closed = bytearray(n)
-        s1, kk = _S, _D - 2.0 * _S
+        s1, kk = _S, _K
         push, pop = heapq.heappush, heapq.heappop
 
         def straight(u: int, ur: int, uc: int, k: int) -> tuple[int, int] | None:
@@ -515,8 +526,7 @@ class GridGraph:
                     return u, steps
             return None
 
-        dy, dx = abs(s[0] - tr), abs(s[1] - tc)
-        f0 = (dx + dy) * s1 + kk * min(dx, dy)
+        f0 = _octile_fixed(abs(s[1] - tc), abs(s[0] - tr))
         gs[si] = 0.0
         heap, stacks = [f0], {f0: [si]}
         expansions = 0

@@ -223,8 +223,9 @@ def test_compiled_heap_grows_and_resumes():
     fixed = (graph._mask_arr, graph._move_arrays, 80)
     for t, use_h in ((-1, False), (80 * 80 - 1, True)):  # a distance field, an A* query
         gs_py, parents_py, exp_py = graph._search(0, t, use_h)
+        f0 = graph._start_estimate(0, t) if use_h else 0.0
         gs, parents, expansions = _fast.search(
-            *fixed, 0, t, use_h, grid._S, grid._D - 2 * grid._S, capacity=16
+            *fixed, 0, t, use_h, grid._S, grid._K, f0, capacity=16
         )
         np.testing.assert_array_equal(gs, gs_py)
         np.testing.assert_array_equal(parents, parents_py)
