@@ -26,12 +26,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 import pilot
 from pilot.errors import UserError
+
+if TYPE_CHECKING:  # torch loads only to save or load tensors: reading metadata stays fast
+    import torch
 
 FORMAT = "pilot-checkpoint/1"
 _NAME = re.compile(r"^step_(\d+)$")
@@ -67,6 +68,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def versions() -> dict[str, str]:
     """Versions worth recording next to a result."""
+    import torch
+
     out = {
         "pilot": pilot.__version__,
         "torch": torch.__version__,
@@ -83,6 +86,8 @@ def save(folder: str | Path, state: dict[str, Any], meta: dict[str, Any], keep: 
 
     Older checkpoints beyond the newest ``keep`` are removed afterwards.
     """
+    import torch
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     name = f"step_{int(meta['step']):09d}"
@@ -146,6 +151,8 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Load and verify a checkpoint; anything not written by :func:`save` is refused."""
+    import torch
+
     pt = resolve(path)
     meta = read_meta(pt)
     if not pt.is_file():
