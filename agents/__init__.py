@@ -24,18 +24,39 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
     ),
 }
 
+#: name -> its config class in :mod:`pilot.agents.configs`, which loads without torch
+CONFIGS: dict[str, str] = {
+    "dqn": "DQNConfig",
+    "ppo": "PPOConfig",
+    "a2c": "A2CConfig",
+    "reinforce": "REINFORCEConfig",
+    "mcts": "MCTSConfig",
+}
+
 PRESETS = Path(__file__).parent / "presets"
 
 
-def get_algorithm(name: str) -> type:
-    """The agent class for ``name``; an unknown name is a :class:`UserError`."""
+def algorithm_name(name: str) -> str:
+    """The registered name meant by ``name``; an unknown one is a :class:`UserError`."""
     key = name.lower()
     if key not in ALGORITHMS:
         raise UserError(
             f"unknown algorithm '{name}'{close_matches(key, ALGORITHMS)}; see `pilot list`"
         )
-    module, cls = ALGORITHMS[key][0].split(":")
+    return key
+
+
+def get_algorithm(name: str) -> type:
+    """The agent class for ``name`` (this imports torch)."""
+    module, cls = ALGORITHMS[algorithm_name(name)][0].split(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def config_class(name: str) -> type:
+    """The config dataclass of algorithm ``name``, without importing torch."""
+    from . import configs
+
+    return getattr(configs, CONFIGS[algorithm_name(name)])
 
 
 def env_family(env_id: str) -> str:
@@ -71,9 +92,10 @@ def build_config(
     overrides: dict[str, Any] | None = None,
 ):
     """Resolve preset ← config file ← ``--set`` overrides into the algorithm's Config."""
-    cls = get_algorithm(algo)
+    cls = config_class(algo)
+    algo = algorithm_name(algo)
     values = merge(merge(preset(algo, env_id), file_values or {}), overrides or {})
-    return from_dict(cls.Config, values)
+    return from_dict(cls, values)
 
 
 def load_agent(path: str | Path, device: str = "auto", weights_only: bool = True):

@@ -8,27 +8,10 @@ paper or Adam. Collection, targets and the loop are shared with PPO and REINFORC
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Literal
-
 import torch
 
-from pilot.config import field
-
-from .common.rollout import ActorCriticConfig, Batch, PGAgent
-
-
-@dataclasses.dataclass(frozen=True)
-class A2CConfig(ActorCriticConfig):
-    """A2C hyperparameters (defaults: Stable-Baselines3's A2C)."""
-
-    n_steps: int = field(5, "steps per env in each rollout (the n of n-step returns)")
-    gae_lambda: float = field(1.0, "GAE lambda (1: plain n-step returns)")
-    learning_rate: float = field(7e-4, "learning rate (initial value when annealed)")
-    anneal_lr: bool = field(False, "decay the learning rate linearly to 0 over the step budget")
-    normalize_advantages: bool = field(False, "standardize advantages over each rollout")
-    optimizer: Literal["rmsprop", "adam"] = field("rmsprop", "rmsprop (as in the paper) or adam")
-    rms_alpha: float = field(0.99, "RMSprop smoothing constant")
+from .common.rollout import Batch, PGAgent
+from .configs import A2CConfig
 
 
 class A2C(PGAgent):

@@ -10,37 +10,16 @@ checkpoint must hold.
 from __future__ import annotations
 
 import abc
-import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from pilot.config import field
 from pilot.envs import make_env
 from pilot.errors import TrainingDiverged
 
 from .common.device import resolve_device
-
-
-@dataclasses.dataclass(frozen=True)
-class BaseConfig:
-    """Fields every algorithm's config has (algorithm configs subclass this)."""
-
-    steps: int = field(
-        100_000, "default step budget when `pilot train` gets no --steps (agent steps)"
-    )
-    n_envs: int = field(1, "parallel environments for collection")
-    env: dict = field(None, "keyword arguments for the environment (e.g. protocol: machado)")
-    checkpoint_every: int = field(50_000, "agent steps between checkpoints (0: only at the end)")
-    log_every: int = field(1_000, "agent steps between metric logs")
-
-    def __post_init__(self) -> None:
-        if self.env is None:
-            object.__setattr__(self, "env", {})
-        for name in ("steps", "n_envs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
+from .configs import BaseConfig
 
 
 class Agent(abc.ABC):

@@ -17,8 +17,7 @@ envs, so a config means the same replay ratio whatever ``n_envs`` is.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -26,95 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pilot.config import field
 from pilot.envs import make_vec_env
 from pilot.errors import UserError
 
-from .base import Agent, BaseConfig
+from .base import Agent
 from .common.networks import layer_init, make_torso, to_tensor
 from .common.replay import Batch, PrioritizedReplayBuffer, ReplayBuffer, with_final_obs
 from .common.schedules import linear
-
-
-@dataclasses.dataclass(frozen=True)
-class DQNConfig(BaseConfig):
-    """Hyperparameters of the DQN family (defaults: Nature DQN with Adam)."""
-
-    # network
-    hidden: tuple[int, ...] = field(
-        (64, 64), "hidden layer sizes of the MLP torso (vector observations)"
-    )
-    activation: Literal["tanh", "relu"] = field("relu", "activation of the MLP torso")
-    dueling: bool = field(False, "dueling head: Q = V + A - mean(A) (Wang et al., 2016)")
-    distributional: bool = field(
-        False, "C51: learn a categorical return distribution (Bellemare et al., 2017)"
-    )
-    n_atoms: int = field(51, "C51: atoms of the return distribution")
-    v_min: float = field(-10.0, "C51: smallest return the support represents")
-    v_max: float = field(10.0, "C51: largest return the support represents")
-    # optimisation
-    learning_rate: float = field(1e-4, "Adam learning rate")
-    lr_end: float | None = field(
-        None, "if set, the learning rate decays linearly to this by the end of training"
-    )
-    adam_eps: float = field(1e-8, "Adam epsilon (1.5e-4 in Rainbow/Dopamine)")
-    batch_size: int = field(32, "transitions per gradient step")
-    loss: Literal["huber", "mse"] = field("huber", "TD loss: Huber (delta 1) or squared error")
-    max_grad_norm: float = field(10.0, "clip the gradient's global norm to this (0: no clipping)")
-    gamma: float = field(0.99, "discount factor")
-    double_q: bool = field(
-        False, "Double DQN: the online net picks the next action, the target net rates it"
-    )
-    # replay
-    buffer_size: int = field(1_000_000, "replay capacity in transitions (split evenly over n_envs)")
-    n_step: int = field(1, "n-step returns: sum n discounted rewards before bootstrapping")
-    prioritized: bool = field(False, "proportional prioritized replay (Schaul et al., 2016)")
-    priority_alpha: float = field(0.6, "prioritized replay: priority exponent alpha")
-    priority_beta: float = field(
-        0.4, "prioritized replay: initial IS exponent beta, annealed to 1 over training"
-    )
-    priority_eps: float = field(
-        1e-6, "prioritized replay: added to |TD error| so no priority is zero"
-    )
-    # schedule
-    learning_starts: int = field(
-        50_000,
-        "agent steps collected before the first update (counted from the start or the resume point)",
-    )
-    train_freq: int = field(4, "agent steps (summed over envs) between training phases")
-    gradient_steps: int = field(1, "gradient steps per training phase")
-    target_update_interval: int = field(10_000, "agent steps between target-network updates")
-    tau: float = field(1.0, "target update rate: 1 copies the online net, < 1 is Polyak averaging")
-    exploration_initial_eps: float = field(1.0, "epsilon at the start of training")
-    exploration_final_eps: float = field(0.01, "epsilon after the exploration fraction")
-    exploration_fraction: float = field(
-        0.1, "share of the step budget over which epsilon decays linearly"
-    )
-    eval_epsilon: float = field(
-        0.01, "epsilon of act(deterministic=False), e.g. 0.05 for Atari evaluation"
-    )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        positive = (
-            "batch_size",
-            "buffer_size",
-            "n_step",
-            "train_freq",
-            "gradient_steps",
-            "target_update_interval",
-        )
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
-        if not 0.0 < self.tau <= 1.0:
-            raise ValueError("tau must be in (0, 1]")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError("gamma must be in [0, 1]")
-        if self.distributional and (self.n_atoms < 2 or self.v_max <= self.v_min):
-            raise ValueError("C51 needs n_atoms >= 2 and v_max > v_min")
-        if self.buffer_size < self.n_envs:
-            raise ValueError("buffer_size must be >= n_envs")
+from .configs import DQNConfig
 
 
 class QNetwork(nn.Module):

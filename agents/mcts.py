@@ -33,55 +33,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from pilot.config import field
 from pilot.envs import is_atari, make_vec_env
 from pilot.envs.vector import SyncVecEnv, index_obs, stack_obs
 from pilot.errors import TrainingDiverged, UserError
 
-from .base import Agent, BaseConfig
+from .base import Agent
 from .common.networks import to_tensor
 from .common.policies import ActorCritic
 from .common.rollout import alloc_obs, map_obs, put_obs
-from .search import NetworkEvaluator, Root, SearchConfig, SimulatorModel, search, snapshot_env
+from .configs import MCTSConfig
+from .search import NetworkEvaluator, Root, SimulatorModel, search, snapshot_env
 
 Obs = Any
-
-
-@dataclasses.dataclass(frozen=True)
-class MCTSConfig(BaseConfig):
-    """AlphaZero-style training (search settings in ``search``)."""
-
-    n_envs: int = field(16, "self-play envs, searched together as one batch of trees")
-    search: SearchConfig = field(
-        SearchConfig(), "tree search settings (search.num_simulations, ...)"
-    )
-    hidden: tuple[int, ...] = field((64, 64), "policy and value MLP hidden sizes")
-    activation: str = field("tanh", "hidden activation: tanh or relu")
-    learning_rate: float = field(1e-3, "Adam learning rate")
-    weight_decay: float = field(1e-4, "AdamW weight decay (AlphaZero's L2 term)")
-    batch_size: int = field(256, "minibatch size of network updates")
-    buffer_size: int = field(50_000, "replay capacity (search targets)")
-    learning_starts: int = field(1_000, "env steps before the first update")
-    updates_per_step: int = field(1, "network updates per batched env step")
-    n_step: int = field(10, "value targets bootstrap from the search value this many moves on")
-    value_coef: float = field(1.0, "weight of the value loss")
-    max_grad_norm: float = field(1.0, "clip the global gradient norm")
-    temperature: float = field(1.0, "PUCT: sample moves from visits^(1/T) while exploring")
-    explore_moves: int = field(30, "PUCT: moves per episode played with the temperature")
-    reuse_tree: bool = field(True, "keep the subtree below the played action for the next move")
-    eval_simulations: int | None = field(
-        None, "simulations per move in watch/eval (None: search.num_simulations)"
-    )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.activation not in ("tanh", "relu"):
-            raise ValueError("activation must be tanh or relu")
-        for name in ("batch_size", "buffer_size", "n_step"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
-        if self.temperature <= 0:
-            raise ValueError("temperature must be > 0")
 
 
 class SearchReplay:

@@ -10,36 +10,11 @@ Collection, targets and the training loop are shared with A2C and REINFORCE
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 import torch.nn.functional as F
 
-from pilot.config import field
-
-from .common.rollout import ActorCriticConfig, Batch, PGAgent
-
-
-@dataclasses.dataclass(frozen=True)
-class PPOConfig(ActorCriticConfig):
-    """PPO hyperparameters (defaults: CleanRL's ``ppo.py``)."""
-
-    n_epochs: int = field(4, "passes over each rollout")
-    n_minibatches: int = field(4, "minibatches per pass (minibatch = n_steps * n_envs / this)")
-    clip_coef: float = field(0.2, "clip the probability ratio to [1 - clip_coef, 1 + clip_coef]")
-    vf_clip: float | None = field(
-        None, "clip the value change to ±vf_clip around the rollout's values (None: off)"
-    )
-    target_kl: float | None = field(
-        None, "stop the update's remaining minibatches once approx. KL exceeds this (None: off)"
-    )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n_epochs < 1 or self.n_minibatches < 1:
-            raise ValueError("n_epochs and n_minibatches must be >= 1")
-        if self.clip_coef <= 0:
-            raise ValueError("clip_coef must be > 0")
+from .common.rollout import Batch, PGAgent
+from .configs import PPOConfig
 
 
 class PPO(PGAgent):

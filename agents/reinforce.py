@@ -10,21 +10,10 @@ finish before the slowest env would over-represent short episodes. A truncated e
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from pilot.config import field
-
-from .common.rollout import Batch, PGAgent, PGConfig, Rollout
-
-
-@dataclasses.dataclass(frozen=True)
-class REINFORCEConfig(PGConfig):
-    """REINFORCE hyperparameters. One update per batch of ``n_envs`` whole episodes."""
-
-    learning_rate: float = field(1e-3, "learning rate (initial value when annealed)")
-    anneal_lr: bool = field(False, "decay the learning rate linearly to 0 over the step budget")
+from .common.rollout import Batch, PGAgent, Rollout
+from .configs import REINFORCEConfig
 
 
 class REINFORCE(PGAgent):

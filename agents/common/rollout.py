@@ -30,58 +30,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from pilot.config import field
 from pilot.envs import make_vec_env
 from pilot.envs.vector import StepInfo, VecEnv, stack_obs
 from pilot.errors import TrainingDiverged
 
-from ..base import Agent, BaseConfig
+from ..base import Agent
+from ..configs import PGConfig
 from .networks import to_tensor
 from .policies import ActorCritic, NumpyActorCritic, TorchActing
 from .schedules import linear
 
 Obs = Any  # np.ndarray, or dict[str, np.ndarray] for Dict observation spaces
-
-
-@dataclasses.dataclass(frozen=True)
-class PGConfig(BaseConfig):
-    """Fields shared by every policy-gradient agent."""
-
-    n_envs: int = field(8, "parallel environments for collection")
-    gamma: float = field(0.99, "discount factor")
-    learning_rate: float = field(2.5e-4, "learning rate (initial value when annealed)")
-    anneal_lr: bool = field(True, "decay the learning rate linearly to 0 over the step budget")
-    optimizer_eps: float = field(1e-5, "epsilon of the optimizer's denominator")
-    ent_coef: float = field(0.0, "weight of the entropy bonus")
-    vf_coef: float = field(0.5, "weight of the value loss (mean squared error)")
-    max_grad_norm: float = field(0.5, "clip the global gradient norm to this value")
-    normalize_advantages: bool = field(True, "standardize advantages (per minibatch)")
-    hidden: tuple[int, ...] = field((64, 64), "hidden layer sizes of the MLP torsos")
-    activation: str = field("tanh", "activation of the MLP torsos: tanh or relu")
-    shared_torso: bool = field(False, "one torso for policy and value (else one each)")
-    log_std_init: float = field(0.0, "initial log standard deviation of Gaussian policies")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError("gamma must be in [0, 1]")
-        if self.activation not in ("tanh", "relu"):
-            raise ValueError("activation must be tanh or relu")
-
-
-@dataclasses.dataclass(frozen=True)
-class ActorCriticConfig(PGConfig):
-    """Fields of the agents that learn from fixed-length rollouts (PPO, A2C)."""
-
-    n_steps: int = field(128, "steps per env in each rollout")
-    gae_lambda: float = field(0.95, "GAE lambda (1: n-step returns, 0: one-step TD)")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n_steps < 1:
-            raise ValueError("n_steps must be >= 1")
-        if not 0.0 <= self.gae_lambda <= 1.0:
-            raise ValueError("gae_lambda must be in [0, 1]")
 
 
 def compute_gae(

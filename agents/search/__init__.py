@@ -18,13 +18,25 @@ from .core import (
     search,
     simulate,
 )
-from .models import (
-    NetworkEvaluator,
-    RolloutEvaluator,
-    SimulatorModel,
-    snapshot_env,
-    uniform_evaluator,
+
+_MODELS = (
+    "NetworkEvaluator",
+    "RolloutEvaluator",
+    "SimulatorModel",
+    "snapshot_env",
+    "uniform_evaluator",
 )
+
+
+def __getattr__(name: str):
+    """The models need torch; the core and its config load without it (the CLI checks
+    a config before it imports torch)."""
+    if name in _MODELS:
+        from . import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Model",
