@@ -20,13 +20,21 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from pilot.errors import UserError
+
 
 class _Probe(gym.Env):
+    """Probes draw nothing: any ``render_mode`` other than None is refused when the env is
+    made, rather than accepted and failing at the first ``render()``."""
+
     metadata = {"render_modes": [], "render_fps": 30}
 
     def __init__(self, render_mode: str | None = None):
+        if render_mode is not None:
+            raise UserError(
+                f"probe envs draw nothing: render_mode must be None, got {render_mode!r}"
+            )
         self.render_mode = render_mode
-        self.t = 0
 
 
 class ConstantProbe(_Probe):
@@ -70,6 +78,7 @@ class DiscountProbe(_Probe):
         super().__init__(render_mode)
         self.observation_space = spaces.Box(0.0, 1.0, (1,), np.float32)
         self.action_space = spaces.Discrete(2)
+        self.t = 0
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
@@ -83,26 +92,28 @@ class DiscountProbe(_Probe):
 
 
 class IdentityProbe(_Probe):
-    """Observation is a random class k of n; reward 1 for action k. Tests policy learning."""
+    """Observation is a random class k of n; reward 1 for action k. Tests policy learning.
 
-    def __init__(self, n: int = 4, length: int = 10, render_mode: str | None = None):
+    The episode never terminates; the registered time limit (10 steps) truncates it, so
+    agents must bootstrap there.
+    """
+
+    def __init__(self, n: int = 4, render_mode: str | None = None):
         super().__init__(render_mode)
-        self.n, self.length = n, length
+        self.n = n
         self.observation_space = spaces.Discrete(n)
         self.action_space = spaces.Discrete(n)
         self._k = 0
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
-        self.t = 0
         self._k = int(self.np_random.integers(self.n))
         return self._k, {}
 
     def step(self, action):
         reward = float(int(action) == self._k)
-        self.t += 1
         self._k = int(self.np_random.integers(self.n))
-        return self._k, reward, False, self.t >= self.length, {}
+        return self._k, reward, False, False, {}
 
 
 class ContinuousTargetProbe(_Probe):
@@ -125,37 +136,49 @@ class ContinuousTargetProbe(_Probe):
         return self._target.copy(), reward, True, False, {}
 
 
+#: id -> (class, natural episode length, whether the probe ends it by termination, text)
 PROBES = {
     "pilot/Probe-Constant-v0": (
         "ConstantProbe",
         1,
+        True,
         "probe: constant obs, reward +1 (value fitting)",
     ),
     "pilot/Probe-ObsReward-v0": (
         "ObsRewardProbe",
         1,
+        True,
         "probe: reward equals the ±1 obs (input dependence)",
     ),
     "pilot/Probe-Discount-v0": (
         "DiscountProbe",
         2,
+        True,
         "probe: reward +1 after two steps (discounting)",
     ),
     "pilot/Probe-Identity-v0": (
         "IdentityProbe",
         10,
+        False,
         "probe: act the observed class (policy learning)",
     ),
     "pilot/Probe-ContinuousTarget-v0": (
         "ContinuousTargetProbe",
         1,
+        True,
         "probe: continuous action toward a target",
     ),
 }
 
 
 def register_probes(descriptions: dict[str, str]) -> None:
-    for env_id, (cls, steps, text) in PROBES.items():
+    """Register every probe. A probe that terminates gets a time limit one step past its
+    end, a guard that never fires: a limit equal to its length would truncate the very
+    step that terminates it (terminated and truncated together, which Gymnasium's checker
+    rejects and which tells agents to bootstrap where they must not). The Identity probe
+    never terminates, so its limit is its length."""
+    for env_id, (cls, steps, terminates, text) in PROBES.items():
         if env_id not in gym.registry:
-            gym.register(env_id, entry_point=f"pilot.envs.probes:{cls}", max_episode_steps=steps)
+            limit = steps + 1 if terminates else steps
+            gym.register(env_id, entry_point=f"pilot.envs.probes:{cls}", max_episode_steps=limit)
         descriptions[env_id] = text

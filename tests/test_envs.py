@@ -33,6 +33,24 @@ def test_gymnasium_and_sb3_check_env(env_id):
     env.close()
 
 
+#: every Atari id shares one entry point, wrappers and time limit: one stands for all
+WRAPPED_IDS = [i for i in IDS if not i.startswith("pilot/Atari-")] + ["pilot/Atari-Pong-v0"]
+
+
+@pytest.mark.parametrize("env_id", WRAPPED_IDS)
+def test_check_env_through_gym_make_with_its_wrappers(env_id):
+    """Users get the env from ``gym.make``: its time limit and checkers must pass too (a
+    limit equal to a terminating episode's length truncates the terminating step). The
+    render modes were checked above on the same spec, so they are skipped here."""
+    env = gym.make(env_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*is different from the unwrapped")
+        gym_check_env(env, skip_render_check=True)
+        sb3_check_env(env, warn=True)
+    env.close()
+
+
 @pytest.mark.parametrize("env_id", IDS)
 def test_same_seed_same_actions_same_trajectory(env_id):
     def rollout():
