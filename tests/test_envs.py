@@ -1,5 +1,8 @@
 """The env contract over every registered pilot id, and the VecEnv semantics agents rely on."""
 
+import os
+import subprocess
+import sys
 import warnings
 
 import gymnasium as gym
@@ -152,3 +155,44 @@ def test_sync_vec_env_counts_whole_games_and_clips_only_training_rewards():
     assert [(e.ret, e.length) for e in episodes] == [(30.0, 6)], (
         "statistics count the whole game, unclipped"
     )
+
+
+def _run_python(code: str, **env_extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **env_extra}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_driving_world_prints_nothing_to_stderr():
+    """pybullet's C code prints its build time at import; every driving command showed it."""
+    done = _run_python(
+        "import gymnasium as gym, pilot.envs, pilot.envs.driving.world\n"
+        "env = gym.make('pilot/Driving-LaneKeep-v0')\n"
+        "env.reset(seed=0); env.step(env.action_space.sample()); env.close()\n"
+        "print('stepped')\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "stepped\n"
+    assert done.stderr == ""
+
+
+def test_pybullet_import_keeps_other_stderr_output(tmp_path):
+    """Only the build-time line is dropped: anything else printed during the import (here
+    by a stand-in module on fd 2, as the C code writes) still reaches stderr, in order."""
+    (tmp_path / "pybullet.py").write_text(
+        "import os\n"
+        "os.write(2, b'warning one\\npybullet build time: Jan 1 2025\\nwarning two\\n')\n"
+        "VALUE = 42\n"
+    )
+    done = _run_python(
+        "from pilot.envs.driving import import_pybullet_quietly\n"
+        "import sys\n"
+        "print('before', file=sys.stderr, flush=True)\n"
+        "print(import_pybullet_quietly().VALUE)\n"
+        "print('after', file=sys.stderr)\n",
+        PYTHONPATH=str(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "42\n"
+    assert done.stderr == "before\nwarning one\nwarning two\nafter\n"

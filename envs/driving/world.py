@@ -24,10 +24,12 @@ import math
 import operator
 
 import numpy as np
-import pybullet as p
 
+from . import import_pybullet_quietly
 from .roads import GREEN, RED, YELLOW, RoadNetwork, arc_length
 from .traffic import VEHICLE_LENGTH, VEHICLE_WIDTH
+
+p = import_pybullet_quietly()
 
 # semantic classes (camera segmentation, BEV drawing)
 SKY, GRASS, ROAD, MARKING, EGO, VEHICLE, PEDESTRIAN, STATIC, LIGHT = range(9)
