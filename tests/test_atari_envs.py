@@ -78,6 +78,22 @@ def test_machado_protocol_uses_full_actions_and_sticky_actions():
     vec.close()
 
 
+@pytest.mark.parametrize("game", ["Breakout", "Pong", "Seaquest"])
+def test_minimal_actions_map_to_the_same_ale_actions_in_the_full_set(game):
+    minimal = gym.make(atari_id(game)).unwrapped
+    full = gym.make(atari_id(game), protocol="machado").unwrapped
+    assert len(full.action_meanings) == 18
+    index = full.minimal_action_indices
+    assert [full.action_meanings[i] for i in index] == minimal.action_meanings
+    np.testing.assert_array_equal(minimal.minimal_action_indices, np.arange(minimal.action_space.n))
+    # the mapped actions on the full set play the minimal set's game, frame for frame
+    actions = random_actions(minimal.action_space.n, 60, seed=3)
+    on_full = gym.make(atari_id(game), full_action_space=True).unwrapped
+    a = [minimal.reset(seed=5)[0]] + [minimal.step(x)[0] for x in actions]
+    b = [on_full.reset(seed=5)[0]] + [on_full.step(index[x])[0] for x in actions]
+    np.testing.assert_array_equal(np.stack(a), np.stack(b))
+
+
 @pytest.mark.parametrize(
     ("protocol", "training"), [("machado", True), ("deepmind", False)], ids=["machado", "eval"]
 )

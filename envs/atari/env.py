@@ -34,6 +34,14 @@ MAX_EPISODE_FRAMES = 108_000
 
 PROTOCOLS = ("deepmind", "machado")
 
+#: ε of the ε-greedy policy each protocol evaluates with. A greedy agent that never
+#: presses FIRE after losing a life would otherwise play until the 27,000-step cut.
+#: ``deepmind``: 0.05 (Mnih et al. 2015, Methods: "ε-greedy policy with ε = 0.05").
+#: ``machado``: Machado et al. (2018) score the agent's own training episodes and name no
+#: evaluation ε; Dopamine's DQN, which follows their sticky actions, evaluates with
+#: ε = 0.001 (dopamine/agents/dqn/configs/dqn.gin: ``DQNAgent.epsilon_eval = 0.001``).
+EVAL_EPSILON = {"deepmind": 0.05, "machado": 0.001}
+
 
 @dataclass(frozen=True)
 class AtariSettings:
@@ -231,6 +239,15 @@ class AtariEnv(gym.Env):
     def action_meanings(self) -> list[str]:
         """Names of the ALE actions behind the action indices (e.g. ``NOOP``, ``FIRE``)."""
         return [a.name for a in self._actions]
+
+    @property
+    def minimal_action_indices(self) -> np.ndarray:
+        """Where the game's minimal actions sit in this env's action set, in the minimal
+        set's order: ``actions[minimal_action_indices[i]]`` is minimal action ``i``. On the
+        full set this maps an agent trained on the minimal set to the full set's indices
+        (ALE's minimal set is a subset of its 18 legal actions)."""
+        here = list(self._actions)
+        return np.array([here.index(a) for a in self.ale.getMinimalActionSet()], np.int64)
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(
