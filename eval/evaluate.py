@@ -4,6 +4,9 @@ Episodes are laid out as (seed, index): for each seed one env is created and res
 that seed once, then plays ``episodes_per_seed`` episodes in a row (later resets draw from
 the env's own generator), so results are reproducible from the seed list alone. All seeds'
 envs advance in lockstep so the policy sees one batch per step (one network call).
+
+An ε-greedy evaluation (the Atari protocols') draws its coin flips and random actions from
+one generator per seed, seeded from that seed, so it is reproducible from the seed list too.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +29,10 @@ from pilot.envs.vector import episode_success, stack_obs
 from .driving import DrivingScore, episode_score, mean_scores
 from .stats import Summary, summarize
 
+#: Why an episode ended, beyond the env's own ``info["outcome"]`` (the driving world's
+#: route_completed, collision, off_road, route_deviation, agent_blocked).
+TERMINATED, TIME_LIMIT, MAX_STEPS = "terminated", "time_limit", "max_steps"
+
 
 @dataclass(frozen=True)
 class EpisodeResult:
@@ -35,6 +43,35 @@ class EpisodeResult:
     terminated: bool
     success: bool | None = None  # the env's info["success"] at the episode's end, if it says
     driving: DrivingScore | None = None  # driving worlds: the route's leaderboard scores
+    end: str = ""  # why it ended: the env's info["outcome"], terminated, time_limit, max_steps
+
+
+class EpsilonGreedy:
+    """With probability ``epsilon`` replace an action by one drawn uniformly from
+    ``n_actions``. A coin flip and a random action are drawn on every call, so the draws
+    depend only on ``seed`` and the number of steps, not on what the agent chose."""
+
+    def __init__(self, epsilon: float, n_actions: int, seed: int) -> None:
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")
+        self.epsilon, self.n_actions = float(epsilon), int(n_actions)
+        # a stream of its own: the env seeded with the same number draws from another one
+        self.rng = np.random.default_rng([0xE95, int(seed)])
+
+    def __call__(self, action: Any) -> Any:
+        if self.epsilon <= 0.0:
+            return action
+        explore = self.rng.random() < self.epsilon
+        random_action = self.rng.integers(self.n_actions)
+        return random_action if explore else action
+
+
+def end_reason(info: dict[str, Any], terminated: bool, truncated: bool) -> str:
+    """Why an episode ended: the env's ``info["outcome"]`` when it names one, else
+    ``terminated``, ``time_limit`` (the env's truncation) or ``max_steps`` (cut by the caller)."""
+    if terminated:
+        return str(info.get("outcome") or TERMINATED)
+    return TIME_LIMIT if truncated else MAX_STEPS
 
 
 def run_episodes(
@@ -44,32 +81,44 @@ def run_episodes(
     episodes_per_seed: int,
     env_kwargs: dict[str, Any] | None = None,
     max_steps: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    epsilon: float = 0.0,
 ) -> list[EpisodeResult]:
     """Play ``episodes_per_seed`` episodes per seed with ``act(batch_obs, envs) -> actions``
     (``envs``: the envs behind the batch, in order, for agents that plan through them).
 
     ``max_steps`` cuts an episode short (recorded with ``terminated=False``); the env's
-    own time limit applies otherwise.
+    own time limit applies otherwise. ``epsilon`` > 0 plays ε-greedy around ``act``'s
+    actions (Discrete action spaces), drawn per seed as :class:`EpsilonGreedy` does.
+    ``progress(episodes_done, steps)`` is called after every lockstep, so a caller can
+    show that long episodes are moving.
     """
     kwargs = dict(env_kwargs or {})
     kwargs.pop("training", None)
     envs = [make_env(env_id, **kwargs) for _ in seeds]
     space = envs[0].observation_space
+    explore = (
+        [EpsilonGreedy(epsilon, int(envs[0].action_space.n), int(s)) for s in seeds]
+        if epsilon > 0
+        else None
+    )
     try:
         obs = [env.reset(seed=int(s))[0] for env, s in zip(envs, seeds, strict=True)]
         done_count = [0] * len(envs)
         rets = [0.0] * len(envs)
         lens = [0] * len(envs)
+        steps = 0
         results: list[EpisodeResult] = []
         active = [episodes_per_seed > 0] * len(envs)
         while any(active):
             idx = [i for i, a in enumerate(active) if a]
             actions = act(stack_obs([obs[i] for i in idx], space), [envs[i] for i in idx])
             for j, i in enumerate(idx):
-                o, r, term, trunc, info = envs[i].step(actions[j])
+                action = actions[j] if explore is None else explore[i](actions[j])
+                o, r, term, trunc, info = envs[i].step(action)
                 rets[i] += float(r)
                 lens[i] += 1
+                steps += 1
                 cut = max_steps is not None and lens[i] >= max_steps
                 if term or trunc or cut:
                     success = episode_success(info)
@@ -87,10 +136,9 @@ def run_episodes(
                             bool(term),
                             success,
                             driving,
+                            end_reason(info, bool(term), bool(trunc)),
                         )
                     )
-                    if progress is not None:
-                        progress(len(results))
                     done_count[i] += 1
                     rets[i], lens[i] = 0.0, 0
                     if done_count[i] >= episodes_per_seed:
@@ -98,6 +146,8 @@ def run_episodes(
                         continue
                     o, _ = envs[i].reset()
                 obs[i] = o
+            if progress is not None:
+                progress(len(results), steps)
     finally:
         for env in envs:
             env.close()
@@ -127,6 +177,11 @@ def driving_summary(results: list[EpisodeResult]) -> dict[str, float] | None:
     return mean_scores(scores) if scores else None
 
 
+def end_counts(results: list[EpisodeResult]) -> dict[str, int]:
+    """How many episodes ended for each reason, most frequent first."""
+    return dict(Counter(r.end for r in results).most_common())
+
+
 def write_results(
     folder: str | Path, results: list[EpisodeResult], meta: dict[str, Any]
 ) -> tuple[Path, Path, Summary]:
@@ -138,11 +193,11 @@ def write_results(
     with csv_path.open("w", newline="") as f:
         w = csv.writer(f)
         driving = any(r.driving is not None for r in results)
-        header = ["seed", "episode", "return", "length", "terminated", "success"]
+        header = ["seed", "episode", "return", "length", "terminated", "success", "end"]
         w.writerow(header + (list(_DRIVING_COLUMNS) if driving else []))
         for r in results:
             success = "" if r.success is None else int(r.success)
-            row = [r.seed, r.episode, r.ret, r.length, int(r.terminated), success]
+            row = [r.seed, r.episode, r.ret, r.length, int(r.terminated), success, r.end]
             if driving:
                 d = r.driving
                 row += ["" if d is None else getattr(d, c) for c in _DRIVING_COLUMNS]
@@ -153,6 +208,7 @@ def write_results(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "summary": asdict(summary),
         "success_rate": success_rate(results),
+        "end_reasons": end_counts(results),
         "driving": driving_summary(results),
         "episodes": [asdict(r) for r in results],
     }
