@@ -31,13 +31,12 @@ def fit_frame(frame: np.ndarray, min_height: int = 320) -> np.ndarray:
 
 
 def caption(frame: np.ndarray, lines: list[str]) -> np.ndarray:
-    """Write a few lines of text on a dark band across the top, legible on any background."""
-    out = frame.copy()
-    band = 8 + 18 * len(lines)
-    out[:band] = (out[:band].astype(np.uint16) * 3 // 10).astype(np.uint8)
+    """A dark band with a few lines of text, added above the frame: the picture itself stays
+    whole (an Atari score, the road ahead of the car are never covered)."""
+    band = np.full((8 + 18 * len(lines), frame.shape[1], 3), 24, np.uint8)
     for i, text in enumerate(lines):
         cv2.putText(
-            out,
+            band,
             text,
             (6, 17 + 18 * i),
             cv2.FONT_HERSHEY_SIMPLEX,
@@ -46,7 +45,7 @@ def caption(frame: np.ndarray, lines: list[str]) -> np.ndarray:
             1,
             cv2.LINE_AA,
         )
-    return out
+    return np.concatenate([band, np.ascontiguousarray(frame[..., :3])], axis=0)
 
 
 def panel_row(panels: list[tuple[str, np.ndarray]], height: int = 320) -> np.ndarray:
@@ -93,26 +92,81 @@ def bar_chart(
     return strip
 
 
-def write_video(frames: list[np.ndarray], path: str | Path, fps: int) -> Path:
-    """Write frames as MP4 (H.264 via imageio-ffmpeg) or GIF, by the path's suffix."""
-    import imageio.v2 as imageio
+VIDEO_SUFFIXES = (".mp4", ".gif")
 
+
+def check_video_path(path: str | Path) -> Path:
+    """A video path we can write: ``.mp4`` (H.264) or ``.gif``, else a UserError."""
     path = Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        shown = f"'{path.suffix}'" if path.suffix else "no suffix"
+        raise UserError(f"unknown video format {shown} for {path} (use .mp4 or .gif)")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give a video file name ending in .mp4 or .gif")
+    return path
+
+
+class VideoWriter:
+    """Frames appended one at a time to MP4 (H.264 via imageio-ffmpeg, encoded as they come,
+    so a long video never sits in memory) and/or GIF files.
+
+    Each file is written under a temporary name beside it and moved into place by
+    :meth:`close`, so an interrupted watch leaves an earlier video of that name intact.
+    """
+
+    def __init__(self, paths: list[Path], fps: int) -> None:
+        import imageio.v2 as imageio
+
+        self.paths = [check_video_path(p) for p in paths]
+        self.frames = 0
+        self._writers = []
+        self._tmp = []
+        for path in self.paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.stem}.partial{path.suffix.lower()}")
+            if tmp.suffix == ".gif":
+                writer = imageio.get_writer(tmp, mode="I", duration=1000 / fps, loop=0)
+            else:
+                writer = imageio.get_writer(
+                    tmp,
+                    fps=fps,
+                    codec="libx264",
+                    quality=8,
+                    macro_block_size=1,
+                    pixelformat="yuv420p",
+                )
+            self._writers.append(writer)
+            self._tmp.append(tmp)
+
+    def append(self, frame: np.ndarray) -> None:
+        for writer in self._writers:
+            writer.append_data(frame)
+        self.frames += 1
+
+    def close(self, keep: bool = True) -> None:
+        """Finish the files and move them into place (``keep=False``: discard them)."""
+        for writer, tmp, path in zip(self._writers, self._tmp, self.paths, strict=True):
+            writer.close()
+            if keep and self.frames:
+                os.replace(tmp, path)
+            else:
+                tmp.unlink(missing_ok=True)
+        self._writers = []
+
+
+def write_video(frames: list[np.ndarray], path: str | Path, fps: int) -> Path:
+    """Write frames as MP4 or GIF, by the path's suffix."""
     if not frames:
         raise UserError("no frames to write (the env produced no rgb_array frames)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".gif":
-        imageio.mimsave(path, frames, duration=1000 / fps, loop=0)
-    elif path.suffix == ".mp4":
-        writer = imageio.get_writer(
-            path, fps=fps, codec="libx264", quality=8, macro_block_size=1, pixelformat="yuv420p"
-        )
+    writer = VideoWriter([Path(path)], fps)
+    try:
         for frame in frames:
-            writer.append_data(frame)
-        writer.close()
-    else:
-        raise UserError(f"unknown video format '{path.suffix}' (use .mp4 or .gif)")
-    return path
+            writer.append(frame)
+    except BaseException:
+        writer.close(keep=False)
+        raise
+    writer.close()
+    return Path(path)
 
 
 class LiveWindow:

@@ -62,6 +62,22 @@ def test_lidar_plot_marks_a_vehicle_where_the_sweep_hit_it():
     env.close()
 
 
+@pytest.mark.parametrize("sensors", [("state", "lidar"), ("state",)])
+def test_bev_shows_the_lidar_returns_as_dots_one_can_pick_out(sensors):
+    env = make_env(HIGHWAY, vehicles=1, sensors=sensors)
+    env.reset(seed=0, options={"vehicles": [{"ahead": 15.0, "speed": 0.0}]})
+    u = env.unwrapped
+    size, extent = 300, 60.0
+    bev = u.bev_image(size, extent)
+    marked = (bev == np.array(u.LIDAR_RETURN)).all(axis=2)
+    rows, cols = np.nonzero(marked)
+    assert marked.sum() > 40  # dots, not single pixels
+    # on the vehicle's rear: ~13 m ahead of the car's centre (row 0.65 * size), same lane
+    ahead = (0.65 * size - rows.mean()) * extent / size
+    assert 10.0 < ahead < 15.0 and abs(cols.mean() - size / 2) * extent / size < 2.0
+    env.close()
+
+
 def test_showing_the_panels_does_not_change_the_rollout():
     def rollout(show: bool) -> list[np.ndarray]:
         env = make_env(LANEKEEP, lidar={"noise_std": 0.1}, **CAMERA)
@@ -103,16 +119,21 @@ def test_watch_shows_camera_lidar_and_bev_side_by_side(with_camera, tmp_path, mo
     frames = [np.asarray(f)[..., :3] for f in imageio.mimread(path)]
     assert len(frames) == 5
     frame = frames[-1]
+    band = 8 + 18 * 2  # the two caption lines sit on a band above the panels, not on them
     height, width = frame.shape[:2]
     # three panels of the content height (the camera square or the 4:3 chase view, the
     # lidar plot and the BEV square), 4-pixel gaps, titles on a 24-pixel strip
-    content = height - 24
+    content = height - band - 24
     first = content if with_camera else round(content * 4 / 3)
     assert abs(width - (first + 2 * content + 8)) <= 2
     starts = [0, first + 4, first + content + 8]
     ends = [first, first + content + 4, width]
-    panels = [frame[60:content, a + 2 : b - 2] for a, b in zip(starts, ends, strict=True)]
-    for panel in panels:  # below the caption band: every panel shows something
+    panels = [
+        frame[band : band + content, a + 2 : b - 2] for a, b in zip(starts, ends, strict=True)
+    ]
+    for panel in panels:  # every panel shows something, its top rows too
         assert panel.astype(float).std() > 10.0
-    titles = frame[content:, :]
+        assert panel[:40].astype(float).std() > 3.0
+    assert frame[:band].max() > 150  # the caption is written on its band
+    titles = frame[band + content :, :]
     assert titles.max() > 150  # the panel titles are written

@@ -872,17 +872,12 @@ class DrivingEnv(gym.Env):
     def lidar_image(self, size: int = 320) -> np.ndarray:
         """The last lidar sweep seen from above, car at the centre heading up: the free
         space the rays swept, a dot at every return coloured by what it hit (vehicle,
-        pedestrian, static; brown: the ground) and range rings every 10 m. Without a lidar in
-        the observation a noise-free sweep of the configured lidar is cast for the
-        picture."""
+        pedestrian, static, on a light rim; brown: the ground) and range rings every 10 m.
+        Without a lidar in the observation a noise-free sweep of the configured lidar is
+        cast for the picture."""
         import cv2
 
-        sensor = next((s for s in self.sensors.values() if isinstance(s, Lidar)), None)
-        ranges_ids = self._frame_cache.get("lidar") if sensor is not None else None
-        if ranges_ids is None:  # noise-free, so the env's generator is never drawn from
-            sensor = Lidar(dataclasses.replace(self.lidar_spec, noise_std=0.0))
-            ranges_ids = sensor.sweep(self._frame())
-        ranges, ids = ranges_ids
+        sensor, (ranges, ids) = self._last_sweep()
         spec = sensor.spec
         img = np.full((size, size, 3), 24, dtype=np.uint8)
         centre = np.array([size / 2, size / 2])
@@ -898,8 +893,10 @@ class DrivingEnv(gym.Env):
         cv2.fillPoly(img, [outline.reshape(-1, 1, 2)], (52, 60, 72), cv2.LINE_AA)
         for ring in np.arange(10.0, spec.max_range + 1e-9, 10.0):
             cv2.circle(img, (size // 2, size // 2), int(ring * px_per_m), (80, 80, 80), 1)
+        for u, v in pix[ids >= 0].tolist():  # a light rim lifts body returns off the dark
+            cv2.circle(img, (u, v), 4, (210, 210, 210), -1, cv2.LINE_AA)
         for (u, v), colour in zip(pix[hit].tolist(), colours[hit].tolist(), strict=True):
-            cv2.circle(img, (u, v), 2, tuple(int(x) for x in colour), -1, cv2.LINE_AA)
+            cv2.circle(img, (u, v), 3, tuple(int(x) for x in colour), -1, cv2.LINE_AA)
         half = np.array([2.25, 0.95]) * px_per_m
         cv2.rectangle(
             img,
@@ -910,9 +907,25 @@ class DrivingEnv(gym.Env):
         )
         return img
 
+    def _last_sweep(self) -> tuple[Lidar, tuple[np.ndarray, np.ndarray]]:
+        """The lidar and its last sweep (ranges, hit ids) for the pictures; without a lidar
+        in the observation a noise-free sweep of the configured lidar is cast, so the
+        env's generator is never drawn from."""
+        sensor = next((s for s in self.sensors.values() if isinstance(s, Lidar)), None)
+        ranges_ids = self._frame_cache.get("lidar") if sensor is not None else None
+        if ranges_ids is None:
+            sensor = Lidar(dataclasses.replace(self.lidar_spec, noise_std=0.0))
+            ranges_ids = sensor.sweep(self._frame())
+        return sensor, ranges_ids
+
+    #: Colour of the lidar returns in the BEV: magenta, which no class of the palette uses.
+    LIDAR_RETURN = (255, 0, 255)
+
     def bev_image(self, size: int = 240, extent: float = 60.0) -> np.ndarray:
         """A top-down view centred ahead of the car, heading up: the ground classes, the
-        route (green), other bodies, the car (red) and the last lidar returns (yellow)."""
+        route (green), other bodies, the car (red) and the last lidar returns on bodies
+        (magenta dots with a dark rim, about a metre across, so they stand out on any
+        class)."""
         import cv2
 
         sim, ego = self._sim, self._sim.ego
@@ -966,22 +979,21 @@ class DrivingEnv(gym.Env):
             ]
             cv2.line(img, *[tuple(p) for p in to_px(np.array([a, b]))], colour, 2)
         box(ego.x, ego.y, ego.yaw, (2.25, 0.95), (220, 40, 40))
-        lidar = self._frame_cache.get("lidar")
-        if lidar is not None:
-            sensor = next(v for v in self.sensors.values() if isinstance(v, Lidar))
-            ranges, ids = lidar
-            pts = sensor.dirs[:, :2] * ranges[:, None]
-            hit = ids >= 0
-            world_pts = np.stack(
-                [
-                    ego.x + c * pts[hit, 0] - s * pts[hit, 1],
-                    ego.y + s * pts[hit, 0] + c * pts[hit, 1],
-                ],
-                1,
-            )
-            for px_, py_ in to_px(world_pts).tolist():
-                if 0 <= px_ < size and 0 <= py_ < size:
-                    img[py_, px_] = (255, 230, 0)
+        sensor, (ranges, ids) = self._last_sweep()
+        pts = sensor.dirs[:, :2] * ranges[:, None]
+        hit = ids >= 0
+        world_pts = np.stack(
+            [
+                ego.x + c * pts[hit, 0] - s * pts[hit, 1],
+                ego.y + s * pts[hit, 0] + c * pts[hit, 1],
+            ],
+            1,
+        )
+        radius = max(2, round(0.5 / m_per_px))  # a dot about a metre across
+        dots = [(u, v) for u, v in to_px(world_pts).tolist() if 0 <= u < size and 0 <= v < size]
+        for rim, colour in ((radius + 1, (20, 20, 20)), (radius, self.LIDAR_RETURN)):
+            for centre in dots:  # every rim first, so no rim cuts into a neighbour's dot
+                cv2.circle(img, centre, rim, colour, -1)
         return img
 
     def close(self) -> None:
