@@ -191,3 +191,32 @@ def test_generator_argument_errors():
     with pytest.raises(UserError, match="no two connected"):
         full = maps.GridMap(np.eye(4, dtype=bool) == 0)  # free only on the diagonal
         maps.generate_scenarios(full, 1, rng, distance_field)
+
+
+def test_blocked_endpoints_lists_rows_and_still_refuses_other_sizes():
+    m = maps.parse_map(GOOD_MAP, "good.map")
+    text = (
+        "version 1\n"
+        "0\tg.map\t4\t3\t0\t0\t3\t2\t3.4\n"  # fine
+        "0\tg.map\t4\t3\t1\t0\t0\t2\t2\n"  # start on '@'
+        "0\tg.map\t4\t3\t0\t0\t2\t1\t2\n"  # goal on 'T'
+    )
+    bad = maps.blocked_endpoints(m, maps.parse_scen(text, "s.scen"), "s.scen")
+    assert [(s.line, why) for s, why in bad] == [
+        (3, "start (x 1, y 0) is on a blocked cell"),
+        (4, "goal (x 2, y 1) is on a blocked cell"),
+    ]
+    other = maps.parse_scen("version 1\n0\tg.map\t5\t3\t0\t0\t2\t2\t3\n", "s.scen")
+    with pytest.raises(UserError, match="line 2: the scenario is for a 5×3 map"):
+        maps.blocked_endpoints(m, other, "s.scen")
+
+
+def test_directory_nul_and_long_lines_are_one_short_line(tmp_path):
+    with pytest.raises(UserError, match="is a directory"):
+        maps.load_map(tmp_path)
+    (tmp_path / "nul.scen").write_text("version 1\n\x00\n")
+    with pytest.raises(UserError, match=r"not text \(byte 10 is NUL\)"):
+        maps.load_scen(tmp_path / "nul.scen")
+    with pytest.raises(UserError) as err:
+        maps.parse_map("x" * 10_000 + "\n", "big.map")
+    assert len(str(err.value)) < 200 and "…" in str(err.value)

@@ -124,24 +124,28 @@ def parse_map(text: str, source: str = "<map>", name: str | None = None) -> Grid
 
     words = line(0).split()
     if len(words) != 2 or words[0] != "type":
-        raise fail(1, f"expected 'type octile', got {line(0)!r}")
+        raise fail(1, f"expected 'type octile', got {_shown(line(0))}")
     if words[1] != "octile":
-        raise fail(1, f"unsupported map type {words[1]!r} (only 'octile' grids are supported)")
+        raise fail(
+            1, f"unsupported map type {_shown(words[1])} (only 'octile' grids are supported)"
+        )
     size: dict[str, int] = {}
     for i in (1, 2):
         words = line(i).split()
         if len(words) != 2 or words[0] not in ("height", "width") or words[0] in size:
             want = "'width N'" if "height" in size else "'height N'" if size else "'height N'"
-            raise fail(i + 1, f"expected {want}, got {line(i)!r}")
+            raise fail(i + 1, f"expected {want}, got {_shown(line(i))}")
         try:
             value = int(words[1])
         except ValueError:
-            raise fail(i + 1, f"{words[0]} must be a whole number, got {words[1]!r}") from None
+            raise fail(
+                i + 1, f"{words[0]} must be a whole number, got {_shown(words[1])}"
+            ) from None
         if value < 1:
             raise fail(i + 1, f"{words[0]} must be positive, got {value}")
         size[words[0]] = value
     if line(3).strip() != "map":
-        raise fail(4, f"expected 'map', got {line(3)!r}")
+        raise fail(4, f"expected 'map', got {_shown(line(3))}")
     h, w = size["height"], size["width"]
     rows = lines[4:]
     while rows and rows[-1].strip() == "":
@@ -197,7 +201,7 @@ def parse_scen(text: str, source: str = "<scen>") -> list[Scenario]:
 
     if not lines or lines[0].split() not in (["version", "1"], ["version", "1.0"]):
         first = lines[0] if lines else ""
-        raise fail(1, f"expected 'version 1', got {first!r}")
+        raise fail(1, f"expected 'version 1', got {_shown(first)}")
     out = []
     names = ("start x", "start y", "goal x", "goal y")
     for i, raw in enumerate(lines[1:], start=2):
@@ -215,11 +219,11 @@ def parse_scen(text: str, source: str = "<scen>") -> list[Scenario]:
             ints = [int(f) for f in (fields[0], *fields[2:8])]
         except ValueError:
             bad = next(f for f in (fields[0], *fields[2:8]) if not _is_int(f))
-            raise fail(i, f"expected a whole number, got {bad!r}") from None
+            raise fail(i, f"expected a whole number, got {_shown(bad)}") from None
         try:
             length = float(fields[8])
         except ValueError:
-            raise fail(i, f"optimal length must be a number, got {fields[8]!r}") from None
+            raise fail(i, f"optimal length must be a number, got {_shown(fields[8])}") from None
         bucket, width, height, sx, sy, gx, gy = ints
         if bucket < 0:
             raise fail(i, f"bucket must not be negative, got {bucket}")
@@ -229,7 +233,7 @@ def parse_scen(text: str, source: str = "<scen>") -> list[Scenario]:
             if not 0 <= v < bound:
                 raise fail(i, f"{label} {v} is outside the {width}×{height} map")
         if not math.isfinite(length) or length < 0:
-            raise fail(i, f"optimal length must be a finite number ≥ 0, got {fields[8]!r}")
+            raise fail(i, f"optimal length must be a finite number ≥ 0, got {_shown(fields[8])}")
         out.append(Scenario(bucket, fields[1], width, height, sx, sy, gx, gy, length, i))
     return out
 
@@ -261,16 +265,34 @@ def save_scen(scenarios: Sequence[Scenario], path: str | Path) -> Path:
 def check_scenarios(grid_map: GridMap, scenarios: Sequence[Scenario], source: str) -> None:
     """Refuse scenarios that do not fit ``grid_map``: another size, or a start or goal on
     a blocked cell. The error names the scenario's line in ``source``."""
+    bad = blocked_endpoints(grid_map, scenarios, source)
+    if bad:
+        s, why = bad[0]
+        raise UserError(f"scenario file {source}, line {s.line}: {why}")
+
+
+def blocked_endpoints(
+    grid_map: GridMap, scenarios: Sequence[Scenario], source: str
+) -> list[tuple[Scenario, str]]:
+    """The scenarios whose start or goal is on a blocked cell, each with the reason.
+
+    A scenario for a map of another size is an error (:class:`UserError` naming its line in
+    ``source``): the file belongs to another map. A blocked endpoint concerns one row only,
+    so the caller decides whether to skip such rows or refuse the file.
+    """
+    out = []
     for s in scenarios:
-        where = f"scenario file {source}, line {s.line}"
         if (s.width, s.height) != (grid_map.width, grid_map.height):
             raise UserError(
-                f"{where}: the scenario is for a {s.width}×{s.height} map but "
-                f"{grid_map.name or 'the map'} is {grid_map.width}×{grid_map.height}"
+                f"scenario file {source}, line {s.line}: the scenario is for a "
+                f"{s.width}×{s.height} map but {grid_map.name or 'the map'} is "
+                f"{grid_map.width}×{grid_map.height}"
             )
         for label, (x, y) in (("start", (s.start_x, s.start_y)), ("goal", (s.goal_x, s.goal_y))):
             if grid_map.blocked[y, x]:
-                raise UserError(f"{where}: {label} (x {x}, y {y}) is on a blocked cell")
+                out.append((s, f"{label} (x {x}, y {y}) is on a blocked cell"))
+                break
+    return out
 
 
 def _is_int(text: str) -> bool:
@@ -282,12 +304,25 @@ def _is_int(text: str) -> bool:
 
 
 def _read_text(path: Path, kind: str) -> str:
+    if path.is_dir():
+        raise UserError(f"{kind} file {path} is a directory, not a file")
     if not path.is_file():
         raise UserError(f"{kind} file not found: {path}")
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise UserError(f"{kind} file {path} is not text (byte {exc.start})") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {kind} file {path}: {exc.strerror or exc}") from None
+    if "\x00" in text:
+        raise UserError(f"{kind} file {path} is not text (byte {text.index(chr(0))} is NUL)")
+    return text
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """``repr`` of a line for an error message, cut short: the message stays one line
+    and readable when the file is something else entirely."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 # ---------------------------------------------------------------------------- generators
