@@ -3,89 +3,218 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from pilot.errors import UserError
-from pilot.playing import act, load_for_playing
+from pilot.playing import (
+    add_acting_flags,
+    check_at_least,
+    check_device,
+    check_epsilon,
+    check_writable,
+    choose_acting,
+    default_folder,
+    plural,
+    read_target,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``eval`` on the CLI's subparsers."""
     e = subparsers.add_parser("eval", help="evaluate a trained agent: mean, std, 95%% bootstrap CI")
     e.add_argument("target", metavar="RUN_DIR_OR_CHECKPOINT")
-    e.add_argument("--episodes", type=int, default=10, help="episodes per seed")
     e.add_argument(
-        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="env seeds (default 0 1 2)"
+        "--episodes",
+        type=int,
+        default=10,
+        help="episodes per seed: the evaluation plays episodes × seeds (default 10 × 3 = 30)",
     )
     e.add_argument(
-        "--stochastic", action="store_true", help="sample actions instead of greedy/mean"
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        help="env seeds, each >= 0 (default 0 1 2); each seed's env plays --episodes episodes",
+    )
+    add_acting_flags(
+        e, "default: the Atari protocol's, 0.05 for deepmind and 0.001 for machado; else 0"
     )
     e.add_argument("--protocol", choices=["deepmind", "machado"], help="Atari evaluation protocol")
-    e.add_argument("--max-steps", type=int, default=None)
+    e.add_argument(
+        "--max-steps", type=int, default=None, help="cut each episode at this many steps"
+    )
     e.add_argument("--out", help="results folder (default: RUN_DIR/eval/<time>)")
-    e.add_argument("--device", default="auto")
-
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     return e
 
 
-def run(args: argparse.Namespace) -> int:
+def _check(args: argparse.Namespace) -> dict[str, Any]:
+    """Every argument, before anything imports torch; returns the target's metadata."""
+    check_at_least(args.episodes, 1, "--episodes")
+    negative = [s for s in args.seeds if s < 0]
+    if negative:
+        raise UserError(f"--seeds must be >= 0, got {negative[0]}")
+    repeated = sorted({s for s in args.seeds if args.seeds.count(s) > 1})
+    if repeated:
+        raise UserError(
+            f"--seeds lists {repeated[0]} more than once (it would replay the same episodes)"
+        )
+    check_at_least(args.max_steps, 1, "--max-steps")
+    check_epsilon(args.epsilon)
+    check_device(args.device)
+    meta = read_target(args.target)
     from pilot.envs import is_atari
-    from pilot.eval.evaluate import driving_summary, run_episodes, success_rate, write_results
 
-    if args.episodes < 1:
-        raise UserError("--episodes must be at least 1")
-    agent, loaded, run = load_for_playing(args.target, args.device)
-    env_kwargs = {k: v for k, v in agent.config.env.items() if k != "training"}
-    if args.protocol:
-        if not is_atari(agent.env_id):
-            raise UserError(f"--protocol applies to Atari envs, not {agent.env_id}")
-        env_kwargs["protocol"] = args.protocol
-        # Machado et al. use the full 18-action set; an agent trained on the minimal set
-        # keeps its own action set (sticky actions and no life loss still apply).
-        env_kwargs.setdefault("full_action_space", int(agent.action_space.n) == 18)
+    if args.protocol and not is_atari(meta["env_id"]):
+        raise UserError(f"--protocol applies to Atari envs, not {meta['env_id']}")
+    folder = (
+        Path(args.out)
+        if args.out
+        else default_folder(meta) / "eval" / time.strftime("%Y%m%d-%H%M%S")
+    )
+    if folder.exists() and not folder.is_dir():
+        raise UserError(
+            f"--out {folder} is a file; give a folder for episodes.csv and summary.json"
+        )
+    if (folder / "episodes.csv").exists() and not (folder / "summary.json").exists():
+        raise UserError(
+            f"--out {folder} holds an episodes.csv that is not an evaluation's "
+            "(a run directory?); choose another folder"
+        )
+    check_writable(folder / "summary.json", "--out")
+    meta["_folder"] = folder
+    return meta
+
+
+def _atari_actions(meta: dict[str, Any], protocol: str) -> tuple[bool, str]:
+    """(play on the full 18-action set, how the agent's actions map onto it).
+
+    Machado et al. (2018) play on the full action set; an agent trained on the game's
+    minimal set keeps choosing among its own actions, each sent as the same ALE action's
+    index in the full set (ε's random actions are drawn from all 18). DeepMind's protocol
+    keeps the agent's own set.
+    """
+    from pilot.envs.atari.env import resolve_settings
+
+    trained = meta["config"].get("env") or {}
+    agent_full = resolve_settings(
+        protocol=trained.get("protocol", "deepmind"),
+        full_action_space=trained.get("full_action_space"),
+    ).full_action_space
+    if protocol != "machado" or agent_full:
+        return agent_full, "none"
+    if meta["algo"] == "mcts":
+        raise UserError(
+            "--protocol machado plays on the full 18-action set, but this MCTS agent searches "
+            "through the env in the minimal set it was trained on; use --protocol deepmind"
+        )
+    return True, "minimal->full"
+
+
+def run(args: argparse.Namespace) -> int:
+    meta = _check(args)
+    env_id = meta["env_id"]
+    env_kwargs = {k: v for k, v in (meta["config"].get("env") or {}).items() if k != "training"}
+    from pilot.envs import is_atari, make_env
+
+    atari = is_atari(env_id)
+    protocol = (args.protocol or env_kwargs.get("protocol", "deepmind")) if atari else None
+    mapping = "none"
+    if atari:
+        env_kwargs["protocol"] = protocol
+        env_kwargs["full_action_space"], mapping = _atari_actions(meta, protocol)
+    acting = choose_acting(args, env_id, protocol)
+    probe = make_env(env_id, **env_kwargs)  # the action set, before anything plays
+    n_actions = getattr(probe.action_space, "n", None)
+    table = probe.unwrapped.minimal_action_indices if mapping != "none" else None
+    probe.close()
+    if acting.epsilon > 0 and n_actions is None:
+        raise UserError(f"--epsilon needs discrete actions; {env_id} has continuous ones")
+
+    from pilot.eval.evaluate import (
+        driving_summary,
+        end_counts,
+        run_episodes,
+        success_rate,
+        write_results,
+    )
+    from pilot.playing import act, load_for_playing
+    from pilot.progress import Progress
+
+    agent, loaded = load_for_playing(args.target, args.device)
+    if table is not None and len(table) != int(agent.action_space.n):
+        raise UserError(
+            f"the agent has {agent.action_space.n} actions, the game's minimal set "
+            f"{len(table)}: cannot map them onto the full action set"
+        )
     total = args.episodes * len(args.seeds)
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit="ep", desc="eval", disable=not sys.stderr.isatty())
+    seeds = ", ".join(str(s) for s in args.seeds)
+    print(
+        f"evaluating {agent.name} on {env_id} (checkpoint step {loaded.meta['step']:,}): "
+        f"{plural(args.episodes, 'episode')} per seed × {plural(len(args.seeds), 'seed')} "
+        f"({seeds}) = {plural(total, 'episode')}; {acting.describe()}",
+        flush=True,
+    )
+    if table is not None:
+        print(
+            f"  on the full {n_actions}-action set ({protocol} protocol): the agent's "
+            f"{len(table)} minimal actions are sent as their full-set indices",
+            flush=True,
+        )
 
     def policy(obs, envs):
-        return act(agent, obs, not args.stochastic, envs)
+        actions = act(agent, obs, not acting.sample, envs)
+        return actions if table is None else table[actions]
+
+    bar = Progress(total, desc="eval", unit="ep")
+
+    def progress(done: int, steps: int) -> None:
+        bar.set_postfix_str(f"{steps:,} steps", refresh=False)
+        bar.update(done - bar.n)
 
     start = time.perf_counter()
-    results = run_episodes(
-        policy,
-        agent.env_id,
-        args.seeds,
-        args.episodes,
-        env_kwargs,
-        args.max_steps,
-        progress=lambda n: bar.update(n - bar.n),
-    )
-    bar.close()
-    meta = {
+    try:
+        results = run_episodes(
+            policy,
+            env_id,
+            args.seeds,
+            args.episodes,
+            env_kwargs,
+            args.max_steps,
+            progress=progress,
+            epsilon=acting.epsilon,
+        )
+    finally:
+        bar.close()
+    summary_meta = {
         "algo": agent.name,
-        "env_id": agent.env_id,
+        "env_id": env_id,
         "checkpoint": str(loaded.path),
         "checkpoint_step": loaded.meta["step"],
         "seeds": args.seeds,
         "episodes_per_seed": args.episodes,
-        "deterministic": not args.stochastic,
+        "episodes_total": total,
+        "acting": acting.describe(),
+        "deterministic": not acting.sample and acting.epsilon == 0,
+        "sampled": acting.sample,
+        "epsilon": acting.epsilon,
+        "protocol": protocol,
+        "full_action_space": env_kwargs.get("full_action_space") if atari else None,
+        "action_mapping": mapping if atari else None,
+        "max_steps": args.max_steps,
         "env_kwargs": env_kwargs,
         "wall_s": round(time.perf_counter() - start, 2),
     }
-    if args.out:
-        folder = Path(args.out)
-    else:
-        base = run.path if run else loaded.path.parent
-        folder = base / "eval" / time.strftime("%Y%m%d-%H%M%S")
-    csv_path, json_path, summary = write_results(folder, results, meta)
+    csv_path, json_path, summary = write_results(meta["_folder"], results, summary_meta)
     print(
-        f"{agent.name} on {agent.env_id} (checkpoint step {loaded.meta['step']:,}), "
-        f"{len(results)} episodes over seeds {args.seeds}:"
+        f"{agent.name} on {env_id} (checkpoint step {loaded.meta['step']:,}), "
+        f"{plural(len(results), 'episode')} over seeds {args.seeds}, {acting.describe()}:"
     )
     print(f"  {summary.line()}")
+    ends = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in end_counts(results).items())
+    print(f"  ended: {ends}")
     rate = success_rate(results)
     if rate is not None:
         print(f"  success {rate:.1%} ({sum(bool(r.success) for r in results)}/{len(results)})")

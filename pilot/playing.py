@@ -1,17 +1,160 @@
-"""Loading a trained agent and acting with it, shared by `pilot watch` and `pilot eval`."""
+"""Loading a trained agent and acting with it, shared by `pilot watch` and `pilot eval`.
+
+Both commands check every argument — numbers, the device's name, the target's checkpoint
+metadata, where results go — before anything imports torch, so a mistake is answered at
+once and nothing plays for minutes only to be refused at the end.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from pilot.errors import UserError, close_matches
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def plural(n: int, word: str) -> str:
+    """``1 episode``, ``3 episodes``, ``1,800 frames``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def check_at_least(value: float | None, least: float, flag: str) -> None:
+    if value is not None and value < least:
+        raise UserError(f"{flag} must be at least {least:g}, got {value:g}")
+
+
+def check_device(name: str) -> None:
+    """The device's spelling (whether CUDA is there is asked of torch when loading)."""
+    if not _DEVICE.match(name):
+        hint = close_matches(name, ["auto", "cpu", "cuda"])
+        raise UserError(f"unknown device '{name}'{hint}; use auto, cpu, cuda or cuda:N")
+
+
+def read_target(target: str) -> dict[str, Any]:
+    """The checkpoint metadata behind a run directory, checkpoint folder or file, checked
+    without loading the weights (and without torch): a path that is not a pilot checkpoint,
+    or one for an unknown algorithm or env, is a UserError."""
+    from pilot.agents import ALGORITHMS
+    from pilot.agents.common import checkpoint
+
+    meta = checkpoint.read_meta(target)
+    pt = checkpoint.resolve(target)
+    if not pt.is_file():
+        raise UserError(f"checkpoint file missing: {pt}")
+    for key in ("algo", "env_id", "config"):
+        if key not in meta:
+            raise UserError(f"{pt} metadata lacks '{key}': not a pilot agent checkpoint")
+    if meta["algo"] not in ALGORITHMS:
+        raise UserError(f"{pt} was written by an unknown algorithm '{meta['algo']}'")
+    from pilot.envs import check_id
+
+    check_id(meta["env_id"])
+    meta["_path"] = pt
+    return meta
+
+
+def default_folder(meta: dict[str, Any]) -> Path:
+    """The run directory of a checkpoint, or the checkpoint's own folder outside a run."""
+    from pilot.runs import run_of_checkpoint
+
+    run = run_of_checkpoint(meta["_path"])
+    return run.path if run is not None else meta["_path"].parent
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """``path`` can be created: its nearest existing folder is a folder we may write in."""
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"cannot write {flag} {path}: {parent} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".pilot-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(
+            f"cannot write {flag} {path}: {parent} is not writable ({exc.strerror})"
+        ) from None
 
 
 def load_for_playing(target: str, device: str):
-    from pilot import runs
+    """``(agent, checkpoint)``; the first thing that imports torch, so it comes last."""
+    import torch
+
     from pilot.agents import load_agent
 
-    agent, loaded = load_agent(target, device=device)
-    run = runs.run_of_checkpoint(loaded.path)
-    return agent, loaded, run
+    count = torch.cuda.device_count()
+    if device.startswith("cuda:") and count and int(device[5:]) >= count:
+        raise UserError(f"--device {device}: this machine has {plural(count, 'CUDA device')}")
+    return load_agent(target, device=device)
+
+
+# ----------------------------------------------------------------------------- acting
+def add_acting_flags(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--deterministic`` / ``--stochastic`` / ``--epsilon``: how actions are chosen."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--deterministic", action="store_true", help="the agent's greedy/mean action, no ε"
+    )
+    group.add_argument(
+        "--stochastic", action="store_true", help="sample actions from the agent's policy"
+    )
+    group.add_argument(
+        "--epsilon",
+        type=float,
+        metavar="E",
+        help=f"ε-greedy around the greedy action with this ε ({default})",
+    )
+
+
+def check_epsilon(epsilon: float | None) -> None:
+    if epsilon is not None and not 0.0 <= epsilon <= 1.0:
+        raise UserError(f"--epsilon must lie in [0, 1], got {epsilon:g}")
+
+
+@dataclass(frozen=True)
+class Acting:
+    """How actions are chosen: the agent's greedy action or a sample from its policy, and
+    the ε of an ε-greedy layer around it (0: none)."""
+
+    sample: bool
+    epsilon: float
+    source: str = ""  # where ε comes from, e.g. "deepmind protocol"
+
+    def describe(self) -> str:
+        if self.sample:
+            return "actions sampled from the policy"
+        if self.epsilon > 0:
+            return f"ε-greedy, ε = {self.epsilon:g} ({self.source})"
+        return "greedy actions"
+
+
+def choose_acting(args: argparse.Namespace, env_id: str, protocol: str | None) -> Acting:
+    """Atari plays ε-greedy with its protocol's ε unless told otherwise (a greedy agent
+    that never presses FIRE would play a whole 27,000-step game); other envs play greedy."""
+    check_epsilon(args.epsilon)
+    if args.stochastic:
+        return Acting(sample=True, epsilon=0.0)
+    if args.deterministic:
+        return Acting(sample=False, epsilon=0.0)
+    if args.epsilon is not None:
+        return Acting(sample=False, epsilon=args.epsilon, source="--epsilon")
+    from pilot.envs import is_atari
+
+    if is_atari(env_id):
+        from pilot.envs.atari.env import EVAL_EPSILON
+
+        name = protocol or "deepmind"
+        return Acting(sample=False, epsilon=EVAL_EPSILON[name], source=f"{name} protocol")
+    return Acting(sample=False, epsilon=0.0)
 
 
 def act(agent: Any, batch: Any, deterministic: bool, envs: list) -> Any:
