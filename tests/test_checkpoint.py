@@ -124,3 +124,75 @@ def test_sigkill_during_saves_never_corrupts_latest(tmp_path):
         step = loaded.meta["step"]
         assert torch.all(loaded.state["modules"]["net"]["w"] == float(step))
     assert step > 0
+
+
+def _two(tmp_path):
+    for step in (10, 20):
+        ckpt.save(tmp_path, _state(step), {"step": step})
+    return tmp_path / "step_000000020.pt"
+
+
+def test_refusals_say_what_is_wrong_and_name_the_newest_intact_one(tmp_path):
+    latest = _two(tmp_path)
+    data = latest.read_bytes()
+    latest.write_bytes(data[:100])
+    with pytest.raises(ckpt.CheckpointRefused) as refused:
+        ckpt.load(tmp_path)
+    message = str(refused.value)
+    assert f"is truncated: 100 of the {len(data):,} bytes" in message
+    assert "newest intact checkpoint there is step_000000010" in message
+    assert refused.value.intact == tmp_path / "step_000000010.pt"
+    # bytes that are no torch file, with the hash rewritten to match
+    latest.write_bytes(b"not a zip archive at all" * 10)
+    meta_path = latest.with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    meta["sha256"] = hashlib.sha256(latest.read_bytes()).hexdigest()
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="is not a torch tensor file") as refused:
+        ckpt.load(tmp_path)
+    assert "weights_only" not in str(refused.value)
+    # the older one still loads by name
+    assert ckpt.load(tmp_path, name="step_000000010").meta["step"] == 10
+
+
+def test_refusing_a_pickle_never_repeats_torchs_unsafe_advice(tmp_path):
+    path = _two(tmp_path)
+    torch.save({"x": _Payload(tmp_path / "pwned")}, path, _use_new_zipfile_serialization=True)
+    meta_path = path.with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    meta["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(UserError) as refused:
+        ckpt.load(tmp_path)
+    message = str(refused.value)
+    assert "objects other than tensors" in message and "step_000000010" in message
+    assert "weights_only" not in message and "trusted" not in message
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_the_next_save_removes_orphan_temporary_files_only(tmp_path):
+    _two(tmp_path)
+    orphans = [tmp_path / ".step_000000030.pt.a1b2.tmp", tmp_path / ".latest.json.zz.tmp"]
+    for p in orphans:
+        p.write_bytes(b"half")
+    mine = tmp_path / "notes.tmp"  # not a name a save writes: left alone
+    mine.write_text("keep")
+    ckpt.save(tmp_path, _state(30), {"step": 30})
+    assert not any(p.exists() for p in orphans) and mine.exists()
+    assert ckpt.load(tmp_path).meta["step"] == 30
+
+
+def test_saving_an_older_step_keeps_the_newer_checkpoints(tmp_path):
+    """A resume from an older checkpoint must not prune the newer ones it has not reached."""
+    for step in (10, 20, 30):
+        ckpt.save(tmp_path, _state(step), {"step": step}, keep=2)
+    ckpt.save(tmp_path, _state(15), {"step": 15}, keep=2)
+    names = sorted(p.stem for p in tmp_path.glob("step_*.pt"))
+    assert names == ["step_000000015", "step_000000020", "step_000000030"]
+    assert ckpt.load(tmp_path).meta["step"] == 15
+
+
+def test_a_run_without_checkpoints_says_so(tmp_path):
+    (tmp_path / "run.json").write_text("{}")
+    with pytest.raises(UserError, match="has no checkpoint yet"):
+        ckpt.resolve(tmp_path)
