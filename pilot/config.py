@@ -8,6 +8,7 @@ against the annotated type, so a typo in a YAML preset never silently does nothi
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -68,9 +69,11 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         return int(value)
     if annotation is float:
         if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
-            return float(value)  # YAML 1.1 reads "3e-4" as a string
+            value = float(value)  # YAML 1.1 reads "3e-4" as a string
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise UserError(f"config key '{key}' must be a number, got {value!r}")
+        if not math.isfinite(value):  # .nan, .inf or 1e999: a run that can only diverge
+            raise UserError(f"config key '{key}' must be a finite number, got {value!r}")
         return float(value)
     if annotation is str:
         if not isinstance(value, str):
@@ -93,6 +96,8 @@ def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "") -> C:
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     kwargs = {}
     for key, value in data.items():
+        if not isinstance(key, str):
+            raise UserError(f"config key {prefix}{key!r} is not a name (keys are words)")
         if key not in names:
             raise UserError(
                 f"unknown config key '{prefix}{key}' for {cls.__name__}{close_matches(key, names)}"
@@ -124,6 +129,8 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         if "=" not in pair:
             raise UserError(f"--set expects key=value, got '{pair}'")
         key, raw = pair.split("=", 1)
+        if not all(part.strip() for part in key.split(".")):
+            raise UserError(f"--set expects key=value with a key name, got '{pair}'")
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
@@ -132,19 +139,30 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             value = float(value)  # YAML 1.1 reads "3e-4" as a string
         node = out
         parts = key.strip().split(".")
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(
+                    f"--set {pair}: '{'.'.join(parts[: i + 1])}' was set to a value, not a mapping"
+                )
         node[parts[-1]] = value
     return out
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with a clear error for a missing or malformed file."""
+def load_yaml(path: str | Path, empty_ok: bool = True) -> dict[str, Any]:
+    """Read a YAML mapping, with a clear error for a missing, binary or malformed file
+    (and, unless ``empty_ok``, for one that holds nothing)."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"config file {path} is a directory, not a YAML file")
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"config file {path} is not UTF-8 text (a binary file?)") from None
+    except OSError as exc:
+        raise UserError(f"cannot read config file {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -152,6 +170,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
             f"malformed YAML in {path}{where}: {getattr(exc, 'problem', exc)}"
         ) from None
     if data is None:
+        if not empty_ok:
+            raise UserError(f"config file {path} is empty: it holds no key: value pairs")
         return {}
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping of key: value")
@@ -166,12 +186,19 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def describe(cls: type) -> list[tuple[str, str, Any, str]]:
-    """(name, type, default, help) per field, for ``--help-config`` and the README."""
+def describe(cls: type, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """(name, type, default, help) per field, for ``--help-config`` and the README.
+
+    A nested config is listed field by field under dotted names (``search.discount``),
+    as ``--set`` spells them.
+    """
     hints = typing.get_type_hints(cls)
     rows = []
     for f in dataclasses.fields(cls):
         t = hints[f.name]
+        if dataclasses.is_dataclass(t):
+            rows.extend(describe(t, prefix=f"{prefix}{f.name}."))
+            continue
         tname = getattr(t, "__name__", None) or str(t).replace("typing.", "")
-        rows.append((f.name, tname, f.default, f.metadata.get("help", "")))
+        rows.append((prefix + f.name, tname, f.default, f.metadata.get("help", "")))
     return rows

@@ -3,7 +3,15 @@ from typing import Literal
 
 import pytest
 
-from pilot.config import field, from_dict, load_yaml, merge, parse_overrides, to_dict
+from pilot.config import (
+    describe,
+    field,
+    from_dict,
+    load_yaml,
+    merge,
+    parse_overrides,
+    to_dict,
+)
 from pilot.errors import UserError
 
 
@@ -31,6 +39,11 @@ def test_unknown_key_names_close_match():
         ({"anneal": "yes"}, "true or false"),
         ({"kind": "c"}, "must be one of"),
         ({"hidden": 64}, "must be a list"),
+        ({"lr": float("nan")}, "must be a finite number"),
+        ({"lr": float("-inf")}, "must be a finite number"),
+        ({"lr": "1e999"}, "must be a finite number"),
+        ({"target": float("inf")}, "must be a finite number"),
+        ({3: 1}, "is not a name"),
     ],
 )
 def test_wrong_types_are_user_errors(values, message):
@@ -73,3 +86,36 @@ def test_yaml_errors(tmp_path):
     listy.write_text("- 1\n- 2\n")
     with pytest.raises(UserError, match="mapping"):
         load_yaml(listy)
+
+
+def test_config_files_that_are_not_yaml_text(tmp_path):
+    binary = tmp_path / "weights.yaml"
+    binary.write_bytes(b"PK\x03\x04\x00\xff\xfe\x80")
+    with pytest.raises(UserError, match="not UTF-8 text"):
+        load_yaml(binary)
+    with pytest.raises(UserError, match="is a directory"):
+        load_yaml(tmp_path)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# only a comment\n")
+    assert load_yaml(empty) == {}  # presets may be empty
+    with pytest.raises(UserError, match="is empty"):
+        load_yaml(empty, empty_ok=False)
+
+
+def test_overrides_that_contradict_each_other_or_lack_a_key():
+    with pytest.raises(UserError, match="'lr' was set to a value, not a mapping"):
+        parse_overrides(["lr=1", "lr.x=2"])
+    with pytest.raises(UserError, match="with a key name"):
+        parse_overrides(["net..x=1"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Outer:
+    toy: Toy = field(Toy(), "nested")
+    seed: int = field(0, "seed")
+
+
+def test_describe_lists_nested_fields_as_set_spells_them():
+    names = [row[0] for row in describe(Outer)]
+    assert names[:2] == ["toy.lr", "toy.n_steps"] and names[-1] == "seed"
+    assert from_dict(Outer, parse_overrides(["toy.lr=0.5"])).toy.lr == 0.5
