@@ -98,21 +98,30 @@ def build_config(
     return from_dict(cls, values)
 
 
-def load_agent(path: str | Path, device: str = "auto", weights_only: bool = True):
-    """Rebuild the agent saved at ``path`` (run dir, checkpoint folder or file).
+def load_agent(
+    path: str | Path,
+    device: str = "auto",
+    weights_only: bool = True,
+    name: str | None = None,
+    config: Any = None,
+):
+    """Rebuild the agent saved at ``path`` (run dir, checkpoint folder or file; ``name``
+    picks a checkpoint other than the latest).
 
     Returns ``(agent, checkpoint)``. The algorithm, env id and config come from the
-    checkpoint's metadata; a file that is not a pilot checkpoint is a :class:`UserError`.
+    checkpoint's metadata (``config`` replaces the latter, e.g. with a new step budget); a
+    file that is not a pilot checkpoint is a :class:`UserError`.
     """
     from .common import checkpoint as ckpt
 
-    loaded = ckpt.load(path)
+    loaded = ckpt.load(path, name=name)
     meta = loaded.meta
     for key in ("algo", "env_id", "config"):
         if key not in meta:
             raise UserError(f"{loaded.path} metadata lacks '{key}': not a pilot agent checkpoint")
     cls = get_algorithm(meta["algo"])
-    config = from_dict(cls.Config, meta["config"])
+    if config is None:
+        config = from_dict(cls.Config, meta["config"])
     agent = cls(meta["env_id"], config, seed=int(meta.get("seed", 0)), device=device)
     try:
         agent.load_state_dict(loaded.state, weights_only=weights_only)
@@ -124,8 +133,23 @@ def load_agent(path: str | Path, device: str = "auto", weights_only: bool = True
     return agent, loaded
 
 
-def save_agent(agent, folder: str | Path, keep: int = 3, **extra_meta: Any) -> Path:
-    """Checkpoint ``agent`` into ``folder`` — refusing to save non-finite weights.
+def restore_replay(agent, loaded) -> int:
+    """Hand the replay buffer saved with checkpoint ``loaded`` to ``agent``; returns the
+    transitions it holds. A damaged or unfitting replay is a :class:`UserError`."""
+    from .common import checkpoint as ckpt
+
+    arrays, info = ckpt.load_replay(loaded.path, loaded.meta)
+    try:
+        return agent.load_replay_state(arrays, info)
+    except ValueError as exc:
+        raise UserError(f"{loaded.meta['replay']['file']} does not fit this run: {exc}") from None
+
+
+def save_agent(
+    agent, folder: str | Path, keep: int = 3, replay: bool = False, **extra_meta: Any
+) -> Path:
+    """Checkpoint ``agent`` into ``folder`` — refusing to save non-finite weights; with
+    ``replay``, its replay buffer too.
 
     The refusal is what keeps "the latest checkpoint" always a good one after a NaN.
     """
@@ -150,4 +174,5 @@ def save_agent(agent, folder: str | Path, keep: int = 3, **extra_meta: Any) -> P
         "config": to_dict(agent.config),
         **extra_meta,
     }
-    return ckpt.save(folder, agent.state_dict(), meta, keep=keep)
+    replay_state = agent.replay_state() if replay else None
+    return ckpt.save(folder, agent.state_dict(), meta, keep=keep, replay=replay_state)

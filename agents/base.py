@@ -31,6 +31,8 @@ class Agent(abc.ABC):
     #: True for agents that plan through the simulator: ``act`` then takes ``envs=[...]``,
     #: the live envs whose states it searches from (``watch`` and ``eval`` pass them).
     uses_simulator: ClassVar[bool] = False
+    #: True for agents whose replay buffer a checkpoint can carry (``--save-replay``).
+    has_replay: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -103,7 +105,18 @@ class Agent(abc.ABC):
             "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
             "step": self.step,
             "torch_rng": torch.get_rng_state(),
+            "numpy_rng": self.rng.bit_generator.state,  # exploration, sampling, minibatches
         }
+
+    def replay_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+        """``(arrays, info)`` of the replay buffer for a checkpoint, or None (no buffer,
+        or nothing collected yet)."""
+        return None
+
+    def load_replay_state(self, arrays: dict[str, np.ndarray], info: dict[str, Any]) -> int:
+        """Continue the next :meth:`learn` with a saved replay buffer; returns the
+        transitions it holds (``ValueError`` when it does not fit this agent)."""
+        raise ValueError(f"{self.name} has no replay buffer")
 
     def load_state_dict(self, state: dict[str, Any], weights_only: bool = False) -> None:
         """Restore networks (and, unless ``weights_only``, optimizers and the step counter)."""
@@ -121,3 +134,5 @@ class Agent(abc.ABC):
         self.step = int(state.get("step", 0))
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"])
+        if "numpy_rng" in state:
+            self.rng.bit_generator.state = state["numpy_rng"]

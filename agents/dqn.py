@@ -134,6 +134,7 @@ class DQN(Agent):
     name = "dqn"
     summary = "DQN family: double, dueling, prioritized replay, n-step, C51"
     Config = DQNConfig
+    has_replay = True
 
     def __init__(
         self,
@@ -166,6 +167,9 @@ class DQN(Agent):
             self.q.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True
         )
         self.support = torch.linspace(cfg.v_min, cfg.v_max, cfg.n_atoms, device=self.device)
+        self.replay: ReplayBuffer | None = None  # the buffer of the latest learn()
+        self._replay_start = 0  # the step at which self.replay began collecting
+        self._restored: tuple[ReplayBuffer, int] | None = None  # (buffer, steps it holds)
 
     # --- checkpoint contract -------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
@@ -173,6 +177,31 @@ class DQN(Agent):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"q": self.optimizer}
+
+    def _replay_info(self) -> dict[str, Any]:
+        """What a saved buffer must agree on with this agent (the arrays' shapes say the
+        rest): returns stored n-step with this discount, priorities or none."""
+        cfg: DQNConfig = self.config
+        keys = ("buffer_size", "n_envs", "n_step", "gamma", "prioritized")
+        return {k: getattr(cfg, k) for k in keys}
+
+    def replay_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+        arrays = self.replay.state() if self.replay is not None else {}
+        if not arrays:
+            return None
+        info = {**self._replay_info(), "collected": self.step - self._replay_start}
+        return arrays, info
+
+    def load_replay_state(self, arrays: dict[str, np.ndarray], info: dict[str, Any]) -> int:
+        """The next :meth:`learn` continues with this buffer, and counts ``learning_starts``
+        from when it began collecting, so a resumed run goes on updating at once."""
+        for key, value in self._replay_info().items():
+            if info.get(key) != value:
+                raise ValueError(f"the replay was saved with {key} {info.get(key)}, not {value}")
+        buffer = self._make_buffer()
+        buffer.load_state(arrays)
+        self._restored = (buffer, int(info.get("collected", 0)))
+        return len(buffer)
 
     # --- acting ----------------------------------------------------------------------------
     def q_values(self, obs: Any, net: nn.Module | None = None) -> torch.Tensor:
@@ -220,15 +249,18 @@ class DQN(Agent):
     def learn(self, total_steps: int, recorder: Any) -> None:
         """Train until ``self.step >= total_steps``.
 
-        The replay buffer is not part of a checkpoint, so a resumed run (``self.step > 0``
-        after ``load_state_dict``) starts with an empty buffer and collects
-        ``learning_starts`` fresh steps, with the epsilon its schedule has reached, before
-        updating again.
+        Each call starts with an empty replay buffer and collects ``learning_starts`` steps,
+        with the epsilon its schedule has reached, before updating — unless a saved buffer
+        was handed over with :meth:`load_replay_state` (``pilot train --save-replay``):
+        then it continues with that buffer, counting ``learning_starts`` from when that
+        buffer began.
         """
         cfg: DQNConfig = self.config
         envs = make_vec_env(self.env_id, cfg.n_envs, seed=self.seed, training=True, **cfg.env)
-        buffer = self._make_buffer()
-        resume_step = self.step
+        buffer, held = self._restored or (self._make_buffer(), 0)
+        self._restored = None
+        self.replay, self._replay_start = buffer, self.step - held
+        resume_step = self._replay_start
         means = _Means()
         updates_since_sync = 0  # a hard copy with no update since the last one changes nothing
         obs = envs.reset()

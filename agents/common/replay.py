@@ -128,6 +128,12 @@ class _ArrayStore:
     def gather(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.obs[slots], self.next_obs[slots]
 
+    def saved(self, name: str) -> np.ndarray:
+        return getattr(self, name)
+
+    def restore(self, name: str, array: np.ndarray) -> np.ndarray:
+        return array
+
 
 class _FrameStore:
     """uint8 (C, H, W) observations as rings of single frames, one ring per env.
@@ -178,6 +184,19 @@ class _FrameStore:
         """Whether the oldest frame ``slot`` needs has been overwritten."""
         oldest = min(self.obs_pos[slot], self.next_pos[slot]) - (self.channels - 1)
         return bool(oldest < self.pushed[env] - self.ring_size)
+
+    def saved(self, name: str) -> np.ndarray:
+        """``name``'s array as saved: the ring only as far as any env has written it."""
+        if name == "frames":
+            return self.frames[:, : min(int(self.pushed.max()), self.ring_size)]
+        return getattr(self, name)
+
+    def restore(self, name: str, array: np.ndarray) -> np.ndarray:
+        if name == "frames" and array.shape[1] < self.ring_size:
+            full = np.zeros((array.shape[0], self.ring_size, *array.shape[2:]), array.dtype)
+            full[:, : array.shape[1]] = array
+            return full
+        return array
 
     def gather(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         env = (slots // self.capacity_per_env)[:, None]
@@ -338,6 +357,73 @@ class ReplayBuffer:
     def _on_retire(self, slot: int) -> None:
         """Hook for prioritized replay: a slot may no longer be sampled."""
 
+    # --- saving ------------------------------------------------------------------------
+    def state(self) -> dict[str, np.ndarray]:
+        """Every array of the buffer by name, for ``numpy.savez`` (no copies; a frame ring
+        only as far as it is written). Empty before the first :meth:`add`. The n-step
+        windows of episodes still running are not kept: a resumed run starts new episodes."""
+        if not self._allocated:
+            return {}
+        out = {"written": self._written, "head": self._head}
+        out.update({name: getattr(self, name) for name in self.specs})
+        for key, store in self.stores.items():
+            for name in store.specs:
+                out[f"{_store_prefix(key)}{name}"] = store.saved(name)
+        return {**out, **self._extra_state()}
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Take over arrays written by :meth:`state` (without copying them); arrays that do
+        not fit this buffer's spaces and sizes raise ``ValueError`` naming the first."""
+        expected: Specs = {
+            "written": ((self.n_envs,), np.int64),
+            "head": ((self.n_envs,), np.int64),
+        }
+        expected.update(self.specs)
+        for key, store in self.stores.items():
+            expected.update({f"{_store_prefix(key)}{n}": spec for n, spec in store.specs.items()})
+        expected.update(self._extra_specs())
+        if set(arrays) != set(expected):
+            odd = sorted(set(arrays) ^ set(expected))
+            raise ValueError(f"the replay arrays differ from this buffer's ({odd[0]})")
+        restored = {}
+        for name, (shape, dtype) in expected.items():
+            a = arrays[name]
+            # a frame ring may be saved only as far as it was written (axis 1)
+            trimmed = (
+                name.endswith(".frames")
+                and a.ndim == len(shape)
+                and a.shape[1] <= shape[1]
+                and a.shape[:1] + a.shape[2:] == shape[:1] + shape[2:]
+            )
+            if a.dtype != np.dtype(dtype) or (a.shape != tuple(shape) and not trimmed):
+                raise ValueError(f"replay array '{name}' is {a.dtype}{a.shape}, not {shape}")
+            restored[name] = a
+        written, head = restored["written"], restored["head"]
+        if (
+            (head < 0).any()
+            or (head > written).any()
+            or (written - head > self.capacity_per_env).any()
+        ):
+            raise ValueError("the replay's write counters are inconsistent")
+        self._written, self._head = written.copy(), head.copy()
+        for name in self.specs:
+            setattr(self, name, restored[name])
+        for key, store in self.stores.items():
+            for n in store.specs:
+                setattr(store, n, store.restore(n, restored[f"{_store_prefix(key)}{n}"]))
+        self._load_extra(restored)
+        self._windows = [deque() for _ in range(self.n_envs)]
+        self._allocated = True
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _extra_specs(self) -> Specs:
+        return {}
+
+    def _load_extra(self, arrays: dict[str, np.ndarray]) -> None:
+        """Hook for prioritized replay: take over its own saved arrays."""
+
     # --- reading -----------------------------------------------------------------------
     def observations(self, slots: np.ndarray) -> tuple[Any, Any]:
         """Batched ``(obs, next_obs)`` of ``slots``, stacks rebuilt from stored frames."""
@@ -378,6 +464,11 @@ class ReplayBuffer:
         writes = self._head[env] + offset
         slots = env * self.capacity_per_env + writes % self.capacity_per_env
         return self._batch(slots, np.ones(batch_size, np.float32))
+
+
+def _store_prefix(key: Any) -> str:
+    """Name prefix of an observation store's arrays in a saved buffer."""
+    return "obs." if key is None else f"obs[{key}]."
 
 
 def _index(batch: Any, i: int) -> Any:
@@ -474,6 +565,16 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     def _extra_nbytes(self) -> int:
         return self.tree.nodes.nbytes
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        return {"tree": self.tree.nodes, "max_priority": np.array(self.max_priority)}
+
+    def _extra_specs(self) -> Specs:
+        return {"tree": (self.tree.nodes.shape, np.float64), "max_priority": ((), np.float64)}
+
+    def _load_extra(self, arrays: dict[str, np.ndarray]) -> None:
+        self.tree.nodes = arrays["tree"]
+        self.max_priority = float(arrays["max_priority"])
 
     def _on_write(self, slot: int) -> None:
         self.tree.update(slot, self.max_priority**self.alpha)
