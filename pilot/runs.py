@@ -2,18 +2,21 @@
 
 ``runs/<env>__<algo>__<seed>__<YYYYmmdd-HHMMSS>/`` holds::
 
-    run.json          algorithm, env id, seed, step budget, git commit, command, versions
-    config.yaml       the fully resolved config (preset ← file ← --set)
+    run.json          algorithm, env id, seed, step budget, git commit, command, versions,
+                      device and torch threads, the steps each resume started from
+    config.yaml       the fully resolved config (preset ← file ← --set); its ``steps`` is
+                      the step budget, the same number as run.json's ``total_steps``
     metrics.csv       step,time,name,value (long format: one row per logged scalar)
     episodes.csv      step,time,return,length (real-score episodes while training)
     tb/               TensorBoard events
-    checkpoints/      step_*.pt + step_*.json + latest.json
+    checkpoints/      step_*.pt + step_*.json + latest.json (+ step_*.replay.npz)
     videos/, eval/    written by `pilot watch` / `pilot eval`
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from dataclasses import dataclass
@@ -68,6 +71,22 @@ class Run:
         self.info.update(fields)
         _write(self.path / "run.json", json.dumps(self.info, indent=2))
 
+    def set_steps(self, total: int) -> None:
+        """Record a new step budget in config.yaml and run.json alike."""
+        self.config["steps"] = total
+        _write(self.path / "config.yaml", yaml.safe_dump(self.config, sort_keys=False))
+        self.update_info(total_steps=total)
+
+    def clean_orphans(self) -> list[Path]:
+        """Remove the temporary files a process killed while writing left behind."""
+        removed = checkpoint.clean_orphans(self.checkpoints)
+        for name in ("run.json", "config.yaml"):
+            tmp = self.path / f"{name}.tmp"
+            if tmp.is_file():
+                tmp.unlink()
+                removed.append(tmp)
+        return removed
+
 
 def _write(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -77,6 +96,19 @@ def _write(path: Path, text: str) -> None:
 
 def slug(env_id: str) -> str:
     return env_id.replace("/", "-")
+
+
+def check_root(root: str | Path) -> None:
+    """``root`` can hold run directories: it is a writable folder, or can be made in one."""
+    root = Path(root)
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == root else f"is under {existing}, which is a file"
+        raise UserError(f"--runs-dir {root} {what}, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"--runs-dir {root}: cannot write in {existing} (permission denied)")
 
 
 def create(
@@ -89,7 +121,10 @@ def create(
     while path.exists():
         n += 1
         path = Path(root) / f"{slug(env_id)}__{algo}__{seed}__{stamp}-{n}"
-    path.mkdir(parents=True)
+    try:
+        path.mkdir(parents=True)
+    except OSError as exc:
+        raise UserError(f"cannot make run directory {path}: {exc.strerror}") from None
     run_info = {
         "algo": algo,
         "env_id": env_id,
@@ -108,6 +143,8 @@ def create(
 def open_run(path: str | Path) -> Run:
     """An existing run directory; a path that is not one is a :class:`UserError`."""
     path = Path(path)
+    if path.is_file():
+        raise UserError(f"{path} is a file, not a run directory")
     if not path.is_dir():
         raise UserError(f"no such run directory: {path}")
     info_path, cfg_path = path / "run.json", path / "config.yaml"
@@ -116,8 +153,11 @@ def open_run(path: str | Path) -> Run:
     try:
         info = json.loads(info_path.read_text())
         config = yaml.safe_load(cfg_path.read_text()) or {}
-    except (ValueError, yaml.YAMLError) as exc:
-        raise UserError(f"{path} has an unreadable run.json/config.yaml: {exc}") from None
+    except (ValueError, yaml.YAMLError) as exc:  # UnicodeDecodeError is a ValueError
+        first = str(exc).strip().splitlines()[0]
+        raise UserError(f"{path} has an unreadable run.json/config.yaml: {first}") from None
+    if not isinstance(info, dict) or not isinstance(config, dict):
+        raise UserError(f"{path} has a run.json/config.yaml that is not a mapping")
     return Run(path, info, config)
 
 

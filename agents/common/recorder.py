@@ -9,6 +9,11 @@ Algorithms call four methods and know nothing about files:
 * ``recorder.progress(step)`` to move the progress bar.
 
 ``Recorder(None, ...)`` keeps everything in memory (tests, benchmarks).
+
+A resumed run (``start_step > 0``) continues its files as if it had never stopped: rows
+past the checkpoint are dropped, the recent returns and successes are read back from
+``episodes.csv`` (so the progress bar and the closing line go on from them), and the
+``time`` column continues from the last recorded time instead of restarting at 0.
 """
 
 from __future__ import annotations
@@ -23,6 +28,15 @@ from typing import Any
 
 from pilot.envs.vector import Episode
 from pilot.errors import TrainingDiverged
+from pilot.progress import Progress
+
+
+def _number(text: str) -> float:
+    """A CSV cell as a number; nan for a cell a killed write left half-written."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 class Recorder:
@@ -46,18 +60,20 @@ class Recorder:
         self.history: list[tuple[int, float, int]] = []  # (step, return, length)
         self.metrics: dict[str, list[tuple[int, float]]] = {}
         self._t0 = time.perf_counter()
+        self._time_before = 0.0  # wall time the run had recorded before this process
         self._s0 = start_step
         self._bar = None
         self._tb = None
         self._metrics_file = self._episodes_file = None
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._metrics_file, self._metrics = self._open_csv(
+            self._metrics_file, self._metrics, metric_rows = self._open_csv(
                 "metrics.csv", ["step", "time", "name", "value"], start_step
             )
-            self._episodes_file, self._episodes = self._open_csv(
+            self._episodes_file, self._episodes, episode_rows = self._open_csv(
                 "episodes.csv", ["step", "time", "return", "length", "success"], start_step
             )
+            self._continue(metric_rows, episode_rows)
             if tensorboard:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -65,30 +81,42 @@ class Recorder:
                 # so a resumed run's curves continue without a fold-back.
                 self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=start_step or None)
         if progress_bar:
-            from tqdm import tqdm
-
-            self._bar = tqdm(
-                total=total_steps,
-                initial=start_step,
-                unit="step",
-                dynamic_ncols=True,
-                smoothing=0.05,
-            )
+            self._bar = Progress(total_steps, unit="step", initial=start_step)
+            self._postfix()
 
     def _open_csv(self, name: str, header: list[str], start_step: int):
-        """Open a CSV for appending; on resume drop rows past ``start_step`` (unsaved work)."""
+        """Open a CSV for appending; on resume drop rows past ``start_step`` (unsaved work).
+
+        Returns the file, its writer and the rows kept.
+        """
         path = self.run_dir / name
         rows: list[list[str]] = []
         if path.exists() and start_step > 0:
             with path.open(newline="") as f:
                 rows = [r for r in csv.reader(f)][1:]
-            rows = [r for r in rows if r and int(r[0]) <= start_step]
+            rows = [r for r in rows if r and _number(r[0]) <= start_step]
         f = path.open("w", newline="")
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
         f.flush()
-        return f, writer
+        return f, writer, rows
+
+    def _continue(self, metric_rows: list[list[str]], episode_rows: list[list[str]]) -> None:
+        """Pick up where the kept rows end: the last recorded time, the recent episodes."""
+        times = [_number(r[1]) for r in metric_rows[-1:] + episode_rows[-1:] if len(r) > 1]
+        self._time_before = max([t for t in times if math.isfinite(t)], default=0.0)
+        for row in episode_rows[-self.recent.maxlen :]:
+            if len(row) < 4 or not math.isfinite(ret := _number(row[2])):
+                continue
+            self.recent.append(ret)
+            self.history.append((int(_number(row[0])), ret, int(_number(row[3]))))
+            if len(row) > 4 and row[4] in ("0", "1"):
+                self.recent_success.append(row[4] == "1")
+
+    def _now(self) -> float:
+        """Seconds of wall time since the run began, summed over its resumes."""
+        return self._time_before + time.perf_counter() - self._t0
 
     @property
     def mean_recent_return(self) -> float:
@@ -103,7 +131,7 @@ class Recorder:
         return sum(self.recent_success) / n if n else math.nan
 
     def episodes(self, step: int, episodes: list[Episode]) -> None:
-        now = time.perf_counter() - self._t0
+        now = self._now()
         for ep in episodes:
             self.recent.append(ep.ret)
             self.history.append((step, ep.ret, ep.length))
@@ -122,8 +150,9 @@ class Recorder:
         bad = [k for k, v in metrics.items() if not math.isfinite(float(v))]
         if bad:
             raise TrainingDiverged(f"{', '.join(bad)} became {metrics[bad[0]]} at step {step}")
-        now = time.perf_counter() - self._t0
-        sps = (step - self._s0) / max(now, 1e-9)
+        elapsed = time.perf_counter() - self._t0
+        sps = (step - self._s0) / max(elapsed, 1e-9)
+        now = self._time_before + elapsed
         metrics = {**metrics, "perf/steps_per_s": sps}
         for k, v in metrics.items():
             v = float(v)
@@ -141,12 +170,15 @@ class Recorder:
         if self._bar is not None:
             if step > self._bar.total:  # whole rollouts can end past the asked-for steps;
                 self._bar.total = step  # keep showing a full bar rather than a bare count
+            self._postfix()
             self._bar.update(step - self._bar.n)
-            r = self.mean_recent_return
-            text = "return " + ("-" if math.isnan(r) else f"{r:.1f}")
-            if self.recent_success:
-                text += f", success {self.success_rate:.0%}"
-            self._bar.set_postfix_str(text, refresh=False)
+
+    def _postfix(self) -> None:
+        r = self.mean_recent_return
+        text = "return " + ("-" if math.isnan(r) else f"{r:.1f}")
+        if self.recent_success:
+            text += f", success {self.success_rate:.0%}"
+        self._bar.set_postfix_str(text, refresh=False)
 
     def maybe_checkpoint(self, agent: Any, force: bool = False) -> None:
         if self._save is None:
