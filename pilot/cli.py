@@ -9,6 +9,9 @@ stops with exit code 1 and keeps its last good checkpoint.
 from __future__ import annotations
 
 import argparse
+import ast
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -22,6 +25,10 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports mistakes in one line instead of usage + error."""
 
     def error(self, message: str):  # type: ignore[override]
+        wrong = re.match(r"argument .*: invalid choice: '(.*)' \(choose from (.*)\)$", message)
+        if wrong:  # name the close choices first; argparse lists them all in order
+            choices = re.findall(r"'([^']*)'", wrong.group(2))
+            message += close_matches(wrong.group(1), choices)
         raise UserError(f"{message} (see `{self.prog} --help`)")
 
 
@@ -61,6 +68,19 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- bench
+def _summary(origin: str | None) -> str:
+    """First line of a benchmark script's docstring, without reST markup."""
+    try:
+        doc = (
+            ast.get_docstring(ast.parse(Path(origin).read_text(encoding="utf-8")))
+            if origin
+            else None
+        )
+    except (OSError, SyntaxError, ValueError):
+        doc = None
+    return (doc or "").strip().splitlines()[0].replace("``", "`") if doc else ""
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """``pilot bench NAME ARGS...`` runs ``bench/NAME.py`` as a script; no NAME lists them."""
     import importlib
@@ -70,27 +90,43 @@ def cmd_bench(args: argparse.Namespace) -> int:
     package = importlib.import_module("pilot.bench")
     names = sorted(m.name for m in pkgutil.iter_modules(package.__path__))
     if not args.name:
+        width = max(len(n) for n in names)
         for name in names:
             spec = importlib.util.find_spec(f"pilot.bench.{name}")
-            source = Path(spec.origin).read_text() if spec and spec.origin else ""
-            doc = source.split('"""')[1].strip().splitlines()[0] if '"""' in source else ""
-            print(f"{name:<12} {doc}")
+            print(f"{name:<{width}}  {_summary(spec.origin if spec else None)}")
         print("run one: pilot bench NAME [--help]")
         return 0
     if args.name not in names:
-        raise UserError(f"unknown benchmark '{args.name}'{close_matches(args.name, names)}")
+        raise UserError(
+            f"unknown benchmark '{args.name}'{close_matches(args.name, names)}; "
+            f"choose from {', '.join(names)}"
+        )
     argv = sys.argv
     # argparse inside the script names itself after argv[0]; alter_sys=True would replace
     # it with the script's file path
     sys.argv = [f"pilot bench {args.name}", *args.args]
+    # the script's own argparse reports a bad flag the way pilot does: one line, exit 2
+    script_error = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = _Parser.error  # type: ignore[method-assign]
     try:
         runpy.run_module(f"pilot.bench.{args.name}", run_name="__main__", alter_sys=False)
     except SystemExit as exc:  # argparse --help / errors inside the script
         if exc.code is None:
             return 0
-        return exc.code if isinstance(exc.code, int) else 2
+        if isinstance(exc.code, int):
+            return exc.code
+        print(exc.code, file=sys.stderr)  # sys.exit("message"): Python prints it, status 1
+        return 1
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] != "pilot":  # a peer package, not our bug
+            raise UserError(
+                f"benchmark '{args.name}' needs the package '{exc.name}', which is not "
+                'installed; install the peers with: pip install -e ".[bench]"'
+            ) from None
+        raise
     finally:
         sys.argv = argv
+        argparse.ArgumentParser.error = script_error  # type: ignore[method-assign]
     return 0
 
 
@@ -109,12 +145,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if not args.command:
-            parser.print_help()
-            return EXIT_USER
+            raise UserError(f"missing COMMAND, one of {', '.join(COMMANDS)} (see `pilot --help`)")
         return COMMANDS[args.command](args)
     except UserError as exc:
         print(f"pilot: error: {exc}", file=sys.stderr)
         return EXIT_USER
+    except KeyboardInterrupt:
+        print("pilot: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # the reader went away (`pilot list | head -3`): stop quietly, and point stdout at
+        # /dev/null so the interpreter's final flush does not fail a second time
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141  # 128 + SIGPIPE, what a shell tool killed by the closed pipe returns
 
 
 if __name__ == "__main__":
