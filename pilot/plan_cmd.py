@@ -55,7 +55,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--planner", choices=PLANNERS, help="grid planner (default: astar)")
     p.add_argument("--limit", type=int, metavar="N", help="first N usable queries only")
     g = p.add_argument_group("making a map (instead of --map and --scen)")
-    g.add_argument("--generate", choices=KINDS, metavar="KIND", help="random, rooms or maze")
+    g.add_argument(
+        "--generate",
+        choices=KINDS,
+        metavar="KIND",
+        help="random, rooms (of N/8 cells) or maze (corridors N/32 wide)",
+    )
     g.add_argument("--size", type=int, metavar="N", help=f"N×N cells, 4..{MAX_SIZE} (default: 64)")
     g.add_argument("--seed", type=int, metavar="S", help="generator seed, >= 0 (default: 0)")
     g.add_argument(
@@ -138,9 +143,9 @@ def plan_file(args: argparse.Namespace) -> int:
     warmup = max(0.0, first_call - times[0])
 
     n = len(scenarios)
-    shown = f"{n} of {total}" if n < total else f"{n}"
+    shown = f"{n} of {total} scenarios" if n < total else _count(n, "scenario")
     print(
-        f"{grid_map.name} ({grid_map.width}×{grid_map.height}), {shown} scenarios from "
+        f"{grid_map.name} ({grid_map.width}×{grid_map.height}), {shown} from "
         f"{args.scen}, planner {planner}"
     )
     named = {Path(s.map_name.replace("\\", "/")).name for s in scenarios}
@@ -149,8 +154,7 @@ def plan_file(args: argparse.Namespace) -> int:
             f"  note              the scenarios name {', '.join(sorted(named)[:3])}, not {Path(args.map).name}"
         )
     if skipped:
-        rows = "row" if len(skipped) == 1 else "rows"
-        print(f"  skipped           {len(skipped)} {rows}: start or goal on a blocked cell")
+        print(f"  skipped           {_count(len(skipped), 'row')}: start or goal on a blocked cell")
         for s, why in skipped[:SHOWN]:
             print(f"    line {s.line}: {why}")
         if len(skipped) > SHOWN:
@@ -167,7 +171,7 @@ def plan_file(args: argparse.Namespace) -> int:
     for s, why in failures[:SHOWN]:
         print(f"  failed: line {s.line}: {why}")
     if len(failures) > SHOWN:
-        print(f"  ... and {len(failures) - SHOWN} more failures")
+        print(f"  ... and {_count(len(failures) - SHOWN, 'more failure')}")
     return 0
 
 
@@ -223,12 +227,17 @@ def generate(args: argparse.Namespace) -> int:
         raise UserError(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
     print(
         f"wrote {out} ({args.generate} {size}×{size}, {detail}, seed {seed}) and {scen_out} "
-        f"({len(scenarios)} queries, optimal lengths by Dijkstra)"
+        f"({_count(len(scenarios), 'query', 'queries')}, optimal lengths by Dijkstra)"
     )
     print(
         f"plan on it: pilot plan --map {shlex.quote(str(out))} --scen {shlex.quote(str(scen_out))}"
     )
     return 0
+
+
+def _count(n: int, word: str, plural: str = "") -> str:
+    """'1 row', '2 rows': a count with its noun in the right number."""
+    return f"{n} {word if n == 1 else plural or word + 's'}"
 
 
 def _value(args: argparse.Namespace, key: str):
