@@ -32,6 +32,8 @@ from pilot.config import load_yaml, parse_overrides, to_dict
 README = Path(__file__).resolve().parents[1] / "README.md"
 COMMANDS = tuple(cli.COMMANDS)
 STEPS = "64"  # training budget of every documented training command
+#: Atari runs made for watch/eval placeholders: one env, small rollouts / replay
+ATARI_FAST = {"ppo": ["n_envs=1", "n_steps=64"], "dqn": ["n_envs=1", "buffer_size=1000"]}
 RUN_PATH = re.compile(r"^runs/(?P<env>.+?)__(?P<algo>[a-z0-9]+)__")
 
 
@@ -168,29 +170,31 @@ class Workspace:
                 assert _main(doc.argv, root) == 0, doc.id
         _main(["plan", "--generate", "rooms", "--size", "48", "--out", "arena.map"], root)
 
-    def run_for(self, algo: str, env: str, sets: tuple[str, ...] = ()) -> Path:
-        key = (algo, env, sets)
+    def run_for(self, train: list[str]) -> Path:
+        """A tiny run of the training command ``train`` (its algorithm, env and options)."""
+        key = tuple(train)
         if key not in self.runs:
-            extra = ["--set", "n_envs=1", "--set", "n_steps=64"] if "Atari" in env else []
+            args = cli._build_parser().parse_args(train)
+            fast = ATARI_FAST.get(args.algo, ["n_envs=1"]) if "Atari-" in args.env else []
+            argv = [*train, *_sets(tuple(fast))]
+            argv = _with(_with(argv, "--steps", STEPS), "--no-progress")
+            argv = _with(argv, "--runs-dir", str(self.fixtures))
             before = _listing(self.fixtures)
-            argv = ["train", algo, "--env", env, *_sets(sets), *extra, "--steps", STEPS]
-            argv += ["--no-progress", "--runs-dir", str(self.fixtures)]
             assert _main(argv, self.root) == 0, argv
             (self.runs[key],) = _listing(self.fixtures) - before
         return self.runs[key]
 
     def run_of(self, doc: Doc, token: str) -> Path:
-        """The tiny run a placeholder stands for."""
-        if "--protocol" in doc.argv:  # an Atari-only flag: the README's Atari game
-            return self.run_for("ppo", "pilot/Atari-Pong-v0")
+        """The tiny run a placeholder stands for: the one its path names, else one of the
+        training command before it (an Atari game for the Atari-only --protocol)."""
         named = RUN_PATH.match(token)
         if named:
             env = named["env"].replace("pilot-", "pilot/", 1)
-            return self.run_for(named["algo"], env)
-        if doc.context:
-            args = cli._build_parser().parse_args(doc.context)
-            return self.run_for(args.algo, args.env, tuple(args.overrides))
-        return self.run_for("ppo", "CartPole-v1")
+            return self.run_for(["train", named["algo"], "--env", env])
+        train = doc.context or ["train", "ppo", "--env", "CartPole-v1"]
+        if "--protocol" in doc.argv and not any("Atari-" in t for t in train):
+            train = ["train", "ppo", "--env", "pilot/Atari-Pong-v0"]
+        return self.run_for(train)
 
     def substitute(self, doc: Doc) -> list[str]:
         return [
@@ -275,6 +279,9 @@ def check_train(argv: list[str], ws: Workspace, capsys) -> None:
         shutil.copytree(args.resume, run)
         start = _checkpoint_step(run)
         argv = _with(argv, "--resume", str(run))
+        if args.checkpoint:  # the documented name has the form of the run's own
+            _check_checkpoint_name(run, args.checkpoint)
+            argv = _with(argv, "--checkpoint", _latest_name(run))
         argv = _with(_with(argv, "--steps", str(start + int(STEPS))), "--no-progress")
         assert _main(argv, ws.root) == 0
         assert _checkpoint_step(run) > start
@@ -307,9 +314,18 @@ def _resolve(args: argparse.Namespace, cwd: Path) -> dict:
     return to_dict(config)
 
 
+def _check_checkpoint_name(run: Path, example: str) -> None:
+    """A documented checkpoint name has the form of the names a run writes."""
+    names = [p.stem for p in (run / "checkpoints").glob("step_*.pt")]
+    assert names and all(re.sub(r"\d", "0", n) == re.sub(r"\d", "0", example) for n in names)
+
+
+def _latest_name(run: Path) -> str:
+    return json.loads((run / "checkpoints" / "latest.json").read_text())["checkpoint"]
+
+
 def _checkpoint_step(run: Path) -> int:
-    name = json.loads((run / "checkpoints" / "latest.json").read_text())["checkpoint"]
-    return int(name.rsplit("_", 1)[1])
+    return int(_latest_name(run).rsplit("_", 1)[1])
 
 
 def check_watch_or_eval(argv: list[str], ws: Workspace) -> None:
@@ -334,10 +350,7 @@ def check(doc: Doc, ws: Workspace, capsys) -> None:
     capsys.readouterr()
     command = argv[0] if argv else ""
     if doc.check == "checkpoint-name":
-        names = [p.stem for p in (Path(argv[2]) / "checkpoints").glob("step_*.pt")]
-        example = argv[-1]
-        assert names and all(re.sub(r"\d", "0", n) == re.sub(r"\d", "0", example) for n in names)
-        return
+        return _check_checkpoint_name(Path(argv[2]), argv[-1])
     if command == "train":
         return check_train(argv, ws, capsys)
     if command in ("watch", "eval"):
