@@ -329,13 +329,15 @@ def _checkpoint_step(run: Path) -> int:
 
 
 def check_watch_or_eval(argv: list[str], ws: Workspace) -> None:
+    """Short episodes; what the command writes (a video, an eval summary) must appear."""
     run = Path(argv[1])
-    folder, pattern = (run / "eval", "*/summary.json") if argv[0] == "eval" else (run, "")
-    if argv[0] == "watch":
-        suffix = {"gif": ".gif", "both": ".gif"}.get(_value(argv, "--format"), ".mp4")
-        folder, pattern = run / "videos", f"*{suffix}"
+    if argv[0] == "eval":
+        folder, pattern, steps = run / "eval", "*/summary.json", "20"
+    else:
+        suffix = ".gif" if _value(argv, "--format") in ("gif", "both") else ".mp4"
+        folder, pattern, steps = run / "videos", f"*{suffix}", "5"
     before = set(folder.glob(pattern))
-    argv = _with(argv, "--max-steps", "5" if argv[0] == "watch" else "20")
+    argv = _with(argv, "--max-steps", steps)
     argv = _capped(_capped(argv, "--episodes", 2), "--seeds", 2)
     assert _main(argv, ws.root) == 0
     assert set(folder.glob(pattern)) - before, f"no new {pattern} in {folder}"
