@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+from gymnasium.envs.registration import load_env_creator
 
 from pilot.errors import UserError, close_matches
 
@@ -55,12 +56,27 @@ def make_env(env_id: str, render_mode: str | None = None, **kwargs: Any) -> gym.
     Unknown keyword arguments are a :class:`UserError`, not a traceback.
     """
     check_id(env_id)
+    if render_mode is not None:
+        _check_render_mode(env_id, render_mode)
     if not is_atari(env_id):
         kwargs.pop("training", None)
     try:
         return gym.make(env_id, render_mode=render_mode, **kwargs)
     except TypeError as exc:
         raise UserError(f"bad options for {env_id}: {exc}") from None
+
+
+def _check_render_mode(env_id: str, render_mode: str) -> None:
+    """Refuse a render mode the env does not declare before ``gym.make`` sees it:
+    Gymnasium would print a warning first, and the error would no longer be one line."""
+    entry = gym.spec(env_id).entry_point
+    creator = load_env_creator(entry) if isinstance(entry, str) else entry
+    modes = list(getattr(creator, "metadata", {}).get("render_modes", []))
+    if render_mode not in modes:
+        raise UserError(
+            f"{env_id} cannot render as '{render_mode}'; its render modes: "
+            f"{', '.join(modes) if modes else 'none (it draws nothing)'}"
+        )
 
 
 def make_vec_env(

@@ -79,8 +79,41 @@ def test_unsupported_render_mode_is_refused_when_made(env_id, mode):
         warnings.simplefilter("ignore")  # gym.make's own note about the unknown mode
         with pytest.raises(UserError, match=f"render_mode must be None, got '{mode}'"):
             gym.make(env_id, render_mode=mode)
-        with pytest.raises(UserError, match="render_mode"):
-            make_env(env_id, render_mode=mode)
+
+
+@pytest.mark.parametrize("env_id", PROBE_IDS)
+def test_make_env_refuses_the_render_mode_before_gymnasium_warns(env_id):
+    """The CLI's path: one error naming the env, and no Gymnasium warning before it (a
+    warning would turn `pilot watch` on a probe run into three lines on stderr)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserError, match=f"{env_id} cannot render as 'rgb_array'; .* none"):
+            make_env(env_id, render_mode="rgb_array")
+
+
+def test_make_env_keeps_render_modes_that_exist():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        env = make_env("CartPole-v1", render_mode="rgb_array")
+        env.reset(seed=0)
+        assert env.render().shape[2] == 3
+    with pytest.raises(UserError, match="CartPole-v1 cannot render as 'ansi'; .*human, rgb_array"):
+        make_env("CartPole-v1", render_mode="ansi")
+
+
+def test_watch_on_a_probe_run_is_one_line(tmp_path, capsys):
+    from pilot import cli
+
+    argv = ["train", "ppo", "--env", "pilot/Probe-Constant-v0", "--steps", "8"]
+    assert cli.main([*argv, "--no-progress", "--runs-dir", str(tmp_path)]) == 0
+    (run,) = tmp_path.iterdir()
+    capsys.readouterr()
+    assert cli.main(["watch", str(run), "--out", str(tmp_path / "v.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "pilot: error: pilot/Probe-Constant-v0 cannot render as 'rgb_array'; "
+        "its render modes: none (it draws nothing)\n"
+    )
 
 
 @pytest.mark.parametrize("env_id", PROBE_IDS)
