@@ -25,9 +25,7 @@ from .search.core import SearchConfig
 class BaseConfig:
     """Fields every algorithm's config has (algorithm configs subclass this)."""
 
-    steps: int = field(
-        100_000, "default step budget when `pilot train` gets no --steps (agent steps)"
-    )
+    steps: int = field(100_000, "step budget in agent steps (`pilot train --steps N` sets it)")
     n_envs: int = field(1, "parallel environments for collection")
     env: dict = field(None, "keyword arguments for the environment (e.g. protocol: machado)")
     checkpoint_every: int = field(50_000, "agent steps between checkpoints (0: only at the end)")

@@ -135,13 +135,15 @@ def _plan_new(args: argparse.Namespace) -> Plan | None:
         check_id(args.env)
     file_values = load_yaml(args.config, empty_ok=False) if args.config else {}
     overrides = parse_overrides(args.overrides)
-    if args.help_config:
-        config = build_config(algo, args.env, file_values, overrides) if args.env else None
-        _print_config(algo, config_class(algo), config, args.env)
+    if args.help_config and not args.env:
+        _print_config(algo, config_class(algo), None, None)
         return None
     config = build_config(algo, args.env, file_values, overrides)
     if args.steps is not None:
         config = dataclasses.replace(config, steps=args.steps)
+    if args.help_config:
+        _print_config(algo, config_class(algo), config, args.env)
+        return None
     runs.check_root(args.runs_dir)
     seed = args.seed if args.seed is not None else 0
     return Plan(algo, args.env, config, seed, save_replay=args.save_replay)
@@ -234,13 +236,14 @@ def _print_config(algo: str, cls: type, config: Any, env_id: str | None) -> None
         print(f"  `pilot train {algo} --env ENV --help-config` shows what a preset sets):")
     else:
         print(f"{algo} config for {env_id} (preset <- --config <- --set; * differs from default):")
+    defaults = cls()  # defaults as a config holds them (env: {} rather than None)
     for name, tname, default, text in describe(cls):
         if config is None:
             print(f"  {name:<26} {tname:<12} {default!r:<14} {text}")
             continue
-        value = config
+        value, default = config, defaults
         for part in name.split("."):
-            value = getattr(value, part)
+            value, default = getattr(value, part), getattr(default, part)
         mark = "*" if value != default else " "
         print(f"  {name:<26} {tname:<12} {mark}{value!r:<14} {text}")
 

@@ -358,3 +358,19 @@ def test_training_progress_in_a_log_is_plain_lines(tmp_path, capsys, monkeypatch
     rc, _, err = run_cli(["train", "ppo", *ENV, "--steps", 256, "--set", "n_envs=4"], capsys)
     assert rc == 0 and "\r" not in err
     assert re.search(r"^256/256 step \(100%\), .* steps?/s, eta .*, return [\d.]+$", err, re.M)
+
+
+def test_cpu_load_sees_a_process_that_keeps_a_core_busy():
+    from pilot.agents.common.device import cpu_load
+
+    cores = len(os.sched_getaffinity(0))
+    code = (
+        f"import os; os.sched_setaffinity(0, {{{min(os.sched_getaffinity(0))}}})\nwhile True: pass"
+    )
+    hog = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        seen, busy = cpu_load(sample_s=0.5)
+    finally:
+        hog.kill()
+        hog.wait()
+    assert seen == cores and 0.8 <= busy <= cores

@@ -38,9 +38,9 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 def cpu_load(sample_s: float = 0.25) -> tuple[int, float]:
     """``(cores this process may use, how many of them other work keeps busy)``.
 
-    Busy is the larger of the 1-minute load average and the busy share of those cores
-    over ``sample_s`` seconds (/proc/stat): the sample sees a process that just started,
-    the average one that pauses now and then.
+    Busy is the larger of the 1-minute load average (the machine's, scaled to our share of
+    its cores) and the busy share of our cores over ``sample_s`` seconds (/proc/stat): the
+    sample sees a process that just started, the average one that pauses now and then.
     """
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     cpus = cpus or list(range(os.cpu_count() or 1))
@@ -57,7 +57,7 @@ def cpu_load(sample_s: float = 0.25) -> tuple[int, float]:
 
     try:
         with open("/proc/loadavg") as f:
-            average = float(f.read().split()[0])
+            average = float(f.read().split()[0]) * len(cpus) / (os.cpu_count() or len(cpus))
         first = sample()
         time.sleep(sample_s)
         second = sample()
