@@ -37,6 +37,15 @@ class BaseConfig:
         for name in ("steps", "n_envs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        # fields most algorithms share, checked once here (torch would raise mid-setup)
+        for name in ("checkpoint_every", "log_every", "learning_rate", "lr_end", "weight_decay"):
+            if (getattr(self, name, 0) or 0) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        for name in ("adam_eps", "optimizer_eps"):
+            if getattr(self, name, 1) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        if any(size < 1 for size in getattr(self, "hidden", ())):
+            raise ValueError("hidden layer sizes must be >= 1")
 
     def steps_before_learning(self) -> int:
         """Agent steps a fresh run collects before its first update (at least one

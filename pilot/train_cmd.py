@@ -104,6 +104,9 @@ def _check_values(args: argparse.Namespace) -> None:
     """Argument values on their own (no files yet)."""
     if args.threads is not None and args.threads < 1:
         raise UserError("--threads must be at least 1")
+    cores = os.cpu_count() or 1
+    if args.threads is not None and args.threads > 4 * cores:
+        raise UserError(f"--threads {args.threads} is more than 4 per core ({cores} cores here)")
     if args.steps is not None and args.steps < 1:
         raise UserError(f"--steps must be at least 1, got {args.steps}")
     if args.seed is not None and not 0 <= args.seed < SEED_LIMIT:

@@ -29,7 +29,11 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise UserError("--device cuda was asked for, but no CUDA device is available here")
-        return torch.device(name)
+        device = torch.device(name)
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise UserError(f"--device {name}: this machine has {count} CUDA device(s)")
+        return device
     if name == "cpu":
         return torch.device("cpu")
     raise UserError(f"unknown device '{name}' (use auto, cpu or cuda)")
