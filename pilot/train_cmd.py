@@ -87,6 +87,7 @@ class Plan:
     checkpoint: Path | None = None  # resume: the verified checkpoint file
     start_step: int = 0
     has_replay: bool = False  # resume: the checkpoint carries a replay buffer
+    replay_steps: int = 0  # resume: the agent steps that saved buffer has collected
 
 
 def run(args: argparse.Namespace) -> int:
@@ -205,18 +206,19 @@ def _plan_resume(args: argparse.Namespace) -> Plan:
         checkpoint=pt,
         start_step=step,
         has_replay="replay" in meta,
+        replay_steps=int((meta.get("replay") or {}).get("collected", 0)),
     )
 
 
 def _warn_short_budget(plan: Plan, steps_given: bool) -> None:
     """One line when the budget ends before the first update or the first metrics row."""
     cfg, start, total = plan.config, plan.start_step, plan.config.steps
-    need = cfg.n_envs if plan.has_replay else cfg.steps_before_learning()
+    need = max(cfg.n_envs, cfg.steps_before_learning() - plan.replay_steps)
     every = cfg.log_every
     late_log = every > 0 and (start // every + 1) * every > total
     budget = f"--steps {total:,}" if steps_given else f"the budget of {total:,} steps"
     if total - start < need:
-        where = f"{need:,} steps" + (" after the resume" if start else "")
+        where = f"after {need:,} steps" + (" from the resume" if start else "")
         print(
             f"pilot: warning: {budget} ends before {plan.algo}'s first update, which comes "
             f"{where} with this config: this run will learn nothing (raise --steps, or see "

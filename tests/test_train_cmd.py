@@ -51,7 +51,7 @@ def test_short_budget_warns_once_and_the_budget_has_one_home(tmp_path, capsys, m
     )
     assert rc == 0
     assert err.count("\n") == 1 and err.startswith("pilot: warning: --steps 500 ends before")
-    assert "1,024 steps" in err and "learn nothing" in err
+    assert "after 1,024 steps" in err and "learn nothing" in err
     run = tmp_path / _run_dir(out)
     assert yaml.safe_load((run / "config.yaml").read_text())["steps"] == 500
     assert json.loads((run / "run.json").read_text())["total_steps"] == 500
@@ -59,7 +59,7 @@ def test_short_budget_warns_once_and_the_budget_has_one_home(tmp_path, capsys, m
 
     # a resume with a new budget moves all three records together
     rc, _, err = run_cli(["train", "--resume", run, "--steps", 700, "--no-progress"], capsys)
-    assert rc == 0 and "after the resume" in err  # the buffer starts empty again
+    assert rc == 0 and "from the resume" in err  # the buffer starts empty again
     assert yaml.safe_load((run / "config.yaml").read_text())["steps"] == 700
     assert json.loads((run / "run.json").read_text())["total_steps"] == 700
     assert ckpt.read_meta(run)["config"]["steps"] == 700
@@ -70,7 +70,7 @@ def test_rollout_agents_warn_below_one_rollout(tmp_path, capsys, monkeypatch):
     rc, _, err = run_cli(
         ["train", "ppo", "--env", "CartPole-v1", "--steps", 100, *FAST_PPO], capsys
     )
-    assert rc == 0 and "ppo's first update, which comes 256 steps" in err
+    assert rc == 0 and "ppo's first update, which comes after 256 steps" in err
 
 
 def test_enough_steps_to_learn_but_not_to_log_warns_about_the_empty_metrics(
