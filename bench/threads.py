@@ -14,7 +14,7 @@ busy-loop process taking one core, interleaved, best of ``--rounds``:
 Prints steps/s, the ratio to torch's default under the same load, and the ratio to the
 same alternative without the busy loop (how gracefully it degrades).
 
-    python bench/threads.py                      # ~8 minutes on 2 cores
+    python bench/threads.py                      # 10 runs a round; ~15 min a round on 2 busy cores
     python bench/threads.py --seconds 10 --rounds 1
 """
 
