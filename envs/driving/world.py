@@ -180,63 +180,94 @@ class _CameraRig:
         return m.T.reshape(-1).tolist()
 
 
-class GroundRaster:
-    """The road network painted into a top-down class image (grass / road / markings) at
-    ``resolution`` metres per pixel, for camera pixels that see the ground and for BEV
-    drawings."""
+#: Fractional bits of the fixed-point pixel coordinates given to cv2's drawing functions.
+SHIFT = 2
 
-    def __init__(self, net: RoadNetwork, resolution: float = 0.1) -> None:
-        import cv2
 
-        self.resolution = resolution
-        x0, y0, x1, y1 = net.bounds
-        self.origin = np.array([x0, y0])
-        w = int(math.ceil((x1 - x0) / resolution))
-        h = int(math.ceil((y1 - y0) / resolution))
-        img = np.full((h, w), GRASS, dtype=np.uint8)
-        shift = 2  # sub-pixel precision for cv2 drawing
-        scale = (1 << shift) / resolution
+class GroundShapes:
+    """What is painted on the ground of a road network, as world-frame shapes: lane
+    surfaces (one quad per centre-line segment), lane lines (solid polylines at the road's
+    edges, 3 m dashes every 9 m between lanes of one direction), stop lines and crosswalk
+    stripes. Built once per network, so the world raster (camera ground, BEV drawings) and
+    the perception labels paint the same road from the same shapes."""
 
-        def px(points: np.ndarray) -> np.ndarray:
-            return np.round((np.asarray(points) - self.origin) * scale).astype(np.int32)
-
+    def __init__(self, net: RoadNetwork) -> None:
         quads = []
         for ln in net.lanes:
-            lb, rb = px(ln.left_boundary), px(ln.right_boundary)
-            q = np.stack([lb[:-1], lb[1:], rb[1:], rb[:-1]], axis=1)
-            quads.extend(list(q))
-        cv2.fillPoly(img, quads, ROAD, lineType=cv2.LINE_8, shift=shift)
-        thick = max(1, round(0.15 / resolution))
-        solid, dashed = [], []
+            lb, rb = ln.left_boundary, ln.right_boundary
+            quads.append(np.stack([lb[:-1], lb[1:], rb[1:], rb[:-1]], axis=1))
+        self.quads = np.concatenate(quads)  # (n, 4, 2)
+        self.solid: list[np.ndarray] = []  # polylines (k, 2)
+        dashes = []
         for ln in net.lanes:
             if ln.kind != "road":
                 continue
             for boundary, neighbour in ((ln.left_boundary, ln.left), (ln.right_boundary, ln.right)):
                 if neighbour is None:
-                    solid.append(px(boundary))
+                    self.solid.append(boundary)
                 else:
-                    dashed.extend(_dashes(boundary, 3.0, 6.0, px))
-        cv2.polylines(img, solid + dashed, False, MARKING, thick, cv2.LINE_8, shift=shift)
-        for light in net.lights:
-            a, b = (px(np.array(pt)) for pt in light.stop_line)
-            cv2.line(img, tuple(a), tuple(b), MARKING, 3 * thick, cv2.LINE_8, shift=shift)
+                    dashes.extend(_dashes(boundary, 3.0, 6.0))
+        self.dashes = np.array(dashes, dtype=np.float64).reshape(-1, 3, 2)
+        self.stop_lines = np.array(
+            [light.stop_line for light in net.lights], dtype=np.float64
+        ).reshape(-1, 2, 2)
+        stripes = []
         for a, b in net.crosswalks:  # zebra stripes across the walking direction
             d = (b - a) / np.linalg.norm(b - a)
             n = np.array([-d[1], d[0]])
             length = float(np.linalg.norm(b - a))
             for u in np.arange(0.5, length, 1.0):
                 c = a + d * u
-                pts = px(
-                    np.array(
-                        [
-                            c - 0.25 * d - 1.5 * n,
-                            c + 0.25 * d - 1.5 * n,
-                            c + 0.25 * d + 1.5 * n,
-                            c - 0.25 * d + 1.5 * n,
-                        ]
-                    )
-                )
-                cv2.fillPoly(img, [pts], MARKING, lineType=cv2.LINE_8, shift=shift)
+                corners = ((-0.25, -1.5), (0.25, -1.5), (0.25, 1.5), (-0.25, 1.5))
+                stripes.append([c + along * d + across * n for along, across in corners])
+        self.stripes = np.array(stripes, dtype=np.float64).reshape(-1, 4, 2)
+
+    def paint(
+        self,
+        road: np.ndarray,
+        marking: np.ndarray,
+        px,
+        thick: int,
+        values: tuple[int, int] = (ROAD, MARKING),
+    ) -> None:
+        """Fill the lane surfaces into ``road`` and draw the markings into ``marking`` (the
+        same image or two), with ``values`` (road, marking). ``px`` maps world points
+        ``(..., 2)`` to cv2 pixel coordinates in fixed point with :data:`SHIFT` fractional
+        bits (int32); lines are ``thick`` pixels wide, stop lines three times that."""
+        import cv2
+
+        road_value, marking_value = values
+        if len(self.quads):
+            cv2.fillPoly(road, list(px(self.quads)), road_value, cv2.LINE_8, SHIFT)
+        lines = [px(line) for line in self.solid] + list(px(self.dashes))
+        if lines:
+            cv2.polylines(marking, lines, False, marking_value, thick, cv2.LINE_8, SHIFT)
+        for a, b in px(self.stop_lines).tolist():
+            cv2.line(marking, tuple(a), tuple(b), marking_value, 3 * thick, cv2.LINE_8, SHIFT)
+        if len(self.stripes):
+            for stripe in px(self.stripes):
+                cv2.fillPoly(marking, [stripe], marking_value, cv2.LINE_8, SHIFT)
+
+
+class GroundRaster:
+    """The road network painted into a top-down class image (grass / road / markings) at
+    ``resolution`` metres per pixel, for camera pixels that see the ground and for BEV
+    drawings."""
+
+    def __init__(self, net: RoadNetwork, resolution: float = 0.1) -> None:
+        self.resolution = resolution
+        x0, y0, x1, y1 = net.bounds
+        self.origin = np.array([x0, y0])
+        w = int(math.ceil((x1 - x0) / resolution))
+        h = int(math.ceil((y1 - y0) / resolution))
+        img = np.full((h, w), GRASS, dtype=np.uint8)
+        scale = (1 << SHIFT) / resolution
+
+        def px(points: np.ndarray) -> np.ndarray:
+            return np.round((np.asarray(points) - self.origin) * scale).astype(np.int32)
+
+        self.shapes = GroundShapes(net)
+        self.shapes.paint(img, img, px, max(1, round(0.15 / resolution)))
         self.image = img
 
     def lookup(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -250,13 +281,13 @@ class GroundRaster:
         return out
 
 
-def _dashes(line: np.ndarray, on: float, off: float, px) -> list[np.ndarray]:
+def _dashes(line: np.ndarray, on: float, off: float) -> list[np.ndarray]:
+    """Dashes ``on`` metres long every ``on + off`` metres along a polyline, 3 points each."""
     s = arc_length(line)
     out = []
     for start in np.arange(0.0, s[-1] - on, on + off):
         u = np.linspace(start, start + on, 3)
-        pts = np.stack([np.interp(u, s, line[:, 0]), np.interp(u, s, line[:, 1])], axis=1)
-        out.append(px(pts))
+        out.append(np.stack([np.interp(u, s, line[:, 0]), np.interp(u, s, line[:, 1])], axis=1))
     return out
 
 

@@ -1,0 +1,244 @@
+"""Ground truth for the BEV perception network, read from a live driving env.
+
+Everything is in the ego frame of :mod:`.grid` (x forward, y left, metres):
+
+* a semantic grid, one 0/1 channel per class of :data:`GRID_CLASSES` (names from the
+  driving world's ``CLASS_NAMES``; channels overlap: a marking lies on the road, a car
+  on both);
+* the objects (vehicles, pedestrians, static obstacles) whose centres lie on the grid, as
+  rows of :data:`BOX_FIELDS`: centre, yaw relative to the ego, length, width, and the
+  velocity over the ground expressed in the ego's axes (not relative to the ego: subtract
+  the ego's speed along x for that);
+* the state of the light that governs the ego's lane (:data:`LIGHT_STATES`);
+* the expert's next waypoints along the route.
+
+The road and markings are painted from the same world-frame shapes as the env's ground
+raster (``GroundShapes``), so the labels, the camera's ground and ``bev_image()`` agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from pilot.config import field
+from pilot.envs.driving.roads import wrap_angle
+from pilot.envs.driving.traffic import VEHICLE_LENGTH, VEHICLE_WIDTH, crosswalk_positions
+from pilot.envs.driving.world import (
+    CLASS_NAMES,
+    OBSTACLE_HALF,
+    PARK_Z,
+    PED_HALF,
+    PEDESTRIAN,
+    SHIFT,
+    STATIC,
+    VEHICLE,
+    GroundShapes,
+)
+
+from .grid import GridConfig, fill_boxes
+
+#: Channels of the semantic grid, in order; every name is one of ``CLASS_NAMES``.
+GRID_CLASSES = ("road", "marking", "vehicle", "pedestrian", "static")
+#: Classes of the object list (``CLASS_NAMES`` ids in ``box_class``).
+BOX_CLASSES = ("vehicle", "pedestrian", "static")
+#: Columns of a box row.
+BOX_FIELDS = ("x", "y", "yaw", "length", "width", "vx", "vy")
+#: Light labels: the world's state (GREEN 0, YELLOW 1, RED 2; -1 none) plus one.
+LIGHT_STATES = ("none", "green", "yellow", "red")
+
+_SIZE = {  # (length, width) of each class's pybullet box
+    VEHICLE: (VEHICLE_LENGTH, VEHICLE_WIDTH),
+    PEDESTRIAN: (2 * PED_HALF[0], 2 * PED_HALF[1]),
+    STATIC: (2 * OBSTACLE_HALF[0], 2 * OBSTACLE_HALF[1]),
+}
+_LIMIT = 16000 << SHIFT  # cv2 draws in fixed point; farther vertices are clipped
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelConfig:
+    """What the labels hold and where."""
+
+    grid: GridConfig = field(GridConfig(), "extent and resolution of the BEV grid")
+    waypoints: int = field(6, "expert waypoints ahead along the route")
+    waypoint_spacing: float = field(4.0, "metres between waypoints")
+    light_range: float = field(
+        30.0, "a lane's light counts when its stop line is at most this far ahead (m)"
+    )
+
+    def __post_init__(self) -> None:
+        if self.waypoints < 1 or self.waypoint_spacing <= 0 or self.light_range <= 0:
+            raise ValueError("need waypoints >= 1, waypoint_spacing > 0 and light_range > 0")
+
+
+@dataclasses.dataclass
+class Labels:
+    """The labels of one frame (shapes in the field comments; n objects, k waypoints)."""
+
+    grid: np.ndarray  # uint8 (len(GRID_CLASSES), rows, cols), 0/1
+    boxes: np.ndarray  # float32 (n, 7), columns BOX_FIELDS
+    box_class: np.ndarray  # uint8 (n,), CLASS_NAMES ids
+    light: int  # index into LIGHT_STATES
+    light_distance: float  # metres to that light's stop line along the lane (inf: none)
+    waypoints: np.ndarray  # float32 (k, 2), ego frame
+
+
+@dataclasses.dataclass(frozen=True)
+class Scene:
+    """The moment the labels describe, in the world frame: the ego's pose and speed, the
+    lights' clock, the route progress and every active object (``boxes`` rows as
+    :data:`BOX_FIELDS`)."""
+
+    pose: tuple[float, float, float]
+    speed: float
+    t: float
+    route_s: float
+    box_class: np.ndarray
+    boxes: np.ndarray
+
+
+def scene(env) -> Scene:
+    """Read the world frame state of a driving env that has been reset: vehicles from the
+    traffic model, pedestrians from their crosswalks, static obstacles from the bodies the
+    world placed (their lane offsets included)."""
+    u = env.unwrapped
+    sim = u.get_state().sim
+    rows, classes = [], []
+    tr = sim.traffic
+    if len(tr.s):
+        x, y, h = u.traffic_model.poses(tr)
+        for i in np.flatnonzero(tr.active):
+            v = float(tr.v[i])
+            rows.append((x[i], y[i], h[i], *_SIZE[VEHICLE], v * math.cos(h[i]), v * math.sin(h[i])))
+            classes.append(VEHICLE)
+    peds = sim.peds
+    if len(peds.u):
+        x, y, h = crosswalk_positions(u.net, peds)
+        for i in np.flatnonzero(peds.active):
+            v = float(peds.speed[i]) if peds.wait[i] <= 0 else 0.0  # waiting at the kerb
+            rows.append(
+                (x[i], y[i], h[i], *_SIZE[PEDESTRIAN], v * math.cos(h[i]), v * math.sin(h[i]))
+            )
+            classes.append(PEDESTRIAN)
+    client = u.world.client
+    for body in u.world.obstacles:
+        (x, y, z), q = client.getBasePositionAndOrientation(body)
+        if z > 0.5 * PARK_Z:  # parked bodies sit far below the ground
+            rows.append((x, y, 2.0 * math.atan2(q[2], q[3]), *_SIZE[STATIC], 0.0, 0.0))
+            classes.append(STATIC)
+    ego = sim.ego
+    return Scene(
+        pose=(ego.x, ego.y, ego.yaw),
+        speed=ego.v,
+        t=sim.t,
+        route_s=sim.route_s,
+        box_class=np.array(classes, dtype=np.uint8),
+        boxes=np.array(rows, dtype=np.float64).reshape(-1, len(BOX_FIELDS)),
+    )
+
+
+def to_ego(boxes: np.ndarray, pose: tuple[float, float, float]) -> np.ndarray:
+    """World-frame box rows (:data:`BOX_FIELDS`) seen from ``pose`` ``(x, y, yaw)``."""
+    x0, y0, yaw = pose
+    c, s = math.cos(yaw), math.sin(yaw)
+    b = np.array(boxes, dtype=np.float64).reshape(-1, len(BOX_FIELDS))
+    dx, dy = b[:, 0] - x0, b[:, 1] - y0
+    vx, vy = b[:, 5].copy(), b[:, 6].copy()
+    b[:, 0], b[:, 1] = c * dx + s * dy, -s * dx + c * dy
+    b[:, 2] = [wrap_angle(a - yaw) for a in b[:, 2]]
+    b[:, 5], b[:, 6] = c * vx + s * vy, -s * vx + c * vy
+    return b
+
+
+def ego_pixels(pose: tuple[float, float, float], grid: GridConfig):
+    """A map from world points ``(..., 2)`` to the grid's cv2 fixed-point pixel
+    coordinates (column, row) seen from ``pose``, for :meth:`GroundShapes.paint`."""
+    x0, y0, yaw = pose
+    c, s = math.cos(yaw), math.sin(yaw)
+    scale = (1 << SHIFT) / grid.resolution
+
+    def px(points: np.ndarray) -> np.ndarray:
+        p = np.asarray(points, dtype=np.float64)
+        dx, dy = p[..., 0] - x0, p[..., 1] - y0
+        fwd, left = c * dx + s * dy, -s * dx + c * dy
+        uv = np.stack([(grid.side - left) * scale, (grid.ahead - fwd) * scale], axis=-1)
+        uv -= 0.5 * (1 << SHIFT)  # cv2 puts pixel centres on whole coordinates
+        return np.round(np.clip(uv, -_LIMIT, _LIMIT)).astype(np.int32)
+
+    return px
+
+
+def semantic_grid(
+    shapes: GroundShapes,
+    box_class: np.ndarray,
+    boxes: np.ndarray,
+    pose: tuple[float, float, float],
+    grid: GridConfig,
+) -> np.ndarray:
+    """The uint8 ``(len(GRID_CLASSES), rows, cols)`` 0/1 grid of the road network's
+    ``shapes`` and the world-frame objects seen from ``pose``. Objects whose centres lie
+    off the grid still fill the cells they cover."""
+    rows, cols = grid.shape
+    out = np.zeros((len(GRID_CLASSES), rows, cols), dtype=np.uint8)
+    thick = max(1, round(0.15 / grid.resolution))  # the raster's 0.15 m lines
+    shapes.paint(out[0], out[1], ego_pixels(pose, grid), thick, values=(1, 1))
+    local = to_ego(boxes, pose)
+    for k, name in enumerate(GRID_CLASSES[2:], start=2):
+        mine = local[np.asarray(box_class) == CLASS_NAMES.index(name)]
+        fill_boxes(out[k], grid, mine)
+    return out
+
+
+def light_label(env, pose: tuple[float, float, float], t: float, light_range: float):
+    """``(index into LIGHT_STATES, metres to the stop line)`` of the light at the end of
+    the lane the ego is in, when that stop line is at most ``light_range`` ahead; else
+    ``(0, inf)``. Junction lanes have no light: once past the line, none governs."""
+    net = env.unwrapped.net
+    here = net.locate(pose[0], pose[1], pose[2])
+    if here.lane < 0:
+        return 0, math.inf
+    lane = net.lanes[here.lane]
+    if lane.light is None:
+        return 0, math.inf
+    distance = lane.length - here.s
+    if not 0.0 <= distance <= light_range:
+        return 0, math.inf
+    return net.lights[lane.light].state(t) + 1, distance
+
+
+def waypoint_label(
+    route, route_s: float, pose: tuple[float, float, float], cfg: LabelConfig, offset: float
+) -> np.ndarray:
+    """The route's points every ``waypoint_spacing`` metres past ``route_s``, moved
+    ``offset`` metres to the left (the lane the expert is heading for), in the ego frame;
+    past the route's end they stay at its last point."""
+    s = route_s + cfg.waypoint_spacing * np.arange(1, cfg.waypoints + 1)
+    pts = route.point_at(s)
+    if offset:
+        h = np.array([route.heading_at(min(v, route.length - 1e-6)) for v in s])
+        pts = pts + offset * np.stack([-np.sin(h), np.cos(h)], axis=1)
+    x0, y0, yaw = pose
+    c, sn = math.cos(yaw), math.sin(yaw)
+    dx, dy = pts[:, 0] - x0, pts[:, 1] - y0
+    return np.stack([c * dx + sn * dy, -sn * dx + c * dy], axis=1).astype(np.float32)
+
+
+def frame_labels(env, cfg: LabelConfig, offset: float = 0.0, now: Scene | None = None) -> Labels:
+    """All labels of the env's current moment; ``offset`` is the expert's lateral target
+    from the route (metres, left positive), ``now`` a :func:`scene` already read."""
+    u = env.unwrapped
+    now = scene(env) if now is None else now
+    grid = semantic_grid(u.world.raster.shapes, now.box_class, now.boxes, now.pose, cfg.grid)
+    local = to_ego(now.boxes, now.pose)
+    keep = cfg.grid.inside(local[:, 0], local[:, 1])
+    light, distance = light_label(env, now.pose, now.t, cfg.light_range)
+    return Labels(
+        grid=grid,
+        boxes=local[keep].astype(np.float32),
+        box_class=now.box_class[keep],
+        light=light,
+        light_distance=distance,
+        waypoints=waypoint_label(u.route, now.route_s, now.pose, cfg, offset),
+    )
