@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from pilot import eval_cmd, plan_cmd, train_cmd, watch_cmd
+from pilot import eval_cmd, perception_cmd, plan_cmd, train_cmd, watch_cmd
 from pilot.errors import UserError, close_matches
 
 EXIT_USER = 2
@@ -42,6 +42,7 @@ def _build_parser() -> argparse.ArgumentParser:
     watch_cmd.add_parser(sub)
     eval_cmd.add_parser(sub)
     plan_cmd.add_parser(sub)
+    perception_cmd.add_parser(sub)
 
     b = sub.add_parser(
         "bench", help="run a benchmark from bench/ (pilot and its peers side by side)"
@@ -136,6 +137,7 @@ COMMANDS = {
     "watch": watch_cmd.run,
     "eval": eval_cmd.run,
     "plan": plan_cmd.run,
+    "perception": perception_cmd.run,
     "bench": cmd_bench,
 }
 
