@@ -187,7 +187,7 @@ def stats(args: argparse.Namespace) -> int:
     print(f"{args.root} ({args.split or 'all splits'}): {len(data):,} frames")
     print(
         "label coverage: "
-        + ", ".join(f"{n} {c / cells:.1%}" for n, c in zip(names, coverage, strict=True))
+        + ", ".join(f"{n} {c / cells:.2%}" for n, c in zip(names, coverage, strict=True))
     )
     light_names = data.manifest["classes"]["light"]
     print("lights: " + ", ".join(f"{n} {c}" for n, c in zip(light_names, lights, strict=True)))

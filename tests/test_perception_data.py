@@ -251,3 +251,51 @@ def test_cli_collect_show_and_errors(tmp_path, capsys):
     assert "--frame 9" in error_of(capsys, "perception", "show", str(root), "--frame", "9",
                                    "--out", str(png))  # fmt: skip
     assert "no manifest.json" in error_of(capsys, "perception", "stats", str(tmp_path))
+
+
+# --- the scripted expert ----------------------------------------------------------------------
+def drive_expert(env, style, steps: int) -> tuple[dict, list[float]]:
+    from pilot.perception.expert import Expert
+    from pilot.perception.labels import scene
+
+    expert, offsets, info = Expert(style, np.random.default_rng(0)), [], {}
+    for _ in range(steps):
+        _, _, terminated, truncated, info = env.step(expert.act(env, scene(env)))
+        offsets.append(expert.offset)
+        if terminated or truncated:
+            break
+    return info, offsets
+
+
+def test_expert_goes_round_a_stopped_obstacle():
+    import pilot.envs  # noqa: F401
+    from pilot.envs import make_env
+    from pilot.perception.expert import ExpertStyle
+    from pilot.perception.labels import scene
+
+    env = make_env("pilot/Driving-LaneKeep-v0", obstacles=1)
+    env.reset(seed=0, options={"obstacles": [{"ahead": 30.0}]})
+    start = scene(env).route_s
+    style = ExpertStyle(speed=10.0, lane_change_rate=0.0, sway=0.0, sway_period=5.0, sway_phase=0.0)
+    info, offsets = drive_expert(env, style, 120)  # 12 s: well past the obstacle
+    assert info["infraction_counts"]["collision_static"] == 0
+    assert scene(env).route_s > start + 45.0 and any(o != 0.0 for o in offsets)
+    env.close()
+
+
+def test_expert_stops_at_a_red_light():
+    import pilot.envs  # noqa: F401
+    from pilot.envs import make_env
+    from pilot.perception.expert import ExpertStyle
+
+    env = make_env("pilot/Driving-Intersection-v0")
+    env.reset(seed=2)
+    u = env.unwrapped
+    light = u.net.lights[u.net.lanes[u.route.lanes[0]].light]
+    red = light.start + light.green + light.yellow + 0.05  # red for the next 27 s
+    env.reset(seed=2, options={"start_time": red, "vehicles": [], "pedestrians": []})
+    style = ExpertStyle(speed=10.0, lane_change_rate=0.0, sway=0.0, sway_period=5.0, sway_phase=0.0)
+    info, _ = drive_expert(env, style, 200)  # 20 s, all of it red
+    assert info["infraction_counts"]["red_light"] == 0
+    assert info["speed"] < 0.1 and info["outcome"] is None  # waiting at the line
+    env.close()
