@@ -278,7 +278,10 @@ class PerceptionDataset:
         if not chosen:
             raise UserError(f"{self.root}: no shards for this selection")
         self.entries = chosen
-        self.shapes = frame_shapes(self.manifest["config"])
+        try:
+            self.shapes = frame_shapes(self.manifest["config"])
+        except (KeyError, TypeError, ZeroDivisionError):
+            raise UserError(f"{self.root / MANIFEST}: malformed config") from None
         counts = [int(e["frames"]) for e in chosen]
         self._start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._cache: dict[int, dict[str, np.ndarray]] = {}

@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -117,7 +118,11 @@ def read_shard(path: Path, expected_sha256: str, frames: int, shapes: dict[str, 
             arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise UserError(f"shard {path} is not a readable .npz ({exc}); {fix}") from None
-    if str(arrays.get("format", "")) != SHARD_FORMAT or int(arrays.get("version", -1)) != VERSION:
+    try:
+        ours = str(arrays["format"]) == SHARD_FORMAT and int(arrays["version"]) == VERSION
+    except (KeyError, TypeError, ValueError):
+        ours = False
+    if not ours:
         raise UserError(f"{path} is not a version-{VERSION} pilot perception shard")
     for key, dtype in {**FRAME_KEYS, **BOX_KEYS}.items():
         if key not in arrays:
@@ -156,10 +161,26 @@ def read_manifest(root: Path) -> dict[str, Any]:
         raise UserError(
             f"{path} has format version {manifest.get('version')}; this pilot reads {VERSION}"
         )
-    for key in ("config", "splits", "shards", "classes"):
+    for key in ("config", "splits", "shards", "classes", "scenarios"):
         if key not in manifest:
             raise UserError(f"{path} lacks '{key}': truncated or edited by hand?")
+    for entry in manifest["shards"] if isinstance(manifest["shards"], list) else [None]:
+        if not _entry_ok(entry):
+            raise UserError(f"{path} has a malformed shard entry: {str(entry)[:80]}")
     return manifest
+
+
+_ENTRY = re.compile(r"^shards/[A-Za-z]+-\d{6,}\.npz$")
+
+
+def _entry_ok(entry: Any) -> bool:
+    """A shard entry names a file inside ``shards/`` and has the fields the loader reads."""
+    if not isinstance(entry, dict):
+        return False
+    fields = {"file": str, "split": str, "scenario": str, "seed": int, "frames": int}
+    if any(not isinstance(entry.get(k), t) for k, t in fields.items()):
+        return False
+    return bool(_ENTRY.match(entry["file"])) and isinstance(entry.get("sha256"), str | None)
 
 
 def write_manifest(root: Path, manifest: dict[str, Any]) -> None:

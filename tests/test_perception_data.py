@@ -190,6 +190,7 @@ def error_of(capsys, *argv) -> str:
         ("foreign_shard", "not a version-1 pilot perception shard"),
         ("pickled_shard", "not a readable .npz"),
         ("missing_shard", "is missing"),
+        ("escaping_entry", "malformed shard entry"),
     ],
 )
 def test_damaged_datasets_are_one_line_errors(dataset, tmp_path, capsys, damage, message):
@@ -213,6 +214,10 @@ def test_damaged_datasets_are_one_line_errors(dataset, tmp_path, capsys, damage,
         buf = io.BytesIO()
         np.savez(buf, format=np.array([{"a": 1}], dtype=object), allow_pickle=True)
         rewrite_shard(root, buf.getvalue())
+    elif damage == "escaping_entry":
+        manifest = json.loads((root / MANIFEST).read_text())
+        first_train(manifest)["file"] = "../../elsewhere.npz"
+        (root / MANIFEST).write_text(json.dumps(manifest))
     else:
         first.unlink()
     assert message in error_of(capsys, "perception", "stats", str(root), "--split", "train")
