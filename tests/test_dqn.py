@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from learning_cases import DQN_SWITCHES, cartpole, dqn_probe
 from torch import nn
 
 import pilot.envs  # noqa: F401 - registers the pilot/... ids
@@ -20,7 +19,6 @@ from pilot.agents.common.replay import (
     with_final_obs,
 )
 from pilot.agents.dqn import DQN, project_distribution
-from pilot.envs import make_env
 from pilot.errors import UserError
 
 VEC = gym.spaces.Box(-1e6, 1e6, (1,), np.float32)
@@ -455,98 +453,47 @@ def test_resume_continues_step_and_rewarms_buffer():
 
 
 # --- probe envs ----------------------------------------------------------------------------
-def _train(env_id: str, seed: int = 0, **overrides) -> DQN:
-    cfg = build_config("dqn", env_id, overrides=overrides)
-    agent = DQN(env_id, cfg, seed=seed, device="cpu")
-    rec = Recorder(None, cfg.steps)
-    agent.learn(cfg.steps, rec)
-    assert rec.metrics["train/loss"], "the agent never updated"
-    return agent
-
-
-def _q(agent: DQN, obs) -> np.ndarray:
-    with torch.no_grad():
-        return agent.q_values(torch.as_tensor(np.asarray(obs))).numpy()
+# Outcomes over agent seeds 0-9 (`python bench/learning_seeds.py 'dqn-*'`, Intel Xeon, 2
+# cores; the functions are in learning_cases.py). Error = largest |Q - the truth|:
+# constant 0.002-0.007, obs reward < 1e-6, discount < 1e-6, identity 0.001-0.009 (every
+# seed acts the observed class), discount with double/dueling/PER/3-step < 1e-6, with C51
+# < 0.0014. With learning off (lr 0) every error is ~0.5-2. The bars (0.05; 0.08 for the
+# identity's 16 values) sit 5x or more above the worst seed.
 
 
 def test_probe_constant():
-    agent = _train("pilot/Probe-Constant-v0")
-    np.testing.assert_allclose(_q(agent, [[0.0]]), 1.0, atol=0.05)
+    assert dqn_probe("constant")["err"] <= 0.05
 
 
 def test_probe_obs_reward():
-    agent = _train("pilot/Probe-ObsReward-v0")
-    np.testing.assert_allclose(_q(agent, [[-1.0], [1.0]]).max(1), [-1.0, 1.0], atol=0.05)
+    assert dqn_probe("obs_reward")["err"] <= 0.05
 
 
 def test_probe_discount():
-    agent = _train("pilot/Probe-Discount-v0")
-    gamma = agent.config.gamma
-    np.testing.assert_allclose(_q(agent, [[0.0], [1.0]]).max(1), [gamma, 1.0], atol=0.05)
+    assert dqn_probe("discount")["err"] <= 0.05
 
 
 def test_probe_identity():
-    agent = _train("pilot/Probe-Identity-v0")
-    assert agent.act(np.arange(4)).tolist() == [0, 1, 2, 3]
-    # Q(k, k) = 1 + γ V and Q(k, other) = γ V with V = 1 / (1 - γ) = 2, because the
-    # 10-step time limit is a truncation: without bootstrapping there, Q(k, k) would
-    # settle at 1 / (1 - 0.9 γ) ≈ 1.82 instead.
-    gamma = agent.config.gamma
-    v = 1 / (1 - gamma)
-    want = np.full((4, 4), gamma * v) + np.eye(4)
-    np.testing.assert_allclose(_q(agent, np.arange(4)), want, atol=0.08)
+    # Q(k, k) = 1 + γV and Q(k, other) = γV with V = 1 / (1 - γ) = 2, because the 10-step
+    # time limit is a truncation: without bootstrapping there, Q(k, k) would settle at
+    # 1 / (1 - 0.9 γ) ≈ 1.82 instead.
+    out = dqn_probe("identity")
+    assert out["correct"] == 4
+    assert out["err"] <= 0.08
 
 
-@pytest.mark.parametrize(
-    "switches",
-    [
-        {"double_q": True, "dueling": True, "prioritized": True, "n_step": 3},
-        {
-            "distributional": True,
-            "double_q": True,
-            "dueling": True,
-            "n_step": 2,
-            "v_min": -2.0,
-            "v_max": 2.0,
-        },
-    ],
-    ids=["double-dueling-per-nstep", "c51"],
-)
+@pytest.mark.parametrize("switches", list(DQN_SWITCHES))
 def test_probe_discount_with_switches(switches):
-    agent = _train("pilot/Probe-Discount-v0", **switches)
-    gamma = agent.config.gamma
-    np.testing.assert_allclose(_q(agent, [[0.0], [1.0]]).max(1), [gamma, 1.0], atol=0.05)
+    assert dqn_probe("discount", switches=switches)["err"] <= 0.05
 
 
 # --- CartPole ------------------------------------------------------------------------------------
-def _evaluate(agent: DQN, env_id: str, episodes: int = 20, seed: int = 10_000) -> float:
-    env = make_env(env_id)
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        done, total = False, 0.0
-        while not done:
-            obs, r, term, trunc, _ = env.step(int(agent.act(obs[None])[0]))
-            total += r
-            done = term or trunc
-        returns.append(total)
-    env.close()
-    return float(np.mean(returns))
-
-
+# The tuned preset's greedy mean over 20 held-out episodes was 500 on every agent seed 0-9
+# (`python bench/learning_seeds.py cartpole-dqn`, 55 s a seed on one core); with learning
+# off, ~9. The bar is "solved" (475).
 @pytest.mark.slow
 def test_cartpole_solved():
-    """The tuned CartPole preset reaches a greedy mean of ≥ 475 over 20 held-out episodes."""
-    cfg = build_config("dqn", "CartPole-v1")
-    torch.set_num_threads(1)
-    start = time.perf_counter()
-    agent = DQN("CartPole-v1", cfg, seed=0, device="cpu")
-    agent.learn(cfg.steps, Recorder(None, cfg.steps))
-    score = _evaluate(agent, "CartPole-v1")
-    print(
-        f"CartPole-v1: {cfg.steps} steps in {time.perf_counter() - start:.1f} s, eval mean {score:.1f}"
-    )
-    assert score >= 475
+    assert cartpole("dqn")["eval_mean"] >= 475
 
 
 # --- Atari smoke ---------------------------------------------------------------------------------

@@ -1,0 +1,290 @@
+"""The outcome of every learning test, as a function of the agent seed.
+
+A learning test trains an agent and compares a number with a bar. Float results differ
+between CPUs (AVX2 vs AVX-512 kernels, thread counts), so a bar tuned on one seed on one
+machine is a coin flip on another: each bar is set from the outcome's distribution over
+many seeds. The tests call these functions with one seed and assert; ``bench/learning_seeds.py``
+calls them over many seeds (and with learning switched off, ``broken=True``: learning rate
+0) and prints the distribution that the comments beside the tests quote.
+
+Every function returns a dict of plain floats.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+import pilot.envs  # noqa: F401 - registers the pilot/... ids
+from pilot.agents import build_config, get_algorithm
+from pilot.agents.common.recorder import Recorder
+from pilot.envs import make_env
+from pilot.eval.evaluate import run_episodes
+
+NO_LEARNING = {"learning_rate": 0.0}
+
+
+def make_agent(algo: str, env_id: str, seed: int = 0, broken: bool = False, **overrides):
+    """An agent with its preset for ``env_id``; ``broken`` freezes its weights (lr 0)."""
+    if broken:
+        overrides = {**overrides, **NO_LEARNING, **({"lr_end": None} if algo == "dqn" else {})}
+    config = build_config(algo, env_id, overrides=overrides)
+    return get_algorithm(algo)(env_id, config, seed=seed, device="cpu")
+
+
+def train(agent, steps: int | None = None) -> Recorder:
+    steps = agent.config.steps if steps is None else steps
+    recorder = Recorder(None, steps)
+    agent.learn(steps, recorder)
+    return recorder
+
+
+def pg_values(agent, obs) -> np.ndarray:
+    with torch.no_grad():
+        return agent.policy.value(torch.as_tensor(np.asarray(obs, np.float32))).numpy()
+
+
+def dqn_q(agent, obs) -> np.ndarray:
+    with torch.no_grad():
+        return agent.q_values(torch.as_tensor(np.asarray(obs))).numpy()
+
+
+# --- probes: policy gradient ---------------------------------------------------------------
+def pg_probe(algo: str, probe: str, seed: int = 0, broken: bool = False) -> dict[str, float]:
+    """Error of a policy-gradient agent on one probe (lower is better)."""
+    if probe == "constant":
+        agent = make_agent(algo, "pilot/Probe-Constant-v0", seed, broken)
+        train(agent, 5_000)
+        return {"err": float(abs(pg_values(agent, [[0.0]])[0] - 1.0))}
+    if probe == "obs_reward":
+        agent = make_agent(algo, "pilot/Probe-ObsReward-v0", seed, broken)
+        train(agent, 5_000)
+        return {"err": float(np.abs(pg_values(agent, [[-1.0], [1.0]]) - [-1, 1]).max())}
+    if probe == "discount":
+        # γ = 0.5 so that V(first) = γ is far from the undiscounted answer 1.
+        agent = make_agent(algo, "pilot/Probe-Discount-v0", seed, broken, gamma=0.5)
+        train(agent, 5_000)
+        return {"err": float(np.abs(pg_values(agent, [[0.0], [1.0]]) - [0.5, 1.0]).max())}
+    if probe == "identity":
+        agent = make_agent(algo, "pilot/Probe-Identity-v0", seed, broken)
+        train(agent)
+        probs = agent.action_distribution(np.arange(4))
+        return {
+            "correct": float((probs.argmax(axis=1) == np.arange(4)).sum()),
+            "p_min": float(probs[np.arange(4), np.arange(4)].min()),
+        }
+    if probe == "continuous":
+        agent = make_agent(algo, "pilot/Probe-ContinuousTarget-v0", seed, broken)
+        train(agent)
+        targets = np.linspace(-0.9, 0.9, 7, dtype=np.float32)[:, None]
+        actions = agent.act(targets)
+        return {
+            "err": float(np.abs(actions - targets).max()),
+            "log_std": float(agent.policy.head.log_std.item()),
+        }
+    raise ValueError(probe)
+
+
+# --- probes: DQN ---------------------------------------------------------------------------
+DQN_SWITCHES = {
+    "double-dueling-per-nstep": {
+        "double_q": True,
+        "dueling": True,
+        "prioritized": True,
+        "n_step": 3,
+    },
+    "c51": {
+        "distributional": True,
+        "double_q": True,
+        "dueling": True,
+        "n_step": 2,
+        "v_min": -2.0,
+        "v_max": 2.0,
+    },
+}
+
+
+def dqn_probe(
+    probe: str, seed: int = 0, broken: bool = False, switches: str = ""
+) -> dict[str, float]:
+    """Error of DQN's Q-values on one probe (lower is better)."""
+    env_id = {
+        "constant": "pilot/Probe-Constant-v0",
+        "obs_reward": "pilot/Probe-ObsReward-v0",
+        "discount": "pilot/Probe-Discount-v0",
+        "identity": "pilot/Probe-Identity-v0",
+    }[probe]
+    agent = make_agent("dqn", env_id, seed, broken, **DQN_SWITCHES.get(switches, {}))
+    rec = train(agent)
+    assert rec.metrics["train/loss"], "the agent never updated"
+    gamma = agent.config.gamma
+    if probe == "constant":
+        return {"err": float(np.abs(dqn_q(agent, [[0.0]]) - 1.0).max())}
+    if probe == "obs_reward":
+        return {"err": float(np.abs(dqn_q(agent, [[-1.0], [1.0]]).max(1) - [-1, 1]).max())}
+    if probe == "discount":
+        return {"err": float(np.abs(dqn_q(agent, [[0.0], [1.0]]).max(1) - [gamma, 1]).max())}
+    # identity: Q(k, k) = 1 + γV and Q(k, other) = γV with V = 1 / (1 - γ), because the
+    # 10-step time limit is a truncation (bootstrapped), not a termination.
+    v = 1 / (1 - gamma)
+    want = np.full((4, 4), gamma * v) + np.eye(4)
+    q = dqn_q(agent, np.arange(4))
+    return {
+        "correct": float((agent.act(np.arange(4)) == np.arange(4)).sum()),
+        "err": float(np.abs(q - want).max()),
+    }
+
+
+# --- CartPole ------------------------------------------------------------------------------
+def cartpole_mean(act: Callable, n: int = 20) -> float:
+    """Mean return of ``n`` deterministic episodes on seeds no agent trains on."""
+    results = run_episodes(lambda obs, envs: act(obs), "CartPole-v1", range(10_000, 10_000 + n), 1)
+    return float(np.mean([r.ret for r in results]))
+
+
+def cartpole(algo: str, seed: int = 0, broken: bool = False) -> dict[str, float]:
+    """Greedy mean return over 20 held-out episodes after the CartPole preset's budget."""
+    torch.set_num_threads(1)
+    agent = make_agent(algo, "CartPole-v1", seed, broken)
+    train(agent)
+    return {"eval_mean": cartpole_mean(lambda obs: agent.act(obs, deterministic=True))}
+
+
+# --- navigation ----------------------------------------------------------------------------
+NAV_HELD_OUT = range(1_000_000, 1_000_200)  # maps no agent trains on
+
+
+def nav_success(act: Callable, env_id: str, n: int, seeds: range = NAV_HELD_OUT) -> float:
+    results = run_episodes(act, env_id, seeds=seeds[:n], episodes_per_seed=1)
+    return float(np.mean([r.terminated for r in results]))
+
+
+def navigation(
+    env_id: str, algo: str, n: int, seed: int = 0, broken: bool = False
+) -> dict[str, float]:
+    """Greedy success on ``n`` held-out maps before and after the preset's budget."""
+    torch.set_num_threads(1)
+    agent = make_agent(algo, env_id, seed, broken)
+
+    def greedy(obs, envs):
+        return agent.act(obs, deterministic=True)
+
+    before = nav_success(greedy, env_id, n)
+    train(agent)
+    return {"before": before, "after": nav_success(greedy, env_id, n)}
+
+
+# --- MCTS ----------------------------------------------------------------------------------
+GRID = "pilot/Nav-Grid-v0"
+MCTS_HELD_OUT = range(1_000_000, 1_000_100)
+
+
+def mcts_success(agent, simulations: int | None, n: int = 100) -> float:
+    """Success on held-out maps searching with ``simulations`` (None: the network alone)."""
+    if simulations is None:
+
+        def act(obs, envs):
+            return agent.act(obs, deterministic=True)
+    else:
+        agent.config = dataclasses.replace(agent.config, eval_simulations=simulations)
+
+        def act(obs, envs):
+            return agent.act(obs, deterministic=True, envs=envs)
+
+    return nav_success(act, GRID, n, MCTS_HELD_OUT)
+
+
+def mcts_navigation(seed: int = 0, broken: bool = False) -> dict[str, float]:
+    """10k env steps of self-play; the search and the network alone before and after,
+    and PPO / DQN at the same 10k env steps."""
+    torch.set_num_threads(1)
+    agent = make_agent("mcts", GRID, seed, broken)
+    out = {"before_search": mcts_success(agent, 4), "before_net": mcts_success(agent, None)}
+    train(agent, 10_000)
+    out["after_search"] = mcts_success(agent, 4)
+    out["after_net"] = mcts_success(agent, None)
+    out["with_search"] = mcts_success(agent, 8)
+    for algo in ("ppo", "dqn"):
+        other = make_agent(algo, GRID, seed)
+        train(other, 10_000)
+        out[algo] = nav_success(
+            lambda obs, envs, a=other: a.act(obs, deterministic=True), GRID, 100, MCTS_HELD_OUT
+        )
+    return out
+
+
+# --- driving -------------------------------------------------------------------------------
+LANEKEEP = "pilot/Driving-LaneKeep-v0"
+# Road networks and routes come from the reset seed; training envs are seeded from the
+# agent seed (0, 1, 2, ...), so these routes are new to the agent.
+DRIVING_HELD_OUT = range(1_000_000, 1_000_020)
+
+
+def drive(agent, seeds: range = DRIVING_HELD_OUT) -> dict[str, float]:
+    """Mean route completion (0..1), return and speed (m/s) of deterministic episodes."""
+    env = make_env(LANEKEEP, **agent.config.env)
+    completion, returns, speeds = [], [], []
+    for s in seeds:
+        obs, _ = env.reset(seed=s)
+        total, done = 0.0, False
+        while not done:
+            action = agent.act({k: v[None] for k, v in obs.items()}, deterministic=True)[0]
+            obs, reward, terminated, truncated, info = env.step(action)
+            total += float(reward)
+            speeds.append(info["speed"])
+            done = terminated or truncated
+        completion.append(info["route_completion"])
+        returns.append(total)
+    env.close()
+    return {
+        "completion": float(np.mean(completion)),
+        "return": float(np.mean(returns)),
+        "speed": float(np.mean(speeds)),
+    }
+
+
+def lane_keeping(seed: int = 0, broken: bool = False, steps: int = 24_576) -> dict[str, float]:
+    """PPO on camera + lidar + state, a reduced budget, 20 held-out routes before/after."""
+    torch.set_num_threads(1)
+    agent = make_agent("ppo", LANEKEEP, seed, broken, steps=steps)
+    before = drive(agent)
+    train(agent)
+    after = drive(agent)
+    return {
+        "before": before["completion"],
+        "after": after["completion"],
+        "before_return": before["return"],
+        "after_return": after["return"],
+        "speed": after["speed"],
+    }
+
+
+# --- the registry the seed sweep reads ------------------------------------------------------
+CASES: dict[str, Callable[..., dict[str, float]]] = {}
+for _algo in ("ppo", "a2c", "reinforce"):
+    for _probe in ("constant", "obs_reward", "discount", "identity"):
+        CASES[f"pg-{_probe}-{_algo}"] = lambda seed, broken=False, a=_algo, p=_probe: pg_probe(
+            a, p, seed, broken
+        )
+for _algo in ("ppo", "reinforce"):
+    CASES[f"pg-continuous-{_algo}"] = lambda seed, broken=False, a=_algo: pg_probe(
+        a, "continuous", seed, broken
+    )
+for _probe in ("constant", "obs_reward", "discount", "identity"):
+    CASES[f"dqn-{_probe}"] = lambda seed, broken=False, p=_probe: dqn_probe(p, seed, broken)
+for _name in DQN_SWITCHES:
+    CASES[f"dqn-discount-{_name}"] = lambda seed, broken=False, s=_name: dqn_probe(
+        "discount", seed, broken, s
+    )
+for _algo in ("ppo", "a2c", "reinforce", "dqn"):
+    CASES[f"cartpole-{_algo}"] = lambda seed, broken=False, a=_algo: cartpole(a, seed, broken)
+CASES["nav-grid-dqn"] = lambda seed, broken=False: navigation(GRID, "dqn", 200, seed, broken)
+CASES["nav-grid-ppo"] = lambda seed, broken=False: navigation(GRID, "ppo", 200, seed, broken)
+CASES["nav-continuous-ppo"] = lambda seed, broken=False: navigation(
+    "pilot/Nav-Continuous-v0", "ppo", 100, seed, broken
+)
+CASES["mcts-navigation"] = mcts_navigation
+CASES["driving-lanekeep-ppo"] = lane_keeping
