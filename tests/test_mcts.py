@@ -1,7 +1,6 @@
 """The AlphaZero-style MCTS agent: its targets, the CLI round trip, and that it learns."""
 
 import csv
-import dataclasses
 import json
 from collections import deque
 from pathlib import Path
@@ -9,6 +8,7 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 import pytest
+from learning_cases import mcts_success as _success
 from test_cli import _run_dir, run_cli
 
 from pilot.agents import build_config, get_algorithm
@@ -150,22 +150,6 @@ def test_atari_search_through_ale_snapshots():
 
 
 # --- learning ------------------------------------------------------------------------------------
-def _success(agent: MCTS, simulations: int | None, n: int = 100) -> float:
-    """Held-out success: with ``simulations`` the search plays, with None the network alone."""
-    if simulations is None:
-
-        def act(obs, envs):
-            return agent.act(obs, deterministic=True)
-    else:
-        agent.config = dataclasses.replace(agent.config, eval_simulations=simulations)
-
-        def act(obs, envs):
-            return agent.act(obs, deterministic=True, envs=envs)
-
-    results = run_episodes(act, GRID, seeds=HELD_OUT[:n], episodes_per_seed=1)
-    return float(np.mean([r.terminated for r in results]))
-
-
 @pytest.mark.slow
 def test_mcts_learns_navigation_and_the_net_saves_simulations():
     """10k env steps of self-play with 8 simulations on 12 × 12 random maps.
