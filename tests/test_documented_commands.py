@@ -103,6 +103,7 @@ BASES = {
     "plan": ["plan", "--map", "arena.map", "--scen", "arena.map.scen"],
     "list": ["list"],
     "bench": ["bench"],
+    "perception": ["perception", "collect", "data/examples", "--split", "train", "--seeds", "0"],
 }
 
 
@@ -343,6 +344,35 @@ def check_watch_or_eval(argv: list[str], ws: Workspace) -> None:
     assert set(folder.glob(pattern)) - before, f"no new {pattern} in {folder}"
 
 
+def check_perception(argv: list[str], ws: Workspace, where: str, capsys) -> None:
+    """Collections keep their first two seeds; `show` draws an early frame; what each
+    writes or prints must appear."""
+    action = argv[1]
+    if action == "collect":
+        if "--help" in where:  # option examples: a dataset folder of their own each
+            argv = [
+                *argv[:2],
+                f"data/example-{len(list(ws.root.glob('data/example-*')))}",
+                *argv[3:],
+            ]
+        seeds = _value(argv, "--seeds")
+        first = int(re.match(r"\d+", seeds)[0])
+        argv = _with(argv, "--seeds", f"{first}-{first + 1}" if "-" in seeds else str(first))
+    elif action == "show":
+        argv = _with(argv, "--frame", "1")
+    rc = _main(argv, ws.root)
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    root = ws.root / argv[2]
+    if action == "collect":
+        manifest = json.loads((root / "manifest.json").read_text())
+        assert _value(argv, "--split") in {s["split"] for s in manifest["shards"]}
+    elif action == "show":
+        assert (ws.root / _value(argv, "--out")).stat().st_size > 0
+    else:
+        assert "mIoU" in out, out
+
+
 def _value(argv: list[str], option: str) -> str | None:
     return argv[argv.index(option) + 1] if option in argv else None
 
@@ -357,6 +387,8 @@ def check(doc: Doc, ws: Workspace, capsys) -> None:
         return check_train(argv, ws, capsys)
     if command in ("watch", "eval"):
         return check_watch_or_eval(argv, ws)
+    if command == "perception":
+        return check_perception(argv, ws, doc.where, capsys)
     rc = _main(argv, ws.root)
     out = capsys.readouterr().out
     assert rc == 0
@@ -382,7 +414,7 @@ def test_documented_command_runs(doc, workspace, capsys):
 @pytest.mark.parametrize(
     "argv, words",
     [
-        ([], "missing COMMAND, one of list, train, watch, eval, plan, bench"),
+        ([], "missing COMMAND, one of list, train, watch, eval, plan, perception, bench"),
         (["trian"], "invalid choice: 'trian'"),
         (["list", "extra"], "unrecognized arguments: extra"),
         (["bench", "nosuch"], "unknown benchmark 'nosuch'; choose from "),
