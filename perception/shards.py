@@ -17,17 +17,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
-import tempfile
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
 from pilot.errors import UserError
+from pilot.files import atomic_write
 
 FORMAT, VERSION = "pilot-perception", 1
 SHARD_FORMAT = "pilot-perception-shard"
@@ -52,28 +50,6 @@ FRAME_KEYS: dict[str, str] = {
     "lidar_T": "float32",
 }
 BOX_KEYS: dict[str, str] = {"boxes": "float32", "box_class": "uint8", "box_start": "int64"}
-
-
-def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
-    """Write ``data`` (bytes, or a function that writes to an open file) as ``path``:
-    into a temporary file beside it, flushed to disk, then renamed over it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    mask = os.umask(0)
-    os.umask(mask)
-    try:
-        os.fchmod(fd, 0o666 & ~mask)  # mkstemp's 0600 would hide the data from others
-        with os.fdopen(fd, "wb") as f:
-            if callable(data):
-                data(f)
-            else:
-                f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def remove_orphans(folder: Path) -> list[Path]:

@@ -8,17 +8,15 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 import pytest
-from learning_cases import mcts_success as _success
+from learning_cases import mcts_navigation
 from test_cli import _run_dir, run_cli
 
-from pilot.agents import build_config, get_algorithm
+from pilot.agents import build_config
 from pilot.agents.common.recorder import Recorder
 from pilot.agents.mcts import MCTS, SearchReplay
 from pilot.envs import make_env
-from pilot.eval.evaluate import run_episodes
 
 GRID = "pilot/Nav-Grid-v0"
-HELD_OUT = range(1_000_000, 1_000_100)  # maps no test trains on (as in test_navigation_env)
 
 
 # --- value targets ------------------------------------------------------------------------
@@ -150,40 +148,35 @@ def test_atari_search_through_ale_snapshots():
 
 
 # --- learning ------------------------------------------------------------------------------------
+# 10k env steps of self-play with 8 simulations on 12 x 12 random maps, success on 100
+# held-out maps, agent seeds 0-9 (`python bench/learning_seeds.py mcts-navigation`, Intel
+# Xeon, 2 cores; the function is learning_cases.mcts_navigation):
+#
+# | success | min | median | max |
+# |---|---|---|---|
+# | before training: search, 4 simulations | 0.00 | 0.01 | 0.05 |
+# | before training: the network alone | 0.00 | 0.00 | 0.02 |
+# | after: search, 4 simulations | 0.90 | 0.95 | 0.97 |
+# | after: the network alone | 0.46 | 0.69 | 0.81 |
+# | after: search, 8 simulations | 0.95 | 0.985 | 0.99 |
+# | PPO at 10k env steps | 0.39 | 0.49 | 0.55 |
+# | DQN at 10k env steps | 0.37 | 0.705 | 0.78 |
+#
+# Search with 8 simulations beats DQN by 0.17 or more on every seed (0.95 vs 0.78 at the
+# closest), PPO by 0.40 or more. With learning off (lr 0) the trained numbers stay at the
+# untrained ones.
+# Pure search (uniform prior, zero value) needs 16 simulations for 1.0 and manages 0.39
+# with 8 and 0.10 with 4. The bars sit below the worst seed with a margin.
 @pytest.mark.slow
 def test_mcts_learns_navigation_and_the_net_saves_simulations():
-    """10k env steps of self-play with 8 simulations on 12 × 12 random maps.
-
-    Measured (seed 0, 100 held-out maps): before training the search with 4 simulations
-    succeeded 0.05 of the time and the network alone 0.02; after, the search 0.94 with 4
-    simulations and 0.98 with 8, the network alone 0.68. Pure search (uniform prior, zero
-    value) needs 16 simulations for 1.0 and manages 0.39 with 8 and 0.10 with 4.
-    """
-    agent = MCTS(GRID, build_config("mcts", GRID), seed=0)
-    assert agent.config.search.num_simulations == 8
-    before_search = _success(agent, 4)
-    before_net = _success(agent, None)
-
-    agent.learn(10_000, Recorder(None, 10_000))
-    after_search = _success(agent, 4)
-    after_net = _success(agent, None)
-    assert after_search >= 0.85 and after_search >= before_search + 0.6
-    assert after_net >= 0.5 and after_net >= before_net + 0.4
-
+    assert build_config("mcts", GRID).search.num_simulations == 8
+    out = mcts_navigation(seed=0)
+    assert out["after_search"] >= 0.8 and out["after_search"] >= out["before_search"] + 0.6
+    assert out["after_net"] >= 0.35 and out["after_net"] >= out["before_net"] + 0.3
     # At an equal number of env steps, PPO and DQN (their navigation presets) trail the
-    # searching agent (measured, seed 0: MCTS 0.99 with 8 simulations, DQN 0.72, PPO 0.43).
-    with_search = _success(agent, 8)
+    # searching agent.
     for algo in ("ppo", "dqn"):
-        other = get_algorithm(algo)(GRID, build_config(algo, GRID), seed=0)
-        other.learn(10_000, Recorder(None, 10_000))
-        results = run_episodes(
-            lambda obs, envs, a=other: a.act(obs, deterministic=True),
-            GRID,
-            seeds=HELD_OUT,
-            episodes_per_seed=1,
-        )
-        rate = float(np.mean([r.terminated for r in results]))
-        assert with_search >= rate + 0.1, (algo, rate, with_search)
+        assert out["with_search"] >= out[algo] + 0.1, (algo, out)
 
 
 def test_search_plans_in_the_driving_world_and_restores_it():

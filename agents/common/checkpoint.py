@@ -24,20 +24,19 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import platform
 import re
-import tempfile
 import time
 import warnings
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import pilot
 from pilot.errors import UserError
+from pilot.files import atomic_write
 
 if TYPE_CHECKING:  # torch loads only to save or load tensors: reading metadata stays fast
     import numpy as np
@@ -67,29 +66,6 @@ class Checkpoint:
     path: Path
     meta: dict[str, Any]
     state: dict[str, Any]
-
-
-def _atomic_write(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
-    """Write ``data`` (bytes, or a function that writes to the open file) as ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if callable(data):
-                data(f)
-            else:
-                f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def versions() -> dict[str, str]:
@@ -164,19 +140,19 @@ def save(
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": versions(),
     }
-    _atomic_write(folder / f"{name}.pt", payload)
+    atomic_write(folder / f"{name}.pt", payload)
     if replay is not None:
         arrays, info = replay
         path = folder / f"{name}.replay.npz"
-        _atomic_write(path, lambda f: np.savez(f, **arrays))
+        atomic_write(path, lambda f: np.savez(f, **arrays))
         full_meta["replay"] = {
             "file": path.name,
             "bytes": path.stat().st_size,
             "sha256": _file_digest(path),
             **info,
         }
-    _atomic_write(folder / f"{name}.json", json.dumps(full_meta, indent=2).encode())
-    _atomic_write(folder / "latest.json", json.dumps({"checkpoint": name}).encode())
+    atomic_write(folder / f"{name}.json", json.dumps(full_meta, indent=2).encode())
+    atomic_write(folder / "latest.json", json.dumps({"checkpoint": name}).encode())
     older = sorted(p.stem for p in folder.glob("step_*.json") if _NAME.match(p.stem))
     older = [n for n in older if int(n[5:]) <= step]
     for old in older[:-keep] if keep > 0 else []:
