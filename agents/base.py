@@ -98,6 +98,13 @@ class Agent(abc.ABC):
         """Action probabilities for a batch (discrete policies), for ``watch`` overlays."""
         return None
 
+    def action_scores(self, obs: Any) -> torch.Tensor | None:
+        """Differentiable per-action scores of a *tensor* batch, (B, n) — policy logits,
+        Q-values, or a continuous policy's means — computed by the networks of
+        :meth:`modules`, so saliency maps can say which inputs the chosen action depends
+        on (``watch --explain``). None where the agent has no such scores."""
+        return None
+
     # --- checkpoint state ----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -231,6 +231,9 @@ class DQN(Agent):
             return self._greedy(obs).astype(np.int64)
         return self._epsilon_greedy(obs, self.config.eval_epsilon)
 
+    def action_scores(self, obs: Any) -> torch.Tensor:
+        return self.q_values(obs)
+
     def action_distribution(self, obs: Any) -> np.ndarray:
         """Probabilities of the evaluation epsilon-greedy policy, for overlays."""
         eps = self.config.eval_epsilon

@@ -144,6 +144,11 @@ class MCTS(Agent):
             return out.action
         return self._sample(out.action_weights, 1.0)
 
+    def action_scores(self, obs: Obs) -> torch.Tensor:
+        """The network's policy logits (the search, which picks the action, is not
+        differentiable; its prior is)."""
+        return self.net.action_scores(obs)
+
     def action_distribution(self, obs: Obs) -> np.ndarray | None:
         """The last search's policy (visit counts or Gumbel's improved policy)."""
         if self.last_search is not None:

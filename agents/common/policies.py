@@ -246,6 +246,14 @@ class ActorCritic(nn.Module):
         log_prob, entropy = self.head.log_prob_entropy(actor, actions)
         return log_prob, entropy, self.value_head(critic).squeeze(1)
 
+    def action_scores(self, obs: Obs) -> torch.Tensor:
+        """Differentiable scores behind the action, (B, n): the logits of a discrete
+        policy, the Gaussian means of a continuous one (what saliency maps explain)."""
+        features = self._actor_features(obs)
+        if isinstance(self.head, CategoricalHead):
+            return self.head.logits(features)
+        return self.head.mean(features)
+
     def probs(self, obs: Obs) -> torch.Tensor | None:
         """Action probabilities (discrete policies), else None."""
         if isinstance(self.head, CategoricalHead):

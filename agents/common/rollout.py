@@ -346,6 +346,9 @@ class PGAgent(Agent):
         actions = self.policy.actions(to_tensor(obs, self.device), self.rng, deterministic)
         return self.env_actions(actions)
 
+    def action_scores(self, obs: Obs) -> torch.Tensor:
+        return self.policy.action_scores(obs)
+
     @torch.no_grad()
     def action_distribution(self, obs: Obs) -> np.ndarray | None:
         probs = self.policy.probs(to_tensor(obs, self.device))
