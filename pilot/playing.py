@@ -170,3 +170,93 @@ def batch1(obs: Any) -> Any:
     if isinstance(obs, dict):
         return {k: np.asarray(v)[None] for k, v in obs.items()}
     return np.asarray(obs)[None]
+
+
+# ----------------------------------------------------------------------------- explaining
+EXPLAIN_METHODS = ("ig", "gradcam")
+
+
+def image_keys(space: Any) -> list[str | None]:
+    """The image inputs of an observation space — uint8 arrays of three dimensions, Atari
+    frame stacks ``(C, H, W)`` or cameras ``(H, W, C)``, the ones the agents' CNNs read —
+    by key for a Dict space, ``[None]`` for an image space itself, ``[]`` for none. Asked
+    of the space alone, so it answers before torch loads."""
+    import numpy as np
+    from gymnasium import spaces
+
+    def image(s: Any) -> bool:
+        return isinstance(s, spaces.Box) and s.dtype == np.uint8 and len(s.shape) == 3
+
+    if isinstance(space, spaces.Dict):
+        return [k for k, s in space.spaces.items() if image(s)]
+    return [None] if image(space) else []
+
+
+def check_explainable(space: Any, env_id: str) -> None:
+    """``--explain`` needs an image the network reads; refuse in one line otherwise."""
+    if not image_keys(space):
+        raise UserError(
+            f"--explain maps saliency over an image input (Atari frames, a driving camera); "
+            f"{env_id} observations have none"
+        )
+
+
+def _display_image(obs: Any) -> Any:
+    """The picture a heat map is drawn over, (H, W, 3) uint8: a frame stack's latest frame
+    (channel-first stacks as Atari's, or channel-last), a camera image as it is."""
+    import numpy as np
+
+    x = np.asarray(obs)
+    last = x.shape[-1] <= 4 < x.shape[0]  # (H, W, C), the torsos' rule
+    if last:
+        x = x if x.shape[-1] == 3 else x[..., -1]
+    else:
+        x = x[-1] if x.shape[0] != 3 else np.moveaxis(x, 0, -1)
+    if x.ndim == 2:
+        x = np.repeat(x[..., None], 3, axis=2)
+    return x.astype(np.uint8)
+
+
+class ActionExplainer:
+    """Saliency maps of the action an agent chose: the chosen action's logit or Q-value
+    (discrete), or its means signed by the action taken (continuous), over each image input.
+
+    Returns data — ``[(title, picture, heat)]`` with ``picture`` (H, W, 3) uint8 and
+    ``heat`` (H, W) in [0, 1] at the input's resolution — and leaves drawing to the caller.
+    """
+
+    def __init__(self, agent: Any, method: str, space: Any) -> None:
+        from pilot.eval.saliency import Saliency
+
+        self.agent, self.method = agent, method
+        self.keys = image_keys(space)
+        dict_obs = self.keys != [None]
+        self.saliency = Saliency(
+            agent.action_scores,
+            method,
+            image_keys=self.keys if dict_obs else None,
+            network=list(agent.modules().values()),
+        )
+
+    def __call__(self, batch: Any, action: Any) -> list[tuple[str, Any, Any]]:
+        import numpy as np
+
+        from pilot.agents.common.networks import to_tensor
+
+        obs = to_tensor(batch, self.agent.device)
+        action = np.asarray(action)
+        if action.ndim == 0:  # a discrete action: its score
+            target: Any = int(action)
+        else:  # a continuous one: its means, each signed the way the action went
+            import torch
+
+            sign = torch.as_tensor(np.sign(action), dtype=torch.float32, device=self.agent.device)
+            target = lambda scores: (scores * sign).sum(dim=1)  # noqa: E731
+        maps = self.saliency(obs, target)
+        out = []
+        for key in self.keys:
+            heat = (maps if key is None else maps[key])[0]
+            picture = _display_image((batch if key is None else batch[key])[0])
+            name = {"ig": "integrated gradients", "gradcam": "Grad-CAM"}[self.method]
+            out.append((f"{name}{'' if key is None else f' ({key})'}", picture, heat))
+        return out

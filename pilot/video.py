@@ -67,6 +67,38 @@ def panel_row(panels: list[tuple[str, np.ndarray]], height: int = 320) -> np.nda
     return np.concatenate(columns[:-1], axis=1)
 
 
+def heat_overlay(
+    image: np.ndarray, heat: np.ndarray, height: int | None = None, alpha: float = 0.7
+) -> np.ndarray:
+    """A heat map (values in [0, 1], any resolution) laid over a picture, scaled to
+    ``height``: the picture, dimmed and grey so colour stands out, shows through where the
+    map is low; the inferno colour map covers it where the map is high (bilinear heat over
+    nearest-neighbour pixels, so both stay readable when small inputs are scaled up)."""
+    image = np.ascontiguousarray(image[..., :3]).astype(np.uint8)
+    h, w = image.shape[:2]
+    if height is not None and height != h:
+        size = (max(1, round(w * height / h)), height)
+        image = cv2.resize(image, size, interpolation=cv2.INTER_NEAREST)
+    h, w = image.shape[:2]
+    heat = np.nan_to_num(np.clip(np.asarray(heat, np.float32), 0.0, 1.0))
+    if heat.shape != (h, w):
+        heat = np.clip(cv2.resize(heat, (w, h), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+    colour = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)[..., ::-1]
+    grey = image.astype(np.float32).mean(axis=2, keepdims=True) * 0.6
+    weight = alpha * np.sqrt(heat)[..., None]  # sqrt: faint attributions stay visible
+    return (grey * (1.0 - weight) + colour * weight).round().astype(np.uint8)
+
+
+def beside(frame: np.ndarray, panels: list[tuple[str, np.ndarray]]) -> np.ndarray:
+    """Titled panels (see :func:`panel_row`) to the right of ``frame``, at its height."""
+    if not panels:
+        return frame
+    row = panel_row(panels, height=max(1, frame.shape[0] - 24))
+    gap = np.full((frame.shape[0], 4, 3), 12, np.uint8)
+    out = np.concatenate([np.ascontiguousarray(frame[..., :3]), gap, row], axis=1)
+    return out[:, : out.shape[1] - out.shape[1] % 2]  # even width for H.264
+
+
 def bar_chart(
     probs: np.ndarray, labels: list[str] | None, width: int, height: int = 60
 ) -> np.ndarray:

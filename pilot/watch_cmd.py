@@ -11,6 +11,7 @@ from typing import Any
 
 from pilot.errors import UserError
 from pilot.playing import (
+    EXPLAIN_METHODS,
     add_acting_flags,
     check_at_least,
     check_device,
@@ -58,6 +59,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     w.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     w.add_argument(
         "--show-probs", action="store_true", help="draw the action distribution under the frame"
+    )
+    w.add_argument(
+        "--explain",
+        nargs="?",
+        const="ig",
+        choices=EXPLAIN_METHODS,
+        metavar="{ig,gradcam}",
+        help="draw beside each frame a saliency map of the chosen action over the agent's "
+        "image input (ig: integrated gradients, the default; gradcam: Grad-CAM on the last "
+        "convolution); agents with image observations only",
     )
     return w
 
@@ -116,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
     env = make_env(env_id, render_mode="rgb_array", **env_kwargs)
     sink = window = None
     try:
+        if args.explain:
+            from pilot.playing import check_explainable
+
+            check_explainable(env.observation_space, env_id)
         fps = args.fps or int(env.metadata.get("render_fps", 30) or 30)
         cap = max(1, math.ceil(args.max_seconds * fps))
         acting = choose_acting(args, env_id, env_kwargs.get("protocol", "deepmind"))
@@ -125,6 +140,11 @@ def run(args: argparse.Namespace) -> int:
         from pilot.playing import load_for_playing
 
         agent, _ = load_for_playing(args.target, args.device)
+        explainer = None
+        if args.explain:
+            from pilot.playing import ActionExplainer
+
+            explainer = ActionExplainer(agent, args.explain, env.observation_space)
         print(
             f"watching {meta['algo']} on {env_id} (checkpoint step {meta['step']:,}): "
             f"{plural(args.episodes, 'episode')} from seed {args.seed}, {acting.describe()}; "
@@ -132,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         explore = EpsilonGreedy(acting.epsilon, n_actions or 1, args.seed)
-        player = _Player(args, env, agent, meta["step"], acting, explore, cap, fps)
+        player = _Player(args, env, agent, meta["step"], acting, explore, cap, fps, explainer)
         if paths:
             sink = video.VideoWriter(paths, fps)
             frames = player.play(sink.append)
@@ -162,9 +182,12 @@ class _Player:
     """Plays the episodes, handing each captioned frame to a sink (a video writer, or a
     live window whose ``show`` returns False once closed), and says how each one ended."""
 
-    def __init__(self, args, env, agent, step: int, acting, explore, cap: int, fps: int) -> None:
+    def __init__(
+        self, args, env, agent, step: int, acting, explore, cap: int, fps: int, explainer=None
+    ) -> None:
         self.args, self.env, self.agent, self.step = args, env, agent, step
         self.acting, self.explore, self.cap, self.fps = acting, explore, cap, fps
+        self.explainer = explainer  # saliency maps of the chosen action, or None
         if acting.sample:
             self.mode = "sampled"
         else:
@@ -207,12 +230,21 @@ class _Player:
         self.ret, t = 0.0, 0
         while True:
             batch = batch1(obs)
-            action = self.explore(act(agent, batch, not self.acting.sample, [env])[0])
+            chosen = act(agent, batch, not self.acting.sample, [env])[0]
+            action = self.explore(chosen)
             picture = _watch_picture(env, video)
             if picture is None:
                 return t, "no frames"
+            picture = video.fit_frame(picture)
+            if self.explainer is not None:  # the network's choice, before any ε
+                h = picture.shape[0] - 24
+                panels = [
+                    (title, video.heat_overlay(image, heat, h))
+                    for title, image, heat in self.explainer(batch, chosen)
+                ]
+                picture = video.beside(picture, panels)
             frame = video.caption(
-                video.fit_frame(picture),
+                picture,
                 [
                     f"{agent.name} step {self.step:,}  ({self.mode})",
                     f"ep {ep + 1}/{args.episodes}  t {t}  return {self.ret:.1f}",

@@ -183,3 +183,90 @@ def test_bad_requests_are_value_errors():
         )
     with pytest.raises(ValueError, match="one scalar per sample"):
         saliency(lambda x: x, torch.ones(1, 1, 4, 4))
+
+
+# ------------------------------------------------------------------ pilot watch --explain
+def _save(folder, algo: str, env_id: str, **overrides):
+    """An untrained agent's checkpoint: its network is what gets explained, trained or not."""
+    from pilot.agents import build_config, get_algorithm, save_agent
+
+    config = build_config(algo, env_id, overrides=overrides)
+    save_agent(get_algorithm(algo)(env_id, config, seed=0, device="cpu"), folder)
+    return folder
+
+
+def _watch(args, capsys) -> tuple[int, str, str]:
+    from pilot.cli import main
+
+    rc = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+CAMERA = {"sensors": ["state", "camera"], "camera": {"width": 64, "height": 48}}
+
+
+@pytest.mark.parametrize(
+    ("algo", "env_id", "overrides", "method"),
+    [
+        ("dqn", "pilot/Atari-Breakout-v0", {"buffer_size": 1000}, "ig"),
+        ("ppo", "pilot/Driving-LaneKeep-v0", {"env": CAMERA}, "gradcam"),
+    ],
+)
+def test_watch_explain_draws_the_map_beside_each_frame(
+    algo, env_id, overrides, method, tmp_path, capsys
+):
+    import imageio.v2 as imageio
+
+    ckpt = _save(tmp_path / "ckpt", algo, env_id, **overrides)
+    base = ["watch", ckpt, "--max-steps", 2, "--deterministic", "--device", "cpu"]
+    assert _watch([*base, "--out", tmp_path / "plain.gif"], capsys)[0] == 0
+    rc, out, _ = _watch([*base, "--explain", method, "--out", tmp_path / "x.gif"], capsys)
+    assert rc == 0 and "video:" in out
+    plain = np.asarray(imageio.mimread(tmp_path / "plain.gif")[0])[..., :3]
+    frames = [np.asarray(f)[..., :3] for f in imageio.mimread(tmp_path / "x.gif")]
+    assert len(frames) == 2
+    for frame in frames:
+        assert frame.shape[0] == plain.shape[0] and frame.shape[1] > plain.shape[1] + 100
+        # the frame itself is unchanged on the left; on the right the picture is grey and
+        # only the heat map has colour
+        assert np.abs(frame[:, : plain.shape[1]].astype(int) - plain).mean() < 3.0
+        extra = frame[:, plain.shape[1] + 4 :].astype(int)
+        assert (extra.max(axis=2) - extra.min(axis=2) > 40).mean() > 0.01
+
+
+def test_watch_explain_without_an_image_input_is_one_line(tmp_path, capsys):
+    ckpt = _save(tmp_path / "cp", "ppo", "CartPole-v1")
+    rc, out, err = _watch(["watch", ckpt, "--explain", "--out", tmp_path / "c.gif"], capsys)
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "--explain" in err and "CartPole-v1" in err and "image" in err
+    assert not (tmp_path / "c.gif").exists()
+
+
+def test_watch_explain_names_its_methods(tmp_path, capsys):
+    rc, _, err = _watch(["watch", tmp_path, "--explain", "shap"], capsys)
+    assert rc == 2 and "invalid choice: 'shap'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_watch_explain_refuses_a_non_image_agent_before_torch_loads(tmp_path):
+    """Asked of a fresh process, through the watch command alone (not timed)."""
+    import subprocess
+    import sys
+
+    ckpt = _save(tmp_path / "cp", "ppo", "CartPole-v1")
+    script = (
+        "import argparse, sys\n"
+        "from pilot import watch_cmd\n"
+        "from pilot.errors import UserError\n"
+        "parser = argparse.ArgumentParser()\n"
+        "watch_cmd.add_parser(parser.add_subparsers())\n"
+        f"args = parser.parse_args(['watch', {str(ckpt)!r}, '--explain', '--out', 'x.gif'])\n"
+        "try:\n"
+        "    watch_cmd.run(args)\n"
+        "except UserError as exc:\n"
+        "    print('refused', 'torch' in sys.modules, exc)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert proc.stdout.startswith("refused False --explain"), proc.stdout + proc.stderr
