@@ -3,12 +3,15 @@
     pilot perception collect OUT --split train --seeds 0-99 [--scenarios all] [--workers N]
     pilot perception show DIR [--split S] [--frame I] --out frame.png
     pilot perception stats DIR [--split S] [--prior-split train]
+    pilot perception train DATA [--modalities M] [--set KEY=VALUE] [--steps N] [--resume RUN_DIR]
+    pilot perception eval RUN_DIR DATA [--split S]
 
 ``collect`` drives the scripted expert through one seeded episode per scenario and seed
 and writes one shard each plus ``OUT/manifest.json``; run it again after an interruption
 and it finishes what is missing. ``show`` draws a frame's camera image, lidar histogram and
 labels side by side. ``stats`` counts frames and label coverage and prints the mIoU of the
-trivial predictions (nothing, all road, the per-cell prior of another split).
+trivial predictions (nothing, all road, the per-cell prior of another split). ``train``
+and ``eval`` are the fusion network's (:mod:`pilot.perception_train_cmd`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ EXAMPLES = """examples:
   pilot perception collect data/bev --split heldout --scenarios Obstacles --seeds 2000-2009
   pilot perception show data/bev --split val --frame 10 --out frame.png
   pilot perception stats data/bev --split val --prior-split train
+  pilot perception train data/bev --steps 1500
+  pilot perception train data/bev --modalities camera --set lr=1e-3
+  pilot perception train data/bev --resume RUN_DIR --steps 2000
+  pilot perception eval RUN_DIR data/bev --split val
 """
 
 
@@ -33,7 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Register ``perception`` and its subcommands on the CLI's subparsers."""
     p = subparsers.add_parser(
         "perception",
-        help="collect the BEV perception dataset (camera, lidar, labels), show it, measure it",
+        help="collect the BEV perception dataset, show it, measure it, train and score the "
+        "fusion network",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -60,6 +68,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     t.add_argument("root", metavar="DIR", help="dataset folder")
     t.add_argument("--split", help="split to measure (default: all shards)")
     t.add_argument("--prior-split", help="split whose per-cell label frequency is a baseline")
+    from pilot.perception_train_cmd import add_parsers
+
+    add_parsers(sub)
     return p
 
 
@@ -70,7 +81,13 @@ def run(args: argparse.Namespace) -> int:
         return show(args)
     if args.action == "stats":
         return stats(args)
-    raise UserError("pilot perception needs an action: collect, show or stats")
+    if args.action in ("train", "eval"):
+        from pilot import perception_train_cmd
+
+        return getattr(perception_train_cmd, "train" if args.action == "train" else "evaluate")(
+            args
+        )
+    raise UserError("pilot perception needs an action: collect, show, stats, train or eval")
 
 
 def parse_seeds(text: str) -> list[int]:

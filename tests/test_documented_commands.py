@@ -344,9 +344,23 @@ def check_watch_or_eval(argv: list[str], ws: Workspace) -> None:
     assert set(folder.glob(pattern)) - before, f"no new {pattern} in {folder}"
 
 
+def _perception_run(ws: Workspace, data: str) -> Path:
+    """A tiny fusion-network run (2 steps) on the dataset folder ``data``: what
+    ``RUN_DIR`` stands for in the perception examples."""
+    key = ("perception", data)
+    if key not in ws.runs:
+        out = ws.fixtures / "perception"
+        before = _listing(out)
+        argv = ["perception", "train", data, "--steps", "2", "--runs-dir", str(out)]
+        assert _main([*argv, "--no-progress", "--threads", "1"], ws.root) == 0, argv
+        (ws.runs[key],) = _listing(out) - before
+    return ws.runs[key]
+
+
 def check_perception(argv: list[str], ws: Workspace, where: str, capsys) -> None:
-    """Collections keep their first two seeds; `show` draws an early frame; what each
-    writes or prints must appear."""
+    """Collections keep their first two seeds; `show` draws an early frame; training runs
+    2 steps (a resume 1 more), `RUN_DIR` is a tiny run; what each writes or prints must
+    appear."""
     action = argv[1]
     if action == "collect":
         if "--help" in where:  # option examples: a dataset folder of their own each
@@ -360,6 +374,21 @@ def check_perception(argv: list[str], ws: Workspace, where: str, capsys) -> None
         argv = _with(argv, "--seeds", f"{first}-{first + 1}" if "-" in seeds else str(first))
     elif action == "show":
         argv = _with(argv, "--frame", "1")
+    elif action == "train" and "--resume" in argv:
+        source = _perception_run(ws, argv[2])
+        run = ws.root / "resumed" / source.name
+        shutil.rmtree(run, ignore_errors=True)
+        shutil.copytree(source, run)
+        argv = _with(argv, "--resume", str(run))
+        argv = _with(argv, "--steps", str(_checkpoint_step(run) + 1))
+    elif action == "train":
+        argv = _with(_with(argv, "--steps", "2"), "--runs-dir", str(ws.root / "runs"))
+    elif action == "eval":
+        argv = [*argv[:2], str(_perception_run(ws, argv[3])), *argv[3:]]
+    if action in ("train", "eval"):
+        argv = _with(argv, "--threads", "1")
+        argv = _with(argv, "--no-progress") if action == "train" else argv
+    made = _listing(ws.root / "runs")
     rc = _main(argv, ws.root)
     out, err = capsys.readouterr()
     assert rc == 0, err
@@ -369,6 +398,13 @@ def check_perception(argv: list[str], ws: Workspace, where: str, capsys) -> None
         assert _value(argv, "--split") in {s["split"] for s in manifest["shards"]}
     elif action == "show":
         assert (ws.root / _value(argv, "--out")).stat().st_size > 0
+    elif action == "train" and "--resume" in argv:
+        assert _checkpoint_step(Path(_value(argv, "--resume"))) == int(_value(argv, "--steps"))
+    elif action == "train":
+        (run,) = _listing(ws.root / "runs") - made
+        assert _checkpoint_step(run) == 2
+    elif action == "eval":
+        assert "mIoU" in out and list((root / "eval").glob("*/summary.json")), out
     else:
         assert "mIoU" in out, out
 

@@ -228,3 +228,26 @@ def test_a_tampered_checkpoint_is_refused(tmp_path):
     pt.write_bytes(bytes(data))
     with pytest.raises(UserError, match="SHA-256"):
         load(tmp_path, torch.device("cpu"))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train"], "needs a dataset folder"),
+        (["train", "nowhere"], "nowhere"),
+        (["train", "nowhere", "--device", "tpu"], "unknown device"),
+        (["train", "nowhere", "--steps", "0"], "--steps"),
+        (["train", "nowhere", "--set", "model.chanels=8"], "did you mean: channels"),
+        (["train", "nowhere", "--preset", "huge"], "unknown preset"),
+        (["train", "--resume", "nowhere"], "no such run directory"),
+        (["train", "--resume", "nowhere", "--set", "lr=1"], "keeps its config"),
+        (["eval", "nowhere", "nodata"], "no such run directory"),
+    ],
+)
+def test_bad_command_lines_are_one_line_errors(argv, message, capsys, tmp_path, monkeypatch):
+    from pilot.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["perception", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
