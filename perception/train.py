@@ -37,7 +37,7 @@ class TrainConfig:
     """Fusion network training (the ``small`` preset's values are the defaults)."""
 
     model: FusionConfig = field(FusionConfig(), "the network (see FusionConfig)")
-    steps: int = field(1500, "gradient steps (the step budget)")
+    steps: int = field(600, "gradient steps (the step budget)")
     batch_size: int = field(8, "frames per step")
     lr: float = field(2e-3, "AdamW learning rate after warm-up (cosine decay to 0 at steps)")
     warmup: int = field(50, "steps of linear learning-rate warm-up")

@@ -29,7 +29,7 @@ EXAMPLES = """examples:
   pilot perception collect data/bev --split heldout --scenarios Obstacles --seeds 2000-2009
   pilot perception show data/bev --split val --frame 10 --out frame.png
   pilot perception stats data/bev --split val --prior-split train
-  pilot perception train data/bev --steps 1500
+  pilot perception train data/bev --steps 600
   pilot perception train data/bev --modalities camera --set lr=1e-3
   pilot perception train data/bev --resume RUN_DIR --steps 2000
   pilot perception eval RUN_DIR data/bev --split val
