@@ -41,8 +41,17 @@ from .shards import atomic_write
 from .train import TrainConfig
 
 
-def _nan_to_none(value: float) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
+def _plain(value: Any) -> Any:
+    """JSON-ready: numpy numbers as Python's, NaN (a class without truth) as None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    return value
 
 
 @torch.no_grad()
@@ -100,7 +109,7 @@ def evaluate(
         name: {"miou": meter.miou(), "iou": dict(zip(names, meter.iou().tolist(), strict=True))}
         for name, meter in baseline_ious(chunks, prior).items()
     }
-    return json.loads(json.dumps(summary, default=_nan_to_none).replace("NaN", "null"))
+    return _plain(summary)
 
 
 @torch.no_grad()
@@ -136,6 +145,34 @@ def split_provenance(data: Any) -> dict[str, Any]:
         "shards": len(data.entries),
         "shards_sha256": hashlib.sha256(hashes.encode()).hexdigest(),
         "collected_by": data.manifest.get("provenance", {}),
+    }
+
+
+def provenance(
+    ckpt: Any, data: dict[str, Any], split: str, device: torch.device, threads: int,
+    trained_on: dict[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Where a report's numbers come from: the checkpoint (path, SHA-256, step, config),
+    the code (git commit, versions), the machine, and the data scored (``data``, from
+    :func:`split_provenance`) and trained on."""
+    from pilot.agents.common.checkpoint import versions
+    from pilot.runs import git_commit
+
+    config = ckpt.meta["config"]
+    return {
+        "protocol": "pilot perception eval: sigmoid > 0.5 segmentation, nuScenes centre-"
+        f"distance AP of boxes scored >= {config['score_threshold']}, latency at batch 1",
+        "checkpoint": str(Path(ckpt.path).resolve()),
+        "checkpoint_sha256": ckpt.meta["sha256"],
+        "step": ckpt.meta["step"],
+        "config": config,
+        "git_commit": git_commit(),
+        "versions": versions(),
+        "device": str(device),
+        "threads": threads,
+        "split": split,
+        "data": data,
+        "trained_on": trained_on or {},
     }
 
 

@@ -23,7 +23,7 @@ import torch
 
 from pilot.agents.common import checkpoint
 from pilot.config import field, from_dict, merge, to_dict
-from pilot.errors import UserError, close_matches
+from pilot.errors import TrainingDiverged, UserError, close_matches
 
 from .batches import FrameBank
 from .heads import losses
@@ -174,6 +174,9 @@ def train(
             # 2. forward and losses
             out = model(batch["camera"], batch["lidar_bev"])
             terms = losses(out, batch, weights)
+            if not torch.isfinite(terms["total"]):  # before the step spoils the weights
+                bad = [k for k, v in terms.items() if not torch.isfinite(v)]
+                raise TrainingDiverged(f"loss {', '.join(bad)} became non-finite at step {step}")
             # 3. update
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)

@@ -27,7 +27,7 @@ EXIT_DIVERGED = 1
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``train`` and ``eval`` under ``pilot perception``."""
-    from pilot.perception.model import MODALITIES
+    from pilot.perception.config import MODALITIES
 
     t = sub.add_parser("train", help="train the camera-lidar fusion network on a dataset")
     t.add_argument("root", metavar="DATA", nargs="?", help="dataset folder (default with "
@@ -184,7 +184,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from pilot.agents.common.device import resolve_device
     from pilot.perception.batches import FrameBank
     from pilot.perception.evaluate import evaluate as run_eval
-    from pilot.perception.evaluate import split_provenance, write_report
+    from pilot.perception.evaluate import provenance, split_provenance, write_report
     from pilot.perception.metrics import cell_prior
     from pilot.perception.train import load
 
@@ -201,25 +201,11 @@ def evaluate(args: argparse.Namespace) -> int:
         prior = cell_prior(PerceptionDataset(args.root, trained_on["split"]).arrays("bev"))
     with torch.no_grad():
         summary = run_eval(model, FrameBank.from_dataset(data), config, device, prior=prior)
-    provenance = {
-        "protocol": "pilot perception eval: sigmoid > 0.5 segmentation, nuScenes centre-"
-        f"distance AP, boxes at score >= {config.score_threshold}, latency at batch 1",
-        "checkpoint": str(ckpt.path.resolve()),
-        "checkpoint_sha256": ckpt.meta["sha256"],
-        "step": ckpt.meta["step"],
-        "config": ckpt.meta["config"],
-        "git_commit": runs.git_commit(),
-        "versions": checkpoint.versions(),
-        "device": str(device),
-        "threads": threads,
-        "split": args.split,
-        "data": split_provenance(data),
-        "trained_on": trained_on,
-    }
+    origin = provenance(ckpt, split_provenance(data), args.split, device, threads, trained_on)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = run.path if run else ckpt.path.parent
     out = Path(args.out) if args.out else base / "eval" / f"perception-{args.split}-{stamp}"
-    path = write_report(out, summary, provenance)
+    path = write_report(out, summary, origin)
     _print_summary(summary, args.split)
     print(f"report: {path}")
     return 0

@@ -4,6 +4,8 @@ so nothing here needs a collected dataset."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from types import SimpleNamespace
 
@@ -12,8 +14,9 @@ import pytest
 import torch
 
 from pilot.agents.common import checkpoint
-from pilot.errors import UserError
+from pilot.errors import TrainingDiverged, UserError
 from pilot.perception.batches import FrameBank
+from pilot.perception.evaluate import evaluate, provenance, write_report
 from pilot.perception.grid import GridConfig
 from pilot.perception.heads import decode, losses, object_targets
 from pilot.perception.metrics import DetectionMeter
@@ -228,6 +231,36 @@ def test_a_tampered_checkpoint_is_refused(tmp_path):
     pt.write_bytes(bytes(data))
     with pytest.raises(UserError, match="SHA-256"):
         load(tmp_path, torch.device("cpu"))
+
+
+def test_a_non_finite_loss_stops_training_before_the_weights_change(tmp_path):
+    bad = frames(4)
+    bad[0]["waypoints"] = np.full((6, 2), np.nan, np.float32)
+    with pytest.raises(TrainingDiverged, match="waypoints"):
+        train(FrameBank.from_frames(bad), geometry(), tiny(), tmp_path, torch.device("cpu"),
+              progress=False)  # fmt: skip
+    assert not list((tmp_path / "checkpoints").glob("*.pt"))
+
+
+def test_evaluation_report_carries_its_provenance(tmp_path):
+    geo, config = geometry(), tiny()
+    bank = FrameBank.from_frames(frames(6))
+    cpu = torch.device("cpu")
+    train(bank, geo, config, tmp_path / "run", cpu, progress=False)
+    model, config, ckpt = load(tmp_path / "run", cpu)
+    summary = evaluate(model, bank, config, cpu, latency_frames=2)
+    assert 0 <= summary["miou"] <= 1 and summary["frames"] == 6
+    assert set(summary["ap"]) == {"vehicle", "pedestrian", "static"}
+    assert summary["ap"]["pedestrian"]["0.5"] is None  # no pedestrian: no AP, not 0
+    assert summary["baselines"]["all_road"]["iou"]["road"] > 0 and summary["latency_ms"] > 0
+    origin = provenance(ckpt, {"seeds": [1, 2]}, "val", cpu, 1)
+    path = write_report(tmp_path / "report", summary, origin)
+    saved = json.loads(path.read_text())
+    assert saved["checkpoint_sha256"] == hashlib.sha256(ckpt.path.read_bytes()).hexdigest()
+    assert saved["config"]["model"]["modalities"] == "camera+lidar" and saved["step"] == 4
+    assert saved["data"]["seeds"] == [1, 2] and "torch" in saved["versions"]
+    rows = (tmp_path / "report" / "metrics.csv").read_text().splitlines()
+    assert rows[0] == "metric,class,threshold,value" and rows[1].startswith("miou,,,")
 
 
 @pytest.mark.parametrize(
