@@ -95,7 +95,6 @@ def run(args: argparse.Namespace) -> int:
     plan = _plan_resume(args) if args.resume else _plan_new(args)
     if plan is None:  # --help-config
         return 0
-    _warn_short_budget(plan, args.steps is not None)
     _quiet_openmp()
     return _train(args, plan)
 
@@ -309,6 +308,7 @@ def _train(args: argparse.Namespace, plan: Plan) -> int:
         agent, loaded = load_agent(
             plan.checkpoint, device=args.device, weights_only=False, config=plan.config
         )
+    _warn_short_budget(plan, args.steps is not None)  # once the env is known to fit
     threads, why = _choose_threads(args.threads, agent)
     if plan.run is None:
         run = runs.create(
