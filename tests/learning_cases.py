@@ -75,6 +75,7 @@ def pg_probe(algo: str, probe: str, seed: int = 0, broken: bool = False) -> dict
         return {
             "correct": float((probs.argmax(axis=1) == np.arange(4)).sum()),
             "p_min": float(probs[np.arange(4), np.arange(4)].min()),
+            "acts_right": float((agent.act(np.arange(4)) == np.arange(4)).sum()),
         }
     if probe == "continuous":
         agent = make_agent(algo, "pilot/Probe-ContinuousTarget-v0", seed, broken)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from learning_cases import cartpole, pg_probe
 
 import pilot.envs  # noqa: F401 - registers the pilot/... ids
 from pilot.agents import build_config, get_algorithm
@@ -14,7 +15,6 @@ from pilot.agents.common.networks import MultiInputTorso, NatureCNN
 from pilot.agents.common.recorder import Recorder
 from pilot.agents.common.rollout import RolloutBuffer, compute_gae
 from pilot.errors import TrainingDiverged
-from pilot.eval.evaluate import run_episodes
 
 ALGOS = ("ppo", "a2c", "reinforce")
 
@@ -144,90 +144,65 @@ def test_collection_bootstraps_truncation_from_final_obs(terminate):
 
 
 # --- probes -----------------------------------------------------------------------------
+# Outcomes over agent seeds 0-9 (`python bench/learning_seeds.py 'pg-*'`, Intel Xeon, 2
+# cores; the functions are in learning_cases.py). Value error = largest |V - the truth|:
+# constant, obs reward and discount < 1e-6 for PPO, < 7e-5 for REINFORCE, 0.002-0.014 for
+# A2C. Identity, p_min = the smallest probability of the right action (random 0.25): PPO
+# 0.62-0.715, A2C 0.78-0.80, REINFORCE 0.56-0.60; every seed ranks and acts the right class
+# first. With learning off (lr 0) the errors are ~0.5-1 and p_min stays near 0.25. The
+# value bars (0.05) sit 3x or more above the worst seed, the p_min bar 0.16 below it.
 
 
 @pytest.mark.parametrize("algo", ALGOS)
-def test_probe_constant_value(algo):
-    agent = make_agent(algo, "pilot/Probe-Constant-v0")
-    train(agent, 5_000)
-    assert values(agent, np.zeros((1, 1), np.float32))[0] == pytest.approx(1.0, abs=0.05)
-
-
-@pytest.mark.parametrize("algo", ALGOS)
-def test_probe_value_reads_observation(algo):
-    agent = make_agent(algo, "pilot/Probe-ObsReward-v0")
-    train(agent, 5_000)
-    np.testing.assert_allclose(
-        values(agent, np.array([[-1.0], [1.0]], np.float32)), [-1, 1], atol=0.05
-    )
-
-
-@pytest.mark.parametrize("algo", ALGOS)
-def test_probe_discounting(algo):
-    # γ = 0.5 so that V(first) = γ is far from the undiscounted answer 1.
-    agent = make_agent(algo, "pilot/Probe-Discount-v0", gamma=0.5)
-    train(agent, 5_000)
-    np.testing.assert_allclose(
-        values(agent, np.array([[0.0], [1.0]], np.float32)), [0.5, 1.0], atol=0.05
-    )
+@pytest.mark.parametrize("probe", ["constant", "obs_reward", "discount"])
+def test_probe_values(algo, probe):
+    assert pg_probe(algo, probe)["err"] <= 0.05
 
 
 @pytest.mark.parametrize("algo", ALGOS)
 def test_probe_identity_policy(algo):
-    agent = make_agent(algo, "pilot/Probe-Identity-v0")
-    train(agent, agent.config.steps)
-    probs = agent.action_distribution(np.arange(4))
-    np.testing.assert_array_equal(probs.argmax(axis=1), np.arange(4))
-    assert probs[np.arange(4), np.arange(4)].min() > 0.5  # random would be 0.25
-    np.testing.assert_array_equal(agent.act(np.arange(4)), np.arange(4))
+    # p_min = the smallest probability of the right action; random is 0.25.
+    out = pg_probe(algo, "identity")
+    assert out["correct"] == 4 and out["acts_right"] == 4  # act() is greedy by default
+    assert out["p_min"] >= 0.4
 
 
 # A2C solves this probe too but needs ~60k steps: it takes one gradient step per rollout,
 # so σ shrinks slowly, and while σ is wide the best mean of a clipped Gaussian lies past
 # the target (samples beyond the bound still land on it).
-@pytest.mark.parametrize("algo", ["ppo", "reinforce"])
-def test_probe_continuous_target(algo):
-    agent = make_agent(algo, "pilot/Probe-ContinuousTarget-v0")
-    train(agent, 10_000)
-    targets = np.linspace(-0.9, 0.9, 7, dtype=np.float32)[:, None]
-    actions = agent.act(targets)
+# Largest |action - target| over seeds 0-9: PPO 0.022-0.067 (log σ -1.85 to -1.90),
+# REINFORCE (annealed step size) 0.007-0.028 (log σ -3.7 to -4.0), 0.009-0.035 over seeds
+# 0-29. With a constant step size REINFORCE diverged on every seed. Untrained: err ~0.9,
+# log σ 0.
+@pytest.mark.parametrize(("algo", "bar"), [("ppo", 0.15), ("reinforce", 0.1)])
+def test_probe_continuous_target(algo, bar):
+    out = pg_probe(algo, "continuous")
+    assert out["err"] <= bar
+    assert out["log_std"] < -1.0  # exploration noise shrank (it starts at 0)
+
+
+def test_continuous_actions_have_the_action_space_shape():
+    agent = make_agent("ppo", "pilot/Probe-ContinuousTarget-v0")
+    actions = agent.act(np.linspace(-0.9, 0.9, 7, dtype=np.float32)[:, None])
     assert actions.shape == (7, 1) and actions.dtype == np.float32
-    np.testing.assert_allclose(actions, targets, atol=0.1)
-    assert agent.policy.head.log_std.item() < -1.0  # exploration noise shrank
 
 
 # --- CartPole ---------------------------------------------------------------------------
-
-
-def eval_mean(agent, n: int = 20) -> float:
-    """Mean return of ``n`` deterministic episodes on seeds the agent never trained on."""
-    results = run_episodes(
-        lambda obs, envs: agent.act(obs),
-        "CartPole-v1",
-        seeds=range(10_000, 10_000 + n),
-        episodes_per_seed=1,
-    )
-    return float(np.mean([r.ret for r in results]))
-
-
+# Greedy mean return on 20 held-out episodes after each preset's budget, agent seeds 0-19
+# (`python bench/learning_seeds.py 'cartpole-*' --seeds 0-19`, Intel Xeon, 2 cores). An
+# untrained policy scores ~9 (it pushes one way), a random one ~22.
+# - PPO (100k steps): 500 on every seed.
+# - REINFORCE (annealed step size): min 354, every other seed 400-500.
+# - A2C (100k, SB3/Zoo settings): 474 500 478 500 500 172 129 500 500 124 500 146 471 500
+#   500 493 500 500 497 79. A2C's single unclipped RMSprop step per 5-step rollout leaves
+#   the final policy oscillating: 14 of 20 seeds solve CartPole, the rest fall back to
+#   79-172 at the moment training stops (annealing the learning rate made it worse:
+#   [154 479 175 119 451 500 83 500 218 100] on seeds 0-9). So its bar says "learned"
+#   (above the worst seed, 6x the untrained policy), not "solved".
 @pytest.mark.slow
-def test_ppo_solves_cartpole():
-    agent = make_agent("ppo", "CartPole-v1", seed=1)
-    assert agent.config.steps == 100_000
-    train(agent, agent.config.steps)
-    assert eval_mean(agent) >= 475
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(("algo", "bar"), [("a2c", 150), ("reinforce", 400)])
-def test_a2c_and_reinforce_learn_cartpole(algo, bar):
-    # A random policy scores about 22. Eval means seen over training seeds 0-5 with these
-    # presets: REINFORCE 492-500 (annealed step size); A2C 474, 500, 478, 500, 500, 176:
-    # A2C's single unclipped step per short rollout leaves its final policy oscillating on
-    # some seeds, so its bar is "clearly learned" (7x random), REINFORCE's "nearly solved".
-    agent = make_agent(algo, "CartPole-v1", seed=1)
-    train(agent, agent.config.steps)
-    assert eval_mean(agent) >= bar
+@pytest.mark.parametrize(("algo", "bar"), [("ppo", 475), ("reinforce", 250), ("a2c", 60)])
+def test_agents_learn_cartpole(algo, bar):
+    assert cartpole(algo, seed=1)["eval_mean"] >= bar
 
 
 # --- multi-input observations -----------------------------------------------------------
