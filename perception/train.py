@@ -202,6 +202,10 @@ def train(
             ):
                 save(folder, model, optimizer, step, config, **(meta or {}))
                 recorder.flush()
+    except KeyboardInterrupt:  # keep the work done so far: --resume goes on from here
+        if folder is not None and step > 0:
+            save(folder, model, optimizer, step, config, **(meta or {}))
+        raise
     finally:
         bar.close()
         recorder.close()
