@@ -149,8 +149,8 @@ def test_atari_search_through_ale_snapshots():
 
 # --- learning ------------------------------------------------------------------------------------
 # 10k env steps of self-play with 8 simulations on 12 x 12 random maps, success on 100
-# held-out maps, agent seeds 0-9 (`python bench/learning_seeds.py mcts-navigation`, Intel
-# Xeon, 2 cores; the function is learning_cases.mcts_navigation):
+# held-out maps, agent seeds 0-9 (`python bench/learning_seeds.py mcts-navigation`, AMD
+# EPYC, 2 cores; the function is learning_cases.mcts_navigation):
 #
 # | success | min | median | max |
 # |---|---|---|---|

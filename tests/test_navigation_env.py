@@ -421,8 +421,8 @@ def test_sb3_ppo_trains_without_adapters(env_id, policy):
 # Training maps come from the envs' own generators (seeded by the agent seed); evaluation
 # resets with seeds from a disjoint range, so every evaluation map is new to the agent.
 # Greedy success on these held-out maps with the presets (12 x 12 random maps, density
-# 0.2), agent seeds 0-9 (`python bench/learning_seeds.py 'nav-*'`, Intel Xeon, 2 cores;
-# the functions are in learning_cases.py):
+# 0.2), agent seeds 0-9 (`python bench/learning_seeds.py 'nav-*'`, 2 cores; DQN on an AMD
+# EPYC, PPO on an Intel Xeon; the functions are in learning_cases.py):
 #
 # | env, agent | random policy | untrained greedy | trained greedy, seeds 0-9 | steps |
 # |---|---|---|---|---|

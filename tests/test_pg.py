@@ -144,7 +144,7 @@ def test_collection_bootstraps_truncation_from_final_obs(terminate):
 
 
 # --- probes -----------------------------------------------------------------------------
-# Outcomes over agent seeds 0-9 (`python bench/learning_seeds.py 'pg-*'`, Intel Xeon, 2
+# Outcomes over agent seeds 0-9 (`python bench/learning_seeds.py 'pg-*'`, AMD EPYC, 2
 # cores; the functions are in learning_cases.py). Value error = largest |V - the truth|:
 # constant, obs reward and discount < 1e-6 for PPO, < 7e-5 for REINFORCE, 0.002-0.014 for
 # A2C. Identity, p_min = the smallest probability of the right action (random 0.25): PPO
@@ -170,9 +170,9 @@ def test_probe_identity_policy(algo):
 # A2C solves this probe too but needs ~60k steps: it takes one gradient step per rollout,
 # so σ shrinks slowly, and while σ is wide the best mean of a clipped Gaussian lies past
 # the target (samples beyond the bound still land on it).
-# Largest |action - target| over seeds 0-9: PPO 0.022-0.067 (log σ -1.85 to -1.90),
+# Largest |action - target| over seeds 0-9 (AMD EPYC): PPO 0.022-0.067 (log σ -1.85 to -1.90),
 # REINFORCE (annealed step size) 0.007-0.028 (log σ -3.7 to -4.0), 0.009-0.035 over seeds
-# 0-29. With a constant step size REINFORCE diverged on every seed. Untrained: err ~0.9,
+# 0-29 on an Intel Xeon. With a constant step size REINFORCE diverged on every seed. Untrained: err ~0.9,
 # log σ 0.
 @pytest.mark.parametrize(("algo", "bar"), [("ppo", 0.15), ("reinforce", 0.1)])
 def test_probe_continuous_target(algo, bar):
