@@ -5,13 +5,15 @@
     pilot perception stats DIR [--split S] [--prior-split train]
     pilot perception train DATA [--modalities M] [--set KEY=VALUE] [--steps N] [--resume RUN_DIR]
     pilot perception eval RUN_DIR DATA [--split S]
+    pilot perception watch RUN_DIR DATA [--split S] [--explain ig|gradcam]
 
 ``collect`` drives the scripted expert through one seeded episode per scenario and seed
 and writes one shard each plus ``OUT/manifest.json``; run it again after an interruption
 and it finishes what is missing. ``show`` draws a frame's camera image, lidar histogram and
 labels side by side. ``stats`` counts frames and label coverage and prints the mIoU of the
 trivial predictions (nothing, all road, the per-cell prior of another split). ``train``
-and ``eval`` are the fusion network's (:mod:`pilot.perception_train_cmd`).
+and ``eval`` are the fusion network's (:mod:`pilot.perception_train_cmd`), ``watch`` draws
+its predictions (:mod:`pilot.perception_watch_cmd`).
 """
 
 from __future__ import annotations
@@ -68,9 +70,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     t.add_argument("root", metavar="DIR", help="dataset folder")
     t.add_argument("--split", help="split to measure (default: all shards)")
     t.add_argument("--prior-split", help="split whose per-cell label frequency is a baseline")
+    from pilot import perception_ablate_cmd
+    from pilot import perception_watch_cmd
     from pilot.perception_train_cmd import add_parsers
 
     add_parsers(sub)
+    perception_watch_cmd.add_parser(sub)
+    perception_ablate_cmd.add_parser(sub)
     return p
 
 
@@ -87,6 +93,14 @@ def run(args: argparse.Namespace) -> int:
         return getattr(perception_train_cmd, "train" if args.action == "train" else "evaluate")(
             args
         )
+    if args.action == "ablate":
+        from pilot import perception_ablate_cmd
+
+        return perception_ablate_cmd.run(args)
+    if args.action == "watch":
+        from pilot import perception_watch_cmd
+
+        return perception_watch_cmd.run(args)
     raise UserError("pilot perception needs an action: collect, show, stats, train or eval")
 
 
