@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated modalities to compare (default: all three)")  # fmt: skip
     a.add_argument("--preset", default="small", help="small (CPU, default) or gpu")
     a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value for every model (repeatable), e.g. lr=1e-3")  # fmt: skip
+                   help="override one config value for every model (repeatable), such as lr=1e-3")  # fmt: skip
     a.add_argument("--steps", type=int, help="gradient steps per model (default: the preset's)")
     a.add_argument("--out", metavar="DIR", help="output folder (default: runs/ablation-<time>)")
     a.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

@@ -357,6 +357,23 @@ def _perception_run(ws: Workspace, data: str) -> Path:
     return ws.runs[key]
 
 
+def _ablation_data(ws: Workspace, argv: list[str]) -> Path:
+    """A dataset of 2-frame shards with the training split and every evaluation split an
+    ablate example names (the last on Obstacles, the others on LaneKeep)."""
+    from pilot.perception.dataset import collect
+    from pilot.perception.episodes import CollectConfig
+
+    splits = [_value(argv, "--train-split") or "train",
+              *(_value(argv, "--eval-splits") or "val,heldout").split(",")]  # fmt: skip
+    root = ws.root / "data" / f"ablate-{'-'.join(splits)}"
+    if not root.exists():
+        cfg = CollectConfig(frames=2)
+        for seed, split in enumerate(splits):
+            scenario = "Obstacles" if seed == len(splits) - 1 else "LaneKeep"
+            collect(root, split, [scenario], [seed], cfg)
+    return root
+
+
 def check_perception(argv: list[str], ws: Workspace, where: str, capsys) -> None:
     """Collections keep their first two seeds; `show` draws an early frame; training runs
     2 steps (a resume 1 more), `RUN_DIR` is a tiny run; what each writes or prints must
@@ -385,7 +402,11 @@ def check_perception(argv: list[str], ws: Workspace, where: str, capsys) -> None
         argv = _with(_with(argv, "--steps", "2"), "--runs-dir", str(ws.root / "runs"))
     elif action == "eval":
         argv = [*argv[:2], str(_perception_run(ws, argv[3])), *argv[3:]]
-    if action in ("train", "eval"):
+    elif action == "ablate":  # its own tiny dataset with every split it names, 2 steps
+        argv = [*argv[:2], str(_ablation_data(ws, argv)), *argv[3:]]
+        argv = _with(_with(argv, "--steps", "2"), "--out", str(ws.root / "ablation"))
+        argv = [*_with(argv, "--no-progress"), "--set", "model.channels=8"]
+    if action in ("train", "eval", "ablate"):
         argv = _with(argv, "--threads", "1")
         argv = _with(argv, "--no-progress") if action == "train" else argv
     made = _listing(ws.root / "runs")
@@ -403,6 +424,9 @@ def check_perception(argv: list[str], ws: Workspace, where: str, capsys) -> None
     elif action == "train":
         (run,) = _listing(ws.root / "runs") - made
         assert _checkpoint_step(run) == 2
+    elif action == "ablate":
+        results = json.loads((ws.root / "ablation" / "ablation.json").read_text())
+        assert list(results["scores"]) == ["camera", "lidar", "camera+lidar"], out
     elif action == "eval":
         assert "mIoU" in out and list((root / "eval").glob("*/summary.json")), out
     else:
