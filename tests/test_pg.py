@@ -149,7 +149,7 @@ def test_collection_bootstraps_truncation_from_final_obs(terminate):
 # constant, obs reward and discount < 1e-6 for PPO, < 7e-5 for REINFORCE, 0.002-0.014 for
 # A2C. Identity, p_min = the smallest probability of the right action (random 0.25): PPO
 # 0.62-0.715, A2C 0.78-0.80, REINFORCE 0.56-0.60; every seed ranks and acts the right class
-# first. With learning off (lr 0) the errors are ~0.5-1 and p_min stays near 0.25. The
+# first. With learning off (lr 0, seed 0) the constant probe's error is 1.0 and p_min 0.248. The
 # value bars (0.05) sit 3x or more above the worst seed, the p_min bar 0.16 below it.
 
 
@@ -195,7 +195,7 @@ def test_continuous_actions_have_the_action_space_shape():
 # - REINFORCE (annealed step size): min 354, every other seed 400-500.
 # - A2C (100k, SB3/Zoo settings): 474 500 478 500 500 172 129 500 500 124 500 146 471 500
 #   500 493 500 500 497 79. A2C's single unclipped RMSprop step per 5-step rollout leaves
-#   the final policy oscillating: 14 of 20 seeds solve CartPole, the rest fall back to
+#   the final policy oscillating: 15 of 20 seeds solve CartPole, the other 5 fall back to
 #   79-172 at the moment training stops (annealing the learning rate made it worse:
 #   [154 479 175 119 451 500 83 500 218 100] on seeds 0-9). So its bar says "learned"
 #   (above the worst seed, 6x the untrained policy), not "solved".
