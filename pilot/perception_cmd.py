@@ -71,11 +71,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     t.add_argument("--split", help="split to measure (default: all shards)")
     t.add_argument("--prior-split", help="split whose per-cell label frequency is a baseline")
     from pilot import perception_ablate_cmd
-    from pilot import perception_watch_cmd
     from pilot.perception_train_cmd import add_parsers
+    from pilot.perception_watch_cmd import add_parser as add_watch_parser
 
     add_parsers(sub)
-    perception_watch_cmd.add_parser(sub)
+    add_watch_parser(sub)
     perception_ablate_cmd.add_parser(sub)
     return p
 
