@@ -402,6 +402,9 @@ def check_perception(argv: list[str], ws: Workspace, where: str, capsys) -> None
         argv = _with(_with(argv, "--steps", "2"), "--runs-dir", str(ws.root / "runs"))
     elif action == "eval":
         argv = [*argv[:2], str(_perception_run(ws, argv[3])), *argv[3:]]
+    elif action == "watch":  # one frame of a tiny run
+        argv = [*argv[:2], str(_perception_run(ws, argv[3])), *argv[3:]]
+        argv = _with(_with(argv, "--frames", "1"), "--threads", "1")
     elif action == "ablate":  # its own tiny dataset with every split it names, 2 steps
         argv = [*argv[:2], str(_ablation_data(ws, argv)), *argv[3:]]
         argv = _with(_with(argv, "--steps", "2"), "--out", str(ws.root / "ablation"))
@@ -429,6 +432,10 @@ def check_perception(argv: list[str], ws: Workspace, where: str, capsys) -> None
         assert list(results["scores"]) == ["camera", "lidar", "camera+lidar"], out
     elif action == "eval":
         assert "mIoU" in out and list((root / "eval").glob("*/summary.json")), out
+    elif action == "watch":
+        videos = re.findall(r"^video: (.+) \(1 frames", out, re.M)
+        assert videos and all((ws.root / v).stat().st_size > 0 for v in videos), out
+        assert "--png" not in argv or (ws.root / _value(argv, "--png")).stat().st_size > 0
     else:
         assert "mIoU" in out, out
 
