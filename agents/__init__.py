@@ -24,6 +24,17 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
     ),
 }
 
+#: Built-in agents that need no training, played by name (``pilot eval modular --env ID``):
+#: name -> (module:class, one-line description). The class builds its config with
+#: ``configure(env_id, overrides)`` without importing torch.
+BUILTIN: dict[str, tuple[str, str]] = {
+    "modular": (
+        "pilot.planning.stack.agent:ModularAgent",
+        "modular driving stack (no training): privileged perception, prediction, "
+        "behaviour, Frenet lattice planner, pure pursuit / Stanley / MPC tracking",
+    ),
+}
+
 #: name -> its config class in :mod:`pilot.agents.configs`, which loads without torch
 CONFIGS: dict[str, str] = {
     "dqn": "DQNConfig",
@@ -49,6 +60,12 @@ def algorithm_name(name: str) -> str:
 def get_algorithm(name: str) -> type:
     """The agent class for ``name`` (this imports torch)."""
     module, cls = ALGORITHMS[algorithm_name(name)][0].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def get_builtin(name: str) -> type:
+    """The class of built-in agent ``name`` (a key of :data:`BUILTIN`)."""
+    module, cls = BUILTIN[name][0].split(":")
     return getattr(importlib.import_module(module), cls)
 
 

@@ -54,7 +54,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 # --------------------------------------------------------------------------- list
 def cmd_list(args: argparse.Namespace) -> int:
-    from pilot.agents import ALGORITHMS
+    from pilot.agents import ALGORITHMS, BUILTIN
     from pilot.envs import list_envs
 
     envs = list_envs()
@@ -64,6 +64,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {env_id:<{width}}  {text}")
     print("\nAlgorithms:")
     for name, (_, text) in ALGORITHMS.items():
+        print(f"  {name:<{width}}  {text}")
+    print("\nBuilt-in agents (no training; `pilot eval NAME --env ID`):")
+    for name, (_, text) in BUILTIN.items():
         print(f"  {name:<{width}}  {text}")
     return 0
 

@@ -10,6 +10,7 @@ from typing import Any
 from pilot.errors import UserError
 from pilot.playing import (
     add_acting_flags,
+    add_builtin_flags,
     check_at_least,
     check_device,
     check_epsilon,
@@ -38,6 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=[0, 1, 2],
         help="env seeds, each >= 0 (default 0 1 2); each seed's env plays --episodes episodes",
     )
+    add_builtin_flags(e)
     add_acting_flags(
         e, "default: the Atari protocol's, 0.05 for deepmind and 0.001 for machado; else 0"
     )
@@ -64,7 +66,7 @@ def _check(args: argparse.Namespace) -> dict[str, Any]:
     check_at_least(args.max_steps, 1, "--max-steps")
     check_epsilon(args.epsilon)
     check_device(args.device)
-    meta = read_target(args.target)
+    meta = read_target(args.target, args.env, args.overrides)
     from pilot.envs import is_atari
 
     if args.protocol and not is_atari(meta["env_id"]):
@@ -143,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     from pilot.playing import act, load_for_playing
     from pilot.progress import Progress
 
-    agent, loaded = load_for_playing(args.target, args.device)
+    agent, loaded = load_for_playing(args.target, args.device, meta)
     if table is not None and len(table) != int(agent.action_space.n):
         raise UserError(
             f"the agent has {agent.action_space.n} actions, the game's minimal set "

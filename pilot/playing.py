@@ -37,12 +37,33 @@ def check_device(name: str) -> None:
         raise UserError(f"unknown device '{name}'{hint}; use auto, cpu, cuda or cuda:N")
 
 
-def read_target(target: str) -> dict[str, Any]:
+def add_builtin_flags(parser: argparse.ArgumentParser) -> None:
+    """``--env`` and ``--set``: the env and config of a built-in agent played by name."""
+    parser.add_argument("--env", help="env id for a built-in agent (e.g. `modular`)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a built-in agent's config value (repeatable), e.g. --set tracker=stanley",
+    )
+
+
+def read_target(
+    target: str, env_id: str | None = None, overrides: list[str] | None = None
+) -> dict[str, Any]:
     """The checkpoint metadata behind a run directory, checkpoint folder or file, checked
     without loading the weights (and without torch): a path that is not a pilot checkpoint,
-    or one for an unknown algorithm or env, is a UserError."""
-    from pilot.agents import ALGORITHMS
+    or one for an unknown algorithm or env, is a UserError. A built-in agent's name
+    (``modular``) with ``env_id`` and ``overrides`` gives its metadata and checked config."""
+    from pilot.agents import ALGORITHMS, BUILTIN
     from pilot.agents.common import checkpoint
+
+    if target in BUILTIN and not Path(target).exists():
+        return _builtin_target(target, env_id, overrides or [])
+    if env_id is not None or overrides:
+        raise UserError("--env and --set apply to built-in agents; a checkpoint knows its env")
 
     meta = checkpoint.read_meta(target)
     pt = checkpoint.resolve(target)
@@ -60,9 +81,35 @@ def read_target(target: str) -> dict[str, Any]:
     return meta
 
 
+def _builtin_target(name: str, env_id: str | None, overrides: list[str]) -> dict[str, Any]:
+    from pilot.agents import get_builtin
+    from pilot.config import parse_overrides
+    from pilot.envs import check_id
+
+    if env_id is None:
+        raise UserError(
+            f"built-in agent '{name}' needs --env, e.g. --env pilot/Driving-Intersection-v0"
+        )
+    check_id(env_id)
+    cls = get_builtin(name)
+    config = cls.configure(env_id, parse_overrides(overrides))
+    return {
+        "algo": name,
+        "env_id": env_id,
+        "config": {"env": {}},
+        "step": 0,
+        "_builtin": (cls, config),
+        "_path": Path("runs") / f"{env_id.replace('/', '_')}__{name}" / name,
+    }
+
+
 def default_folder(meta: dict[str, Any]) -> Path:
-    """The run directory of a checkpoint, or the checkpoint's own folder outside a run."""
+    """The run directory of a checkpoint, or the checkpoint's own folder outside a run
+    (for a built-in agent: ``runs/<env>__<name>``)."""
     from pilot.runs import run_of_checkpoint
+
+    if "_builtin" in meta:
+        return meta["_path"].parent
 
     run = run_of_checkpoint(meta["_path"])
     return run.path if run is not None else meta["_path"].parent
@@ -85,8 +132,15 @@ def check_writable(path: Path, flag: str) -> None:
         ) from None
 
 
-def load_for_playing(target: str, device: str):
-    """``(agent, checkpoint)``; the first thing that imports torch, so it comes last."""
+def load_for_playing(target: str, device: str, meta: dict[str, Any] | None = None):
+    """``(agent, checkpoint)``; the first thing that imports torch, so it comes last. A
+    built-in agent (``meta`` from :func:`read_target`) is built from its config."""
+    if meta is not None and "_builtin" in meta:
+        from types import SimpleNamespace
+
+        cls, config = meta["_builtin"]
+        agent = cls(meta["env_id"], config)
+        return agent, SimpleNamespace(path=f"built-in {meta['algo']}", meta={"step": 0})
     import torch
 
     from pilot.agents import load_agent

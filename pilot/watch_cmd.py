@@ -13,6 +13,7 @@ from pilot.errors import UserError
 from pilot.playing import (
     EXPLAIN_METHODS,
     add_acting_flags,
+    add_builtin_flags,
     check_at_least,
     check_device,
     check_epsilon,
@@ -29,6 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     w = subparsers.add_parser("watch", help="render rollouts of a trained agent")
     w.add_argument("target", metavar="RUN_DIR_OR_CHECKPOINT")
     w.add_argument("--episodes", type=int, default=1, help="episodes to play (default 1)")
+    add_builtin_flags(w)
     add_acting_flags(
         w, "default: the Atari protocol's, 0.05 for deepmind and 0.001 for machado; else 0"
     )
@@ -96,7 +98,7 @@ def _check(args: argparse.Namespace, has_display: bool) -> tuple[dict[str, Any],
             raise UserError(f"--format {args.format} does not match --out {out}")
         paths = [out]
     check_device(args.device)
-    meta = read_target(args.target)
+    meta = read_target(args.target, args.env, args.overrides)
     live = args.live == "yes" or (args.live == "auto" and has_display and not args.out)
     if live:
         return meta, []
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--epsilon needs discrete actions; {env_id} has continuous ones")
         from pilot.playing import load_for_playing
 
-        agent, _ = load_for_playing(args.target, args.device)
+        agent, _ = load_for_playing(args.target, args.device, meta)
         explainer = None
         if args.explain:
             from pilot.playing import ActionExplainer

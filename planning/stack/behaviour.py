@@ -1,0 +1,102 @@
+"""Behaviour: which lateral targets are open, and what each must keep behind.
+
+Everything is expressed as *leads* for the IDM speed profile of a candidate, ``(gap from
+the ego's front bumper, speed along the route, jam distance)``: a vehicle in the target
+lane, a static obstacle in it, a stop line whose light is red (or yellow when the car can
+still stop comfortably), a pedestrian on, or about to be on, the target lane. A lane
+change to pass is just a lateral target whose lane has nothing standing in it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pilot.envs.driving.roads import RED, YELLOW, RoadNetwork
+from pilot.envs.driving.world import CLASS_NAMES
+
+from .config import ModularConfig
+from .frenet import EGO_HALF_LENGTH, RouteFrame
+from .perception import Percept
+
+PEDESTRIAN = CLASS_NAMES.index("pedestrian")
+STATIC = CLASS_NAMES.index("static")
+
+#: Half the width of a crosswalk's walking strip as far as stopping is concerned (m).
+CROSSWALK_HALF = 1.0
+
+Lead = tuple[float, float, float]
+
+
+def open_offsets(
+    net: RoadNetwork, frame: RouteFrame, s0: float, lane_width: float, cfg: ModularConfig
+) -> list[float]:
+    """Lateral targets (metres) whose lane exists, faces our way and stays a lane over
+    the next 40 m; the route's own lane always counts."""
+    out = []
+    for k in cfg.lateral_offsets:
+        d = k * lane_width
+        if abs(d) < 1e-9:
+            out.append(0.0)
+            continue
+        s = np.clip(s0 + np.array([5.0, 15.0, 25.0, 40.0]), 0.0, frame.route.length)
+        pts, heads = frame.xy(s, np.full(len(s), d)), frame.heading_at(s)
+        if all(
+            net.locate(float(p[0]), float(p[1]), float(h)).in_lane
+            for p, h in zip(pts, heads, strict=True)
+        ):
+            out.append(d)
+    return out
+
+
+def objects_on_route(frame: RouteFrame, p: Percept, s0: float) -> np.ndarray:
+    """Rows ``(s, d, speed along the route, half length, half width, lateral speed)`` of
+    each percept object on the route's frame (``nan`` rows for those beyond reach)."""
+    rows = np.full((len(p.boxes), 6), np.nan)
+    for i, (x, y, yaw, length, width, vx, vy) in enumerate(p.boxes):
+        s, d, h = frame.route.project(x, y, s0, behind=10.0, ahead=80.0)
+        c, sn = math.cos(h), math.sin(h)
+        rel = yaw - h
+        half_len = 0.5 * (abs(length * math.cos(rel)) + abs(width * math.sin(rel)))
+        half_w = 0.5 * (abs(length * math.sin(rel)) + abs(width * math.cos(rel)))
+        if abs(d) < 15.0:
+            rows[i] = (s, d, vx * c + vy * sn, half_len, half_w, -vx * sn + vy * c)
+    return rows
+
+
+def leads_for(
+    d1: float,
+    p: Percept,
+    objs: np.ndarray,
+    frame: RouteFrame,
+    s0: float,
+    lane_width: float,
+    cfg: ModularConfig,
+) -> list[Lead]:
+    """What a candidate with lateral target ``d1`` keeps behind: things in or entering
+    that lane ahead of the car, and the stop line of a light it must stop for (or the
+    crosswalk just before that line: a car waiting on it is walked into)."""
+    leads: list[Lead] = []
+    front = s0 + EGO_HALF_LENGTH
+    half_lane = 0.5 * lane_width
+    times = np.linspace(0.0, cfg.horizon, 5)
+    for cls, (s, d, v_along, half_len, half_w, v_lat) in zip(p.classes, objs, strict=True):
+        if not math.isfinite(s) or s + half_len < front - 0.5:
+            continue
+        gap = s - half_len - front
+        if cls == PEDESTRIAN:  # on our lane now or within the horizon: stand before it
+            reach = np.abs(d + v_lat * times - d1).min()
+            if reach < half_lane + cfg.pedestrian_corridor:
+                leads.append((gap, 0.0, cfg.stop_margin))
+        elif abs(d - d1) < half_lane + half_w - 0.2:
+            jam = 6.0 if cls == STATIC else cfg.min_gap
+            leads.append((gap, max(v_along, 0.0), jam))
+    if p.light in (RED, YELLOW) and math.isfinite(p.light_distance):
+        line = s0 + p.light_distance
+        walks = frame.crosswalk_s[(frame.crosswalk_s > line - 6.0) & (frame.crosswalk_s < line)]
+        stop = float(walks.min()) - CROSSWALK_HALF if len(walks) else line
+        gap = stop - s0 - EGO_HALF_LENGTH
+        can_stop = p.speed**2 <= 2.0 * cfg.yellow_decel * max(gap - cfg.stop_margin, 0.01)
+        if p.light == RED or can_stop:
+            leads.append((gap, 0.0, cfg.stop_margin))
+    return leads

@@ -1,0 +1,88 @@
+"""The modular stack's config: a frozen dataclass, with presets per scenario in
+``presets.yaml`` beside this file (``default`` ← the env id's entry ← ``--set``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Literal
+
+from pilot.config import field, from_dict, load_yaml, merge
+from pilot.errors import UserError
+
+PRESETS = Path(__file__).with_name("presets.yaml")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModularConfig:
+    """Settings of the perceive → predict → decide → plan → track stack (metres, seconds)."""
+
+    perception: str = field(
+        "privileged", "'privileged' (ground-truth objects and lights) or a perception run dir"
+    )
+    tracker: Literal["pure_pursuit", "stanley", "mpc"] = field(
+        "pure_pursuit", "path tracker that turns the plan into steering"
+    )
+    target_speed: float = field(10.0, "desired cruising speed (capped by the lane's limit)")
+    lateral_accel: float = field(2.0, "slow for bends to keep lateral acceleration under this")
+    accel: float = field(1.5, "IDM maximum acceleration (m/s²)")
+    decel: float = field(2.5, "IDM comfortable deceleration (m/s²)")
+    max_decel: float = field(6.0, "hardest planned braking (m/s²)")
+    headway: float = field(1.2, "IDM desired time gap to the lead (s)")
+    min_gap: float = field(2.5, "IDM gap kept when standing (m, bumper to bumper)")
+    stop_margin: float = field(1.5, "stop this far before a stop line or crosswalk (m)")
+    yellow_decel: float = field(4.0, "stop for yellow only when this braking suffices (m/s²)")
+    horizon: float = field(4.0, "planning and prediction horizon (s)")
+    plan_dt: float = field(0.2, "time step of planned trajectories and predictions (s)")
+    lateral_time: float = field(2.5, "seconds of travel over which a lateral move completes")
+    lateral_offsets: tuple[float, ...] = field(
+        (0.0, -1.0, 1.0), "candidate lateral targets in lane widths (left positive)"
+    )
+    speed_factors: tuple[float, ...] = field(
+        (1.0, 0.6, 0.3), "candidate desired speeds as fractions of the target speed"
+    )
+    ego_radius: float = field(1.3, "radius of each of the ego's three covering discs (m)")
+    growth: float = field(0.3, "predicted footprints grow this much per second (m/s)")
+    pedestrian_corridor: float = field(
+        1.5, "a pedestrian this close to the ego's lane edges (m), or heading in, is yielded to"
+    )
+    w_progress: float = field(1.0, "cost per metre of progress missing over the horizon")
+    w_offset: float = field(2.0, "cost per metre of lateral offset at the plan's end")
+    w_comfort: float = field(0.5, "cost of lateral jerk / speed changes")
+    w_clearance: float = field(5.0, "cost of passing close to predicted objects")
+    lookahead: float = field(4.0, "pure pursuit look-ahead at standstill (m)")
+    lookahead_gain: float = field(0.4, "pure pursuit look-ahead per m/s (s)")
+    speed_gain: float = field(1.0, "feedback of the speed error into acceleration (1/s)")
+
+    def __post_init__(self) -> None:
+        positive = (
+            "target_speed",
+            "lateral_accel",
+            "accel",
+            "decel",
+            "max_decel",
+            "horizon",
+            "plan_dt",
+        )
+        for name in positive + ("lateral_time", "ego_radius", "lookahead", "yellow_decel"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if not self.lateral_offsets or not self.speed_factors:
+            raise ValueError("lateral_offsets and speed_factors must not be empty")
+        if self.plan_dt > self.horizon:
+            raise ValueError("plan_dt must not exceed the horizon")
+
+
+def build_config(env_id: str, overrides: dict[str, Any] | None = None) -> ModularConfig:
+    """The preset for ``env_id`` with ``overrides`` on top; unknown keys are a
+    :class:`UserError` naming the close matches. A perception run directory is refused in
+    one line until learned perception is wired into the stack."""
+    table = load_yaml(PRESETS)
+    values = merge(dict(table.get("default") or {}), table.get(env_id) or {})
+    config = from_dict(ModularConfig, merge(values, overrides or {}))
+    if config.perception != "privileged":
+        raise UserError(
+            f"perception={config.perception}: learned (fusion) perception input is not wired "
+            "into the modular stack yet; use perception=privileged"
+        )
+    return config

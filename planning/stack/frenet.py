@@ -1,0 +1,197 @@
+"""Motion planning in the route's Frenet frame: a lattice of lateral targets × desired
+speeds, each a quintic lateral profile over arc length with an IDM speed profile, checked
+against the predicted occupancy over time and costed for progress, comfort and clearance.
+
+The route's centre line is the reference (``s`` along it, ``d`` to its left), so the
+candidates follow the route's lanes and a lateral target of one lane width is the
+neighbour lane."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from pilot.envs.driving.roads import Route, segment_intersection
+
+from .config import ModularConfig
+from .prediction import Occupancy
+
+EGO_HALF_LENGTH = 2.25
+#: Centres of the ego's covering discs along its heading (m from its centre).
+EGO_DISCS = np.array([-1.5, 0.0, 1.5])
+
+
+class RouteFrame:
+    """Frenet coordinates on a route: points at ``(s, d)``, extrapolated straight past the
+    route's ends so a plan near the goal stays well formed."""
+
+    def __init__(self, route: Route, crosswalks: list[np.ndarray] = ()) -> None:
+        self.route = route
+        #: Route arc lengths where a crosswalk crosses it, ascending.
+        self.crosswalk_s = np.array(sorted(_crossings(route, crosswalks)))
+        self.s = route.s
+        heading = np.unwrap(np.append(route.headings, route.headings[-1]))
+        # headings at vertices: the mean of the two segments meeting there
+        self.heading = np.concatenate(
+            [heading[:1], 0.5 * (heading[:-2] + heading[1:-1]), heading[-1:]]
+        )
+        self.curvature = np.abs(np.gradient(self.heading, self.s))
+
+    def curve_speed(self, s0: float, reach: float, lateral_accel: float) -> float:
+        """The highest speed that keeps the lateral acceleration under ``lateral_accel`` in
+        the sharpest bend of ``[s0, s0 + reach]``."""
+        kappa = self.curvature[(self.s >= s0 - 2.0) & (self.s <= s0 + reach)]
+        top = float(kappa.max()) if len(kappa) else 0.0
+        return math.sqrt(lateral_accel / top) if top > 1e-6 else math.inf
+
+    def heading_at(self, s: np.ndarray) -> np.ndarray:
+        return np.interp(s, self.s, self.heading)
+
+    def xy(self, s: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """World points ``(..., 2)`` at arc length ``s`` and left offset ``d``."""
+        s = np.asarray(s, dtype=np.float64)
+        clipped = np.clip(s, 0.0, self.route.length)
+        x, y = self.route.xy_at(clipped)
+        h = self.heading_at(clipped)
+        extra = s - clipped  # beyond an end: straight on along the end's heading
+        x = x + extra * np.cos(h) - d * np.sin(h)
+        y = y + extra * np.sin(h) + d * np.cos(h)
+        return np.stack([x, y], axis=-1)
+
+
+def _crossings(route: Route, crosswalks) -> list[float]:
+    out = []
+    pts = route.points
+    for a, b in crosswalks:
+        for i in range(len(pts) - 1):
+            hit = segment_intersection(pts[i], pts[i + 1], np.asarray(a), np.asarray(b))
+            if hit is not None:
+                out.append(float(route.s[i] + hit[0] * (route.s[i + 1] - route.s[i])))
+    return out
+
+
+def quintic(d0: float, slope0: float, d1: float, length: float):
+    """Coefficients of ``d(u)``, ``u ∈ [0, length]``, from ``(d0, slope0, 0)`` to
+    ``(d1, 0, 0)`` (offset, first and second derivative)."""
+    L = length
+    a0, a1, a2 = d0, slope0, 0.0
+    m = np.array(
+        [[L**3, L**4, L**5], [3 * L**2, 4 * L**3, 5 * L**4], [6 * L, 12 * L**2, 20 * L**3]]
+    )
+    rhs = np.array([d1 - a0 - a1 * L - a2 * L**2, -a1 - 2 * a2 * L, -2 * a2])
+    a3, a4, a5 = np.linalg.solve(m, rhs)
+    return np.array([a0, a1, a2, a3, a4, a5])
+
+
+def lateral(coef: np.ndarray, length: float, u: np.ndarray) -> np.ndarray:
+    """``d(u)`` of a :func:`quintic`, held at its end value past ``length``."""
+    u = np.minimum(np.maximum(u, 0.0), length)
+    return np.polyval(coef[::-1], u)
+
+
+def idm_profile(
+    v0: float, v_des: float, leads: list[tuple[float, float, float]], cfg: ModularConfig, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(s, v, a)`` over ``n`` steps of ``plan_dt`` from ``s = 0`` with the Intelligent
+    Driver Model towards ``v_des``, behind ``leads``: ``(gap now, speed along the route,
+    jam distance)`` of each thing ahead (a vehicle, a stop line as a standing one)."""
+    dt = cfg.plan_dt
+    s, v = np.zeros(n + 1), np.zeros(n + 1)
+    a = np.zeros(n)
+    v[0] = v0
+    sqrt_ab = 2.0 * math.sqrt(cfg.accel * cfg.decel)
+    for k in range(n):
+        free = 1.0 - (v[k] / max(v_des, 0.1)) ** 4 if v_des > 0.1 else -1.0
+        interaction = 0.0
+        for gap0, v_lead, jam in leads:
+            gap = gap0 + v_lead * k * dt - s[k]
+            want = jam + max(v[k] * cfg.headway + v[k] * (v[k] - v_lead) / sqrt_ab, 0.0)
+            interaction = max(interaction, (want / max(gap, 0.1)) ** 2)
+        a[k] = min(max(cfg.accel * (free - interaction), -cfg.max_decel), cfg.accel)
+        v[k + 1] = max(v[k] + a[k] * dt, 0.0)
+        s[k + 1] = s[k] + 0.5 * (v[k] + v[k + 1]) * dt
+    return s, v, a
+
+
+@dataclasses.dataclass
+class Candidate:
+    """One planned trajectory (T = steps + 1 samples at ``plan_dt``)."""
+
+    d_target: float
+    v_desired: float
+    s: np.ndarray  # (T,) route arc length
+    v: np.ndarray  # (T,)
+    accel: np.ndarray  # (T - 1,)
+    xy: np.ndarray  # (T, 2) ego centre
+    yaw: np.ndarray  # (T,)
+    path: np.ndarray  # (M, 2) the geometric path the tracker follows
+    collides_at: float = math.inf  # first time of predicted contact
+    clearance: float = math.inf  # smallest predicted distance between discs (m)
+    cost: float = math.inf
+
+
+def candidates(
+    frame: RouteFrame,
+    s0: float,
+    d0: float,
+    slope0: float,
+    v0: float,
+    targets: list[tuple[float, float, list[tuple[float, float, float]]]],
+    cfg: ModularConfig,
+) -> list[Candidate]:
+    """A candidate per ``(lateral target, desired speed, leads on that target)``."""
+    n = int(round(cfg.horizon / cfg.plan_dt))
+    out = []
+    for d1, v_des, leads in targets:
+        length = max(12.0, v0 * cfg.lateral_time) if abs(d1 - d0) > 0.3 else 8.0
+        coef = quintic(d0, slope0, d1, length)
+        s, v, a = idm_profile(v0, v_des, leads, cfg, n)
+        reach = max(length + 10.0, float(s[-1]) + 10.0, 20.0)
+        u_path = np.linspace(0.0, reach, 60)
+        path = frame.xy(s0 + u_path, lateral(coef, length, u_path))
+        xy = frame.xy(s0 + s, lateral(coef, length, s))
+        slope = lateral(coef, length, s + 0.5) - lateral(coef, length, s - 0.5)
+        yaw = frame.heading_at(np.clip(s0 + s, 0.0, frame.route.length)) + np.arctan(slope)
+        out.append(Candidate(d1, v_des, s0 + s, v, a, xy, yaw, path))
+    return out
+
+
+def check(cand: Candidate, occ: Occupancy, ego_radius: float) -> None:
+    """Fill ``collides_at`` and ``clearance`` of ``cand`` against ``occ`` (times k ≥ 1)."""
+    if not len(occ):
+        return
+    c, s = np.cos(cand.yaw[1:]), np.sin(cand.yaw[1:])
+    ego = cand.xy[1:, None, :] + EGO_DISCS[None, :, None] * np.stack([c, s], -1)[:, None, :]
+    diff = ego[:, None, :, None, :] - occ.centres[:, :, None, :, :]  # (T, n, 3, DISCS, 2)
+    dist = np.sqrt(np.sum(diff * diff, axis=-1)).min(axis=(2, 3))  # (T, n)
+    gap = dist - occ.radius - ego_radius
+    cand.clearance = float(gap.min())
+    hit = np.flatnonzero((gap < 0.0).any(axis=1))
+    cand.collides_at = float(occ.times[hit[0]]) if len(hit) else math.inf
+
+
+def cost(cand: Candidate, v_target: float, d0: float, cfg: ModularConfig) -> float:
+    """Progress missing, lateral offset from the route, discomfort and closeness."""
+    travelled = float(cand.s[-1] - cand.s[0])
+    progress = max(v_target * cfg.horizon - travelled, 0.0)
+    comfort = float(np.abs(np.diff(cand.accel)).sum()) + abs(cand.d_target - d0)
+    close = math.exp(-max(cand.clearance, 0.0)) if math.isfinite(cand.clearance) else 0.0
+    return (
+        cfg.w_progress * progress
+        + cfg.w_offset * abs(cand.d_target)
+        + cfg.w_comfort * comfort
+        + cfg.w_clearance * close
+    )
+
+
+def choose(cands: list[Candidate], v_target: float, d0: float, cfg: ModularConfig) -> Candidate:
+    """The cheapest candidate without predicted contact; when every one collides, the one
+    whose contact comes latest (the hardest braking among them on ties)."""
+    for cand in cands:
+        cand.cost = cost(cand, v_target, d0, cfg)
+    free = [c for c in cands if not math.isfinite(c.collides_at)]
+    if free:
+        return min(free, key=lambda c: c.cost)
+    return max(cands, key=lambda c: (c.collides_at, -float(c.s[-1])))

@@ -1,0 +1,115 @@
+"""The modular driving stack for one car: perceive → predict → decide → plan → track.
+
+:meth:`ModularStack.step` reads a live driving env (privileged perception, the known map)
+and returns the env's ``[steer, throttle]`` action together with the plan it followed, as
+data: the chosen trajectory, the candidate set and the predicted occupancy (a viewer may
+draw them; nothing here draws)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import numpy as np
+
+from pilot.planning.trackers import MPC, PurePursuit, Reference, Stanley
+
+from . import behaviour, frenet
+from .config import ModularConfig
+from .perception import privileged
+from .prediction import Occupancy, predict
+
+
+@dataclasses.dataclass
+class Plan:
+    """What one step decided: the chosen candidate, all candidates, the occupancy they
+    were checked against, and the milliseconds each stage took."""
+
+    chosen: frenet.Candidate
+    candidates: list[frenet.Candidate]
+    occupancy: Occupancy
+    timings_ms: dict[str, float]
+
+
+def make_tracker(cfg: ModularConfig, wheelbase: float, dt: float):
+    """The configured tracker; curvature limits are the car's (tan(max steer) / L)."""
+    if cfg.tracker == "stanley":
+        return Stanley(gain=1.5, wheelbase=wheelbase, softening=1.0, max_curvature=1.0)
+    if cfg.tracker == "mpc":
+        return MPC(horizon=15, dt=dt, max_curvature=1.0)
+    return PurePursuit(cfg.lookahead, lookahead_gain=cfg.lookahead_gain, max_curvature=1.0)
+
+
+class ModularStack:
+    """The stack driving one env; keep one per env (it caches the route's frame)."""
+
+    def __init__(self, cfg: ModularConfig) -> None:
+        self.cfg = cfg
+        self._route = None
+        self._frame: frenet.RouteFrame | None = None
+        self._tracker = None
+
+    def step(self, env) -> tuple[np.ndarray, Plan]:
+        cfg, u = self.cfg, env.unwrapped
+        car = u.config
+        if u.route is not self._route:  # a new episode: a new reference line
+            self._route, self._frame = u.route, frenet.RouteFrame(u.route, u.net.crosswalks)
+            self._tracker = make_tracker(cfg, car.wheelbase, car.dt)
+        frame = self._frame
+        t0 = time.perf_counter()
+        # perceive: objects and the light, through the labels' code
+        p = privileged(u)
+        t1 = time.perf_counter()
+        # predict: constant velocity over the horizon
+        n = int(round(cfg.horizon / cfg.plan_dt))
+        occ = predict(p.boxes, p.classes, cfg.plan_dt * np.arange(1, n + 1), cfg.growth)
+        t2 = time.perf_counter()
+        # decide: open lanes and what each must keep behind
+        x, y, yaw = p.pose
+        s0, d0, h = frame.route.project(x, y, p.route_s)
+        slope0 = math.tan(max(min(yaw - h, 0.5), -0.5))
+        lane_width = car.lane_width
+        v_target = min(cfg.target_speed, car.speed_limit)
+        v_target = min(v_target, frame.curve_speed(s0, 10.0 + 2.0 * p.speed, cfg.lateral_accel))
+        objs = behaviour.objects_on_route(frame, p, s0)
+        targets = []
+        for d1 in behaviour.open_offsets(u.net, frame, s0, lane_width, cfg):
+            leads = behaviour.leads_for(d1, p, objs, frame, s0, lane_width, cfg)
+            targets += [(d1, f * v_target, leads) for f in cfg.speed_factors]
+        targets.append((d0, 0.0, [(0.0, 0.0, 0.0)]))  # brake where we are
+        t3 = time.perf_counter()
+        # plan: the lattice, checked against the occupancy, the cheapest free one
+        cands = frenet.candidates(frame, s0, d0, slope0, p.speed, targets, cfg)
+        for cand in cands:
+            frenet.check(cand, occ, cfg.ego_radius)
+        best = frenet.choose(cands, v_target, d0, cfg)
+        t4 = time.perf_counter()
+        # track: the path's curvature from the tracker, the speed from the plan
+        action = self._control(best, p.pose, p.speed, car)
+        t5 = time.perf_counter()
+        ms = {
+            "perception": 1e3 * (t1 - t0),
+            "prediction": 1e3 * (t2 - t1),
+            "behaviour": 1e3 * (t3 - t2),
+            "planning": 1e3 * (t4 - t3),
+            "control": 1e3 * (t5 - t4),
+        }
+        return action, Plan(best, cands, occ, ms)
+
+    def _control(self, plan: frenet.Candidate, pose, speed: float, car) -> np.ndarray:
+        x, y, yaw = pose
+        half = 0.5 * car.wheelbase  # the trackers steer about the rear axle
+        rear = np.array([x - half * math.cos(yaw), y - half * math.sin(yaw), yaw])
+        tracker = self._tracker
+        tracker.reset()
+        tracker.speed = max(speed, 1.0)
+        kappa = tracker.control(rear, Reference.from_points(plan.path)).curvature
+        steer = math.atan(car.wheelbase * kappa) / car.max_steer
+        # speed: the plan's first acceleration, corrected towards its first speed
+        v_ref = float(plan.v[1])
+        accel = float(plan.accel[0]) + self.cfg.speed_gain * (v_ref - speed)
+        if v_ref < 0.05 and speed < 0.5:
+            accel = -car.max_brake  # hold the car still
+        throttle = accel / (car.max_accel if accel >= 0 else car.max_brake)
+        return np.array([np.clip(steer, -1, 1), np.clip(throttle, -1, 1)], dtype=np.float32)
