@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from pilot.envs.driving.roads import wrap_angle
 from pilot.planning.trackers import MPC, PurePursuit, Reference, Stanley
 
 from . import behaviour, frenet
@@ -68,7 +69,7 @@ class ModularStack:
         # decide: open lanes and what each must keep behind
         x, y, yaw = p.pose
         s0, d0, h = frame.route.project(x, y, p.route_s)
-        slope0 = math.tan(max(min(yaw - h, 0.5), -0.5))
+        slope0 = math.tan(max(min(wrap_angle(yaw - h), 0.5), -0.5))
         lane_width = car.lane_width
         v_target = min(cfg.target_speed, car.speed_limit)
         v_target = min(v_target, frame.curve_speed(s0, 10.0 + 2.0 * p.speed, cfg.lateral_accel))
