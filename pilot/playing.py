@@ -39,14 +39,16 @@ def check_device(name: str) -> None:
 
 def add_builtin_flags(parser: argparse.ArgumentParser) -> None:
     """``--env`` and ``--set``: the env and config of a built-in agent played by name."""
-    parser.add_argument("--env", help="env id for a built-in agent (e.g. `modular`)")
+    parser.add_argument(
+        "--env", help="env id, for a built-in agent such as modular (see pilot list)"
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a built-in agent's config value (repeatable), e.g. --set tracker=stanley",
+        help="a built-in agent's config value (repeatable), such as tracker=stanley",
     )
 
 
