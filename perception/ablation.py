@@ -67,7 +67,9 @@ def blur(camera: np.ndarray, sigma: float) -> np.ndarray:
     import cv2
 
     camera = np.asarray(camera, dtype=np.uint8)
-    return np.stack([cv2.GaussianBlur(im, (0, 0), sigma) for im in camera.reshape(-1, *camera.shape[-3:])]).reshape(camera.shape)  # fmt: skip
+    return np.stack(
+        [cv2.GaussianBlur(im, (0, 0), sigma) for im in camera.reshape(-1, *camera.shape[-3:])]
+    ).reshape(camera.shape)
 
 
 def lidar_bev(ranges: np.ndarray, collect: Any) -> np.ndarray:
@@ -87,8 +89,13 @@ def lidar_bev(ranges: np.ndarray, collect: Any) -> np.ndarray:
     return np.stack(out)
 
 
-def corrupt(arrays: dict[str, np.ndarray], ranges: np.ndarray, name: str, collect: Any,
-            rng: np.random.Generator) -> dict[str, np.ndarray]:  # fmt: skip
+def corrupt(
+    arrays: dict[str, np.ndarray],
+    ranges: np.ndarray,
+    name: str,
+    collect: Any,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
     """A copy of a bank's ``arrays`` with corruption ``name`` applied to its sensors."""
     kind, value = CORRUPTIONS[name]
     out = dict(arrays)
@@ -122,19 +129,27 @@ def _mean(values: list[Any]) -> float | None:
 def brief(summary: dict[str, Any]) -> dict[str, Any]:
     """The table's numbers of an :func:`.evaluate.evaluate` summary."""
     return {
-        "miou": summary["miou"], "iou": summary["iou"], "map": summary["map"],
+        "miou": summary["miou"],
+        "iou": summary["iou"],
+        "map": summary["map"],
         "ap_0.5": _mean([ap["0.5"] for ap in summary["ap"].values()]),
         "ap_4": _mean([ap["4"] for ap in summary["ap"].values()]),
         "light_accuracy": summary["light_accuracy"],
         "light_confusion": summary["light_confusion"],
-    }  # fmt: skip
+    }
 
 
 def run_ablation(
-    data_root: str | Path, train_split: str, eval_splits: list[str], config: Any,
-    out: str | Path, device: Any, progress: bool = True, log: Callable[[str], None] = print,
+    data_root: str | Path,
+    train_split: str,
+    eval_splits: list[str],
+    config: Any,
+    out: str | Path,
+    device: Any,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
     modalities: tuple[str, ...] | list[str] = MODALITIES,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Train the three modality variants of ``config`` (a :class:`.train.TrainConfig`) and
     score them; writes ``out/models/<modality>/`` (checkpoints, metrics) and returns the
     results (see :func:`write_tables`)."""
@@ -161,16 +176,21 @@ def run_ablation(
     results: dict[str, Any] = {"models": {}, "scores": {}, "robustness": {}}
     jobs = len(eval_splits) + len(CORRUPTIONS)
     for modality in modalities:
-        cfg = dataclasses.replace(config, model=dataclasses.replace(config.model, modalities=modality))  # fmt: skip
+        cfg = dataclasses.replace(
+            config, model=dataclasses.replace(config.model, modalities=modality)
+        )
         folder = out / "models" / modality.replace("+", "-")
         log(f"training {modality}: {cfg.steps:,} steps of {cfg.batch_size} on {len(bank):,} frames")
         t0 = time.perf_counter()
         model, _ = train(bank, geometry, cfg, folder, device, progress=progress)
         seconds = time.perf_counter() - t0
         _, _, ckpt = load(folder, device)
-        results["models"][modality] = {"folder": str(folder), "train_seconds": round(seconds, 1),
-                                       "checkpoint_sha256": ckpt.meta["sha256"],
-                                       "parameters": sum(p.numel() for p in model.parameters())}  # fmt: skip
+        results["models"][modality] = {
+            "folder": str(folder),
+            "train_seconds": round(seconds, 1),
+            "checkpoint_sha256": ckpt.meta["sha256"],
+            "parameters": sum(p.numel() for p in model.parameters()),
+        }
         bar = Progress(jobs, desc=f"eval {modality}", unit="eval", enabled=progress)
         scores = results["scores"][modality] = {}
         for split, eval_bank in banks.items():
@@ -183,9 +203,12 @@ def run_ablation(
             arrays = corrupt(banks[robust].arrays, ranges, name, collect, rng)
             bad = FrameBank(arrays, banks[robust].box_start)
             s = brief(evaluate(model, bad, cfg, device, latency_frames=0))
-            rows[name] = {"miou": s["miou"], "map": s["map"],
-                          "d_miou": _diff(s["miou"], clean["miou"]),
-                          "d_map": _diff(s["map"], clean["map"])}  # fmt: skip
+            rows[name] = {
+                "miou": s["miou"],
+                "map": s["map"],
+                "d_miou": _diff(s["miou"], clean["miou"]),
+                "d_map": _diff(s["map"], clean["map"]),
+            }
             bar.update(1)
         bar.close()
         log(_score_line(modality, scores))
@@ -193,14 +216,19 @@ def run_ablation(
     from pilot.runs import git_commit
 
     results["provenance"] = {
-        "git_commit": git_commit(), "versions": versions(),
+        "git_commit": git_commit(),
+        "versions": versions(),
         "protocol": "one config, seed and step budget per modality; scored by pilot "
         "perception eval's metrics; corruptions on the first evaluation split, seeded",
-        "config": to_dict(config), "machine": machine(), "device": str(device),
+        "config": to_dict(config),
+        "machine": machine(),
+        "device": str(device),
         "data": {s: split_provenance(d) for s, d in [(train_split, train_data), *evals.items()]},
-        "train_split": train_split, "eval_splits": eval_splits, "robustness_split": robust,
+        "train_split": train_split,
+        "eval_splits": eval_splits,
+        "robustness_split": robust,
         "corruptions": {n: {"kind": k, "value": v} for n, (k, v) in CORRUPTIONS.items()},
-    }  # fmt: skip
+    }
     return results
 
 
@@ -230,14 +258,27 @@ def markdown(results: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for model, per in scores.items():
         for split, s in per.items():
-            cells = [model, split, _f(s["miou"]), *(_f(s["iou"][c]) for c in classes),
-                     _f(s["map"]), _f(s["ap_0.5"]), _f(s["ap_4"]), _f(s["light_accuracy"])]  # fmt: skip
+            cells = [
+                model,
+                split,
+                _f(s["miou"]),
+                *(_f(s["iou"][c]) for c in classes),
+                _f(s["map"]),
+                _f(s["ap_0.5"]),
+                _f(s["ap_4"]),
+                _f(s["light_accuracy"]),
+            ]
             lines.append("| " + " | ".join(cells) + " |")
     robust = results["robustness"]
     names = list(next(iter(robust.values())))
-    lines += ["", f"Robustness on {results['provenance']['robustness_split']}: "
-              "change in mIoU / mAP against clean inputs", "",
-              "| model | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]  # fmt: skip
+    lines += [
+        "",
+        f"Robustness on {results['provenance']['robustness_split']}: "
+        "change in mIoU / mAP against clean inputs",
+        "",
+        "| model | " + " | ".join(names) + " |",
+        "|" + "---|" * (len(names) + 1),
+    ]
     for model, rows in robust.items():
         cells = [f"{_f(r['d_miou'], True)} / {_f(r['d_map'], True)}" for r in rows.values()]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
