@@ -87,6 +87,7 @@ def _check(args: argparse.Namespace) -> tuple[Any, dict[str, Any], list[Path], s
     a seg target or None)``."""
     from pilot.agents.common import checkpoint
     from pilot.perception.dataset import PerceptionDataset
+    from pilot.perception.meta import check_network_meta
     from pilot.perception_train_cmd import _check_common
     from pilot.playing import check_writable
 
@@ -96,9 +97,7 @@ def _check(args: argparse.Namespace) -> tuple[Any, dict[str, Any], list[Path], s
     if args.fps < 1:
         raise UserError(f"--fps must be at least 1, got {args.fps}")
     pt, meta = checkpoint.verify(args.run, args.checkpoint)
-    if meta.get("algorithm") != "perception-fusion":
-        raise UserError(f"{pt} is a {meta.get('algorithm')} checkpoint, not a perception "
-                        "network's")  # fmt: skip
+    check_network_meta(meta, pt)
     target, seg_class = args.target.strip(), None
     if target.startswith("seg:"):
         seg_class = target[4:]
