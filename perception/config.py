@@ -32,6 +32,14 @@ class FusionConfig:
     waypoints: bool = field(True, "predict the route waypoints (a head on the fused BEV)")
     max_objects: int = field(64, "most objects per frame the object targets hold")
     min_sigma: float = field(1.0, "smallest Gaussian radius (feature cells) of a centre peak")
+    light_grid: tuple[int, int] = field(
+        (3, 4),
+        "rows × columns of the grid the light head pools the camera features to (average "
+        "and max per cell), so it knows where a colour is; (1, 1) pools the whole image",
+    )
+    light_channels: int = field(
+        16, "channels the light head reduces the camera features to (1 × 1) before pooling"
+    )
 
     def __post_init__(self) -> None:
         if self.modalities not in MODALITIES:
@@ -44,6 +52,8 @@ class FusionConfig:
             raise ValueError("camera_widths needs three positive widths")
         if not self.heights:
             raise ValueError("heights needs at least one height")
+        if len(self.light_grid) != 2 or min(self.light_grid) < 1 or self.light_channels < 1:
+            raise ValueError("light_grid needs two positive sizes, light_channels must be positive")
 
     @property
     def uses_camera(self) -> bool:

@@ -12,9 +12,13 @@
   regressions with L1 at the true centres only. :func:`decode` turns a heatmap into boxes
   (3 × 3 max-pool as NMS, top-k, score threshold) in the rows of :data:`.labels.BOX_FIELDS`;
 * **light**: the state of the light ahead (none / green / yellow / red), from the camera's
-  stride-8 features pooled (average and max: a light is a few pixels); lidar sees no
-  colour, so a lidar-only network reads the pooled BEV and can at best tell whether a
-  junction is ahead;
+  stride-8 features reduced by a 1 × 1 convolution and pooled to a small grid
+  (:attr:`~.config.FusionConfig.light_grid`, average and max per cell: a light is a few
+  pixels), flattened: the camera also sees the crossing road's heads, so *where* a colour
+  is tells whose light it is. The cross-entropy can weigh each state
+  (:func:`light_class_weights`: the expert waits at red, so red frames pile up and green
+  ones are rare). Lidar sees no colour, so a lidar-only network reads the pooled BEV and
+  can at best tell whether a junction is ahead;
 * **waypoints** (optional): the route points, from the fused BEV pooled to 8 × 8.
 """
 
@@ -56,9 +60,14 @@ class Heads(nn.Module):
         self.heatmap = nn.Conv2d(hc, len(geometry.box_classes), 1)
         nn.init.constant_(self.heatmap.bias, math.log(PRIOR / (1 - PRIOR)))
         self.reg = nn.Conv2d(hc, REG, 1)
-        light_in = 2 * (camera_width or channels)
+        rows, cols = config.light_grid
+        lc = config.light_channels
+        self.light_reduce = nn.Sequential(
+            nn.Conv2d(camera_width or channels, lc, 1), nn.ReLU(inplace=True)
+        )
+        self.light_grid = (rows, cols)
         self.light = nn.Sequential(
-            nn.Linear(light_in, 64),
+            nn.Linear(2 * lc * rows * cols, 64),
             nn.ReLU(inplace=True),
             nn.Linear(64, len(geometry.light_states)),
         )
@@ -76,8 +85,9 @@ class Heads(nn.Module):
         seg = self.seg(x)
         if seg.shape[-2:] != self.grid_shape:
             seg = F.interpolate(seg, size=self.grid_shape, mode="bilinear", align_corners=False)
-        source = camera if camera is not None else bev
-        pooled = torch.cat([source.mean(dim=(2, 3)), source.amax(dim=(2, 3))], dim=1)
+        source = self.light_reduce(camera if camera is not None else bev)
+        pooled = torch.cat([F.adaptive_avg_pool2d(source, self.light_grid).flatten(1),
+                            F.adaptive_max_pool2d(source, self.light_grid).flatten(1)], dim=1)  # fmt: skip
         out = {"seg": seg, "heatmap": self.heatmap(x), "reg": self.reg(x),
                "light": self.light(pooled)}  # fmt: skip
         if self.waypoints is not None:
@@ -159,11 +169,28 @@ def gather(features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 REG_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.1, 0.1)
 
 
+def light_class_weights(labels: np.ndarray, states: int, clip: float) -> np.ndarray:
+    """Inverse-frequency weights of the light states in ``labels`` (the training frames'
+    light ids), ``total / (present states × count)`` so that a balanced set weighs 1 each,
+    clipped to at most ``clip``; a state with no training frame weighs 0 (it is never a
+    target, so its weight only shows in the logs)."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64).ravel(), minlength=states)
+    present = counts > 0
+    weights = np.zeros(states, dtype=np.float32)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return np.minimum(weights, clip)
+
+
 def losses(
-    out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor], weights: Mapping[str, float]
+    out: Mapping[str, torch.Tensor],
+    batch: Mapping[str, torch.Tensor],
+    weights: Mapping[str, float],
+    light_classes: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Every loss term and their weighted sum ``total``. ``batch`` holds the labels as
-    tensors: ``bev`` (0/1), ``light``, ``waypoints`` and the :func:`object_targets`."""
+    tensors: ``bev`` (0/1), ``light``, ``waypoints`` and the :func:`object_targets`;
+    ``light_classes`` (one weight per light state, see :func:`light_class_weights`) weighs
+    the light cross-entropy, None weighs every state alike."""
     terms = {}
     bev = batch["bev"].float()
     terms["seg"] = F.binary_cross_entropy_with_logits(out["seg"], bev) + dice_loss(out["seg"], bev)
@@ -172,7 +199,7 @@ def losses(
     mask = batch["mask"][..., None]
     scale = pred.new_tensor(REG_WEIGHTS)
     terms["box"] = (torch.abs(pred - batch["reg"]) * mask * scale).sum() / mask.sum().clamp(min=1)
-    terms["light"] = F.cross_entropy(out["light"], batch["light"].long())
+    terms["light"] = F.cross_entropy(out["light"], batch["light"].long(), weight=light_classes)
     if "waypoints" in out:
         terms["waypoints"] = F.smooth_l1_loss(out["waypoints"], batch["waypoints"].float())
     terms["total"] = sum(weights.get(name, 1.0) * value for name, value in terms.items())

@@ -26,7 +26,7 @@ from pilot.config import field, from_dict, merge, to_dict
 from pilot.errors import TrainingDiverged, UserError, close_matches
 
 from .batches import FrameBank
-from .heads import losses
+from .heads import light_class_weights, losses
 from .model import PRESETS, FusionConfig, FusionNet, Geometry
 
 ALGORITHM = "perception-fusion"
@@ -50,6 +50,11 @@ class TrainConfig:
     heatmap_weight: float = field(1.0, "weight of the centre heatmap focal loss")
     box_weight: float = field(1.0, "weight of the L1 box regression at the centres")
     light_weight: float = field(1.0, "weight of the light cross-entropy")
+    light_balance: float = field(
+        10.0,
+        "each light state's cross-entropy weighs its inverse frequency in the training "
+        "frames, clipped to at most this; 0 weighs every state alike",
+    )
     waypoints_weight: float = field(0.5, "weight of the waypoint smooth-L1 loss")
     score_threshold: float = field(0.1, "boxes decoded at this centre probability or above")
     top_k: int = field(64, "most boxes decoded per frame")
@@ -59,6 +64,8 @@ class TrainConfig:
             raise ValueError("steps, batch_size and log_every must be at least 1")
         if self.lr < 0 or self.warmup < 0 or self.checkpoint_every < 0:
             raise ValueError("lr, warmup and checkpoint_every must not be negative")
+        if self.light_balance < 0:
+            raise ValueError("light_balance must not be negative")
 
     def loss_weights(self) -> dict[str, float]:
         names = ("seg", "heatmap", "box", "light", "waypoints")
@@ -161,6 +168,11 @@ def train(
     recorder = Recorder(run_dir, config.steps, start_step=step, progress_bar=False)
     bar = Progress(config.steps, desc="train", unit="step", initial=step, enabled=progress)
     weights = config.loss_weights()
+    light_classes = None  # rare light states weigh more (the expert waits at red)
+    if config.light_balance > 0:
+        balance = light_class_weights(bank.arrays["light"], len(geometry.light_states),
+                                      config.light_balance)  # fmt: skip
+        light_classes = torch.as_tensor(balance, device=device)
     last: dict[str, float] = {}
     sums: dict[str, float] = {}
     count, t0 = 0, time.perf_counter()
@@ -173,7 +185,7 @@ def train(
                                config.model, device)  # fmt: skip
             # 2. forward and losses
             out = model(batch["camera"], batch["lidar_bev"])
-            terms = losses(out, batch, weights)
+            terms = losses(out, batch, weights, light_classes)
             if not torch.isfinite(terms["total"]):  # before the step spoils the weights
                 bad = [k for k, v in terms.items() if not torch.isfinite(v)]
                 raise TrainingDiverged(f"loss {', '.join(bad)} became non-finite at step {step}")

@@ -294,10 +294,12 @@ def test_fusion_network_learns(tmp_path):
 
     Measured with bench/perception_seeds.py over training seeds 0-9 (same data; 80-110 s
     per seed with two at once on the 2-core machine under other load):
-      mIoU 0.162 min, 0.223 median, 0.245 max (prior 0.121, all road 0.060, empty 0)
-        all [0.221, 0.245, 0.191, 0.223, 0.238, 0.214, 0.162, 0.235, 0.221, 0.233]
-      mAP 0.415 min, 0.455 median, 0.675 max (no boxes: 0)
-      light accuracy 0.969 min, 0.979 median, 0.990 max (majority class: 0.828)
+      mIoU 0.170 min, 0.219 median, 0.237 max (prior 0.121, all road 0.060, empty 0)
+        all [0.205, 0.237, 0.219, 0.219, 0.185, 0.221, 0.192, 0.205, 0.170, 0.229]
+      mAP 0.395 min, 0.449 median, 0.490 max (no boxes: 0)
+      light accuracy 0.938 min, 0.969 median, 0.984 max (majority class: 0.828)
+    (the spatial light head with the class-balanced light loss; the whole-image head
+    scored mIoU 0.162-0.245, mAP 0.415-0.675, light accuracy 0.969-0.990)
     Learning rate 0 (``--broken``, seeds 0-1): mIoU 0.072 / 0.014, mAP 0.000 / 0.000,
     light accuracy 0.005 / 0.323: every assertion fails."""
     from pilot.bench.perception_seeds import collect_data, outcome
