@@ -27,9 +27,8 @@ from pilot.errors import TrainingDiverged, UserError, close_matches
 
 from .batches import FrameBank
 from .heads import light_class_weights, losses
+from .meta import ALGORITHM, check_network_meta
 from .model import PRESETS, FusionConfig, FusionNet, Geometry
-
-ALGORITHM = "perception-fusion"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,9 +129,7 @@ def load(
     """The network of a run directory or checkpoint (verified; see :func:`checkpoint.load`),
     in eval mode on ``device``, its config, and the loaded checkpoint."""
     ckpt = checkpoint.load(path, map_location=device, name=name)
-    if ckpt.meta.get("algorithm") != ALGORITHM:
-        raise UserError(f"{ckpt.path} is a {ckpt.meta.get('algorithm')} checkpoint, not a "
-                        "perception network's")  # fmt: skip
+    check_network_meta(ckpt.meta, ckpt.path)
     config = from_dict(TrainConfig, ckpt.meta["config"])
     model = FusionNet(config.model, Geometry.from_dict(ckpt.meta["geometry"])).to(device)
     model.load_state_dict(ckpt.state["model"])

@@ -146,3 +146,17 @@ def test_bad_arguments_are_one_line_exit_2_before_torch(tiny, tmp_path):
         assert err.startswith("pilot: error: ") and err.count("\n") == 1, (args, err)
         assert words in err, (args, err)
     assert not list(tmp_path.iterdir()), "a refused command writes nothing"
+
+
+@pytest.mark.parametrize("command", ["watch", "eval"])
+def test_an_agent_run_is_named_as_what_it_is(tiny, tmp_path, capsys, command):
+    """Pointing a perception command at an RL run says which agent it holds."""
+    data, _ = tiny
+    runs = tmp_path / "runs"
+    assert main(["train", "ppo", "--env", "CartPole-v1", "--steps", "64", "--set", "n_envs=1",
+                 "--set", "n_steps=64", "--runs-dir", str(runs), "--no-progress"]) == 0  # fmt: skip
+    (agent_run,) = runs.iterdir()
+    capsys.readouterr()
+    assert main(["perception", command, str(agent_run), str(data)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds a ppo agent for CartPole-v1" in err, err
