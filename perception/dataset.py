@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pilot.errors import UserError, close_matches
+from pilot.files import atomic_write
 
 from .shards import (
     BOX_KEYS,
@@ -31,7 +32,6 @@ from .shards import (
     FRAME_KEYS,
     MANIFEST,
     VERSION,
-    atomic_write,
     read_manifest,
     read_shard,
     remove_orphans,
@@ -72,8 +72,14 @@ def _make_shard(job: tuple[str, str, int, CollectConfig], on_frame=None) -> dict
     data = shard_bytes(arrays)
     atomic_write(Path(root) / shard_name(scenario, seed), data)
     frames = len(arrays["camera"])
-    return {"scenario": scenario, "seed": seed, "frames": frames, "outcome": outcome,
-            "bytes": len(data), "sha256": sha256(data)}  # fmt: skip
+    return {
+        "scenario": scenario,
+        "seed": seed,
+        "frames": frames,
+        "outcome": outcome,
+        "bytes": len(data),
+        "sha256": sha256(data),
+    }
 
 
 def collect(
@@ -119,9 +125,16 @@ def collect(
         for seed in sorted(set(seeds)):
             entry = entries.get((scenario, seed))
             if entry is None:
-                entry = {"file": shard_name(scenario, seed), "split": split,
-                         "scenario": scenario, "seed": seed, "frames": 0,
-                         "outcome": None, "bytes": 0, "sha256": None}  # fmt: skip
+                entry = {
+                    "file": shard_name(scenario, seed),
+                    "split": split,
+                    "scenario": scenario,
+                    "seed": seed,
+                    "frames": 0,
+                    "outcome": None,
+                    "bytes": 0,
+                    "sha256": None,
+                }
                 manifest["shards"].append(entry)
                 entries[(scenario, seed)] = entry
             if _intact(root, entry):

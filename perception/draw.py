@@ -63,8 +63,9 @@ def draw_boxes(img: np.ndarray, boxes, grid, scale: int, colour, thickness: int 
         pts = [to_px(x + c * a - s * b, y + s * a + c * b) for a, b in corners]
         cv2.polylines(img, [np.round(pts).astype(np.int32)], True, colour, thickness)
         a, b = to_px(x, y), to_px(x + 0.5 * vx, y + 0.5 * vy)
-        cv2.line(img, tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int)), colour,
-                 thickness)  # fmt: skip
+        cv2.line(
+            img, tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int)), colour, thickness
+        )
 
 
 def draw_waypoints(img: np.ndarray, waypoints, grid, scale: int, colour) -> None:
@@ -133,11 +134,18 @@ def legend(width: int) -> np.ndarray:
     import cv2
 
     strip = np.full((26, width, 3), 30, np.uint8)
-    items = [(name, tuple(int(v) for v in PALETTE[CLASS_NAMES.index(name)]), "cell")
-             for name in GRID_CLASSES]  # fmt: skip
-    items += [("true box", _BOX_RGB, "box"), ("predicted box", _PREDICTED_RGB, "box"),
-              ("true route", _WAYPOINT_RGB, "dot"), ("predicted route", _PREDICTED_RGB, "dot"),
-              ("lidar < 0.2 m", (40, 90, 200), "cell"), ("lidar >= 0.2 m", (235, 150, 30), "cell")]  # fmt: skip
+    items = [
+        (name, tuple(int(v) for v in PALETTE[CLASS_NAMES.index(name)]), "cell")
+        for name in GRID_CLASSES
+    ]
+    items += [
+        ("true box", _BOX_RGB, "box"),
+        ("predicted box", _PREDICTED_RGB, "box"),
+        ("true route", _WAYPOINT_RGB, "dot"),
+        ("predicted route", _PREDICTED_RGB, "dot"),
+        ("lidar < 0.2 m", (40, 90, 200), "cell"),
+        ("lidar >= 0.2 m", (235, 150, 30), "cell"),
+    ]
     u = 6
     for name, colour, kind in items:
         if kind == "cell":
@@ -146,8 +154,16 @@ def legend(width: int) -> np.ndarray:
             cv2.rectangle(strip, (u, 7), (u + 12, 19), colour, 1)
         else:
             cv2.circle(strip, (u + 6, 13), 3, colour, -1)
-        cv2.putText(strip, name, (u + 17, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (230, 230, 230), 1,
-                    cv2.LINE_AA)  # fmt: skip
+        cv2.putText(
+            strip,
+            name,
+            (u + 17, 18),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.42,
+            (230, 230, 230),
+            1,
+            cv2.LINE_AA,
+        )
         u += 17 + cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, 0.42, 1)[0][0] + 14
     return strip
 
@@ -194,8 +210,10 @@ def watch_figure(
     rows = [top]
     if saliency:
         pictures = {"camera": ("camera", frame["camera"]), "lidar_bev": ("lidar", hist)}
-        panels = [(f"{method}: {pictures[k][0]}", video.heat_overlay(pictures[k][1], heat, height))
-                  for k, heat in saliency.items()]  # fmt: skip
+        panels = [
+            (f"{method}: {pictures[k][0]}", video.heat_overlay(pictures[k][1], heat, height))
+            for k, heat in saliency.items()
+        ]
         row = video.panel_row(panels, height)
         pad = np.full((row.shape[0], top.shape[1] - row.shape[1], 3), 12, np.uint8)
         rows += [np.full((4, top.shape[1], 3), 12, np.uint8), np.concatenate([row, pad], 1)]

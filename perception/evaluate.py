@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pilot.files import atomic_write
+
 from .batches import FrameBank
 from .heads import decode
 from .metrics import (
@@ -37,7 +39,6 @@ from .metrics import (
     waypoint_l2,
 )
 from .model import FusionNet
-from .shards import atomic_write
 from .train import TrainConfig
 
 
@@ -76,12 +77,19 @@ def evaluate(
         batch = bank.batch(index, geometry, config.model, device)
         out = model(batch["camera"], batch["lidar_bev"])
         iou.update((out["seg"] > 0).cpu().numpy(), bank.arrays["bev"][index])
-        found = decode(out["heatmap"], out["reg"], geometry, config.model.bev_stride,
-                       config.top_k, config.score_threshold)  # fmt: skip
+        found = decode(
+            out["heatmap"],
+            out["reg"],
+            geometry,
+            config.model.bev_stride,
+            config.top_k,
+            config.score_threshold,
+        )
         for i, boxes in zip(index, found, strict=True):
             truth, truth_cls = bank.objects(int(i))
-            det.update(boxes["box_class"], boxes["boxes"][:, :2], boxes["scores"],
-                       truth_cls, truth[:, :2])  # fmt: skip
+            det.update(
+                boxes["box_class"], boxes["boxes"][:, :2], boxes["scores"], truth_cls, truth[:, :2]
+            )
         lights.append(out["light"].argmax(1).cpu().numpy())
         if "waypoints" in out:
             waypoints.append(out["waypoints"].cpu().numpy())
@@ -125,8 +133,14 @@ def latency(
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
         out = model(batch["camera"], batch["lidar_bev"])
-        decode(out["heatmap"], out["reg"], model.geometry, config.model.bev_stride,
-               config.top_k, config.score_threshold)  # fmt: skip
+        decode(
+            out["heatmap"],
+            out["reg"],
+            model.geometry,
+            config.model.bev_stride,
+            config.top_k,
+            config.score_threshold,
+        )
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         if k >= 3:
@@ -149,9 +163,13 @@ def split_provenance(data: Any) -> dict[str, Any]:
 
 
 def provenance(
-    ckpt: Any, data: dict[str, Any], split: str, device: torch.device, threads: int,
+    ckpt: Any,
+    data: dict[str, Any],
+    split: str,
+    device: torch.device,
+    threads: int,
     trained_on: dict[str, Any] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Where a report's numbers come from: the checkpoint (path, SHA-256, step, config),
     the code (git commit, versions), the machine, and the data scored (``data``, from
     :func:`split_provenance`) and trained on."""

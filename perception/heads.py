@@ -75,10 +75,14 @@ class Heads(nn.Module):
         self.waypoints = None
         if config.waypoints:
             self.waypoints = nn.Sequential(
-                nn.Conv2d(channels, 8, 1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(8),
-                nn.Flatten(), nn.Linear(8 * 64, 128), nn.ReLU(inplace=True),
+                nn.Conv2d(channels, 8, 1),
+                nn.ReLU(inplace=True),
+                nn.AdaptiveAvgPool2d(8),
+                nn.Flatten(),
+                nn.Linear(8 * 64, 128),
+                nn.ReLU(inplace=True),
                 nn.Linear(128, 2 * self.k),
-            )  # fmt: skip
+            )
 
     def forward(self, bev: torch.Tensor, camera: torch.Tensor | None) -> dict[str, torch.Tensor]:
         x = self.trunk(bev)
@@ -86,10 +90,19 @@ class Heads(nn.Module):
         if seg.shape[-2:] != self.grid_shape:
             seg = F.interpolate(seg, size=self.grid_shape, mode="bilinear", align_corners=False)
         source = self.light_reduce(camera if camera is not None else bev)
-        pooled = torch.cat([F.adaptive_avg_pool2d(source, self.light_grid).flatten(1),
-                            F.adaptive_max_pool2d(source, self.light_grid).flatten(1)], dim=1)  # fmt: skip
-        out = {"seg": seg, "heatmap": self.heatmap(x), "reg": self.reg(x),
-               "light": self.light(pooled)}  # fmt: skip
+        pooled = torch.cat(
+            [
+                F.adaptive_avg_pool2d(source, self.light_grid).flatten(1),
+                F.adaptive_max_pool2d(source, self.light_grid).flatten(1),
+            ],
+            dim=1,
+        )
+        out = {
+            "seg": seg,
+            "heatmap": self.heatmap(x),
+            "reg": self.reg(x),
+            "light": self.light(pooled),
+        }
         if self.waypoints is not None:
             out["waypoints"] = self.waypoints(bev).reshape(-1, self.k, 2)
         return out
@@ -133,8 +146,16 @@ def object_targets(
             np.maximum(heat[b, k], peak, out=heat[b, k])
             if j < m:
                 index[b, j], mask[b, j], cls[b, j] = r * cols + c, 1.0, k
-                reg[b, j] = (fr - r, fc - c, math.log(length), math.log(width),
-                             math.sin(yaw), math.cos(yaw), vx, vy)  # fmt: skip
+                reg[b, j] = (
+                    fr - r,
+                    fc - c,
+                    math.log(length),
+                    math.log(width),
+                    math.sin(yaw),
+                    math.cos(yaw),
+                    vx,
+                    vy,
+                )
                 j += 1
     return {"heatmap": heat, "index": index, "mask": mask, "reg": reg, "cls": cls}
 
@@ -238,9 +259,11 @@ def decode(
     out = []
     for i in range(b):
         keep = scores[i] >= threshold
-        out.append({
-            "boxes": boxes[i][keep].detach().cpu().numpy().astype(np.float64),
-            "box_class": ids[i][keep].cpu().numpy(),
-            "scores": scores[i][keep].detach().cpu().numpy().astype(np.float64),
-        })  # fmt: skip
+        out.append(
+            {
+                "boxes": boxes[i][keep].detach().cpu().numpy().astype(np.float64),
+                "box_class": ids[i][keep].cpu().numpy(),
+                "scores": scores[i][keep].detach().cpu().numpy().astype(np.float64),
+            }
+        )
     return out

@@ -139,22 +139,28 @@ class CameraToBEV(nn.Module):
     def __init__(self, geometry: Geometry, grid: GridConfig, heights: Sequence[float]) -> None:
         super().__init__()
         coords, visible = camera_sampling_grid(
-            np.array(geometry.camera_K), np.array(geometry.camera_T), geometry.image_hw,
-            grid, heights,
-        )  # fmt: skip
+            np.array(geometry.camera_K),
+            np.array(geometry.camera_T),
+            geometry.image_hw,
+            grid,
+            heights,
+        )
         n, rows, cols, _ = coords.shape
         self.heights, self.rows, self.cols = n, rows, cols
         # rebuilt from the geometry, so not part of the state_dict
-        self.register_buffer("coords", torch.from_numpy(coords).reshape(1, n * rows, cols, 2),
-                             persistent=False)  # fmt: skip
-        self.register_buffer("visible", torch.from_numpy(visible[:1]).float()[None],
-                             persistent=False)  # fmt: skip
+        self.register_buffer(
+            "coords", torch.from_numpy(coords).reshape(1, n * rows, cols, 2), persistent=False
+        )
+        self.register_buffer(
+            "visible", torch.from_numpy(visible[:1]).float()[None], persistent=False
+        )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         b, c = features.shape[:2]
         coords = self.coords.expand(b, -1, -1, -1).to(features.dtype)
-        bev = F.grid_sample(features, coords, mode="bilinear", padding_mode="zeros",
-                            align_corners=False)  # fmt: skip
+        bev = F.grid_sample(
+            features, coords, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
         bev = bev.reshape(b, c * self.heights, self.rows, self.cols)
         return torch.cat([bev, self.visible.expand(b, -1, -1, -1).to(bev.dtype)], dim=1)
 
@@ -232,8 +238,7 @@ class FusionNet(nn.Module):
             parts.append(self.lidar(torch.log1p(lidar_bev.float()) * (1 / 3.0)))
         bev = self.fuse(torch.cat(parts, dim=1))
         wide = self.down(bev)
-        up = F.interpolate(self.up(wide), size=bev.shape[-2:], mode="bilinear",
-                           align_corners=False)  # fmt: skip
+        up = F.interpolate(self.up(wide), size=bev.shape[-2:], mode="bilinear", align_corners=False)
         bev = self.mix(bev + up)
         return self.heads(bev, image_features)
 

@@ -82,7 +82,7 @@ TRAIN_PRESETS = {
         warmup=500,
         log_every=100,
         checkpoint_every=2000,
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -113,13 +113,22 @@ def draw(rng: np.random.Generator, frames: int, batch_size: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------- checkpoints
 def save(
-    folder: Path, model: FusionNet, optimizer: torch.optim.Optimizer, step: int,
-    config: TrainConfig, **meta: Any,
-) -> Path:  # fmt: skip
+    folder: Path,
+    model: FusionNet,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    config: TrainConfig,
+    **meta: Any,
+) -> Path:
     """A checkpoint of the model and optimizer at ``step`` (metadata: config, geometry)."""
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
-    info = {"algorithm": ALGORITHM, "step": step, "config": to_dict(config),
-            "geometry": model.geometry.as_dict(), **meta}  # fmt: skip
+    info = {
+        "algorithm": ALGORITHM,
+        "step": step,
+        "config": to_dict(config),
+        "geometry": model.geometry.as_dict(),
+        **meta,
+    }
     return checkpoint.save(folder, state, info)
 
 
@@ -154,8 +163,9 @@ def train(
 
     torch.manual_seed(config.seed)
     model = FusionNet(config.model, geometry).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
-                                  weight_decay=config.weight_decay)  # fmt: skip
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     step = 0
     if resume is not None:
         model.load_state_dict(resume.state["model"])
@@ -167,8 +177,9 @@ def train(
     weights = config.loss_weights()
     light_classes = None  # rare light states weigh more (the expert waits at red)
     if config.light_balance > 0:
-        balance = light_class_weights(bank.arrays["light"], len(geometry.light_states),
-                                      config.light_balance)  # fmt: skip
+        balance = light_class_weights(
+            bank.arrays["light"], len(geometry.light_states), config.light_balance
+        )
         light_classes = torch.as_tensor(balance, device=device)
     last: dict[str, float] = {}
     sums: dict[str, float] = {}
@@ -178,8 +189,9 @@ def train(
         while step < config.steps:
             # 1. a batch: drawn from (seed, step), so a resumed run draws what it would have
             rng = np.random.default_rng([config.seed, step])
-            batch = bank.batch(draw(rng, len(bank), config.batch_size), geometry,
-                               config.model, device)  # fmt: skip
+            batch = bank.batch(
+                draw(rng, len(bank), config.batch_size), geometry, config.model, device
+            )
             # 2. forward and losses
             out = model(batch["camera"], batch["lidar_bev"])
             terms = losses(out, batch, weights, light_classes)

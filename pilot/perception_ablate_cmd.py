@@ -33,13 +33,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     a.add_argument("root", metavar="DATA", help="dataset folder")
     a.add_argument("--train-split", default="train", help="split to train on (default: train)")
-    a.add_argument("--eval-splits", default="val,heldout", help="comma-separated splits to "
-                   "score; the first also gets the corruptions (default: val,heldout)")  # fmt: skip
-    a.add_argument("--modalities", default="camera,lidar,camera+lidar",
-                   help="comma-separated modalities to compare (default: all three)")  # fmt: skip
+    a.add_argument(
+        "--eval-splits",
+        default="val,heldout",
+        help="comma-separated splits to "
+        "score; the first also gets the corruptions (default: val,heldout)",
+    )
+    a.add_argument(
+        "--modalities",
+        default="camera,lidar,camera+lidar",
+        help="comma-separated modalities to compare (default: all three)",
+    )
     a.add_argument("--preset", default="small", help="small (CPU, default) or gpu")
-    a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value for every model (repeatable), such as lr=1e-3")  # fmt: skip
+    a.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value for every model (repeatable), such as lr=1e-3",
+    )
     a.add_argument("--steps", type=int, help="gradient steps per model (default: the preset's)")
     a.add_argument("--out", metavar="DIR", help="output folder (default: runs/ablation-<time>)")
     a.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -71,8 +84,9 @@ def run(args: argparse.Namespace) -> int:
     modalities = _names(args.modalities, "--modalities")
     for m in modalities:
         if m not in MODALITIES:
-            raise UserError(f"unknown modality '{m}'{close_matches(m, MODALITIES)}; use "
-                            f"{', '.join(MODALITIES)}")  # fmt: skip
+            raise UserError(
+                f"unknown modality '{m}'{close_matches(m, MODALITIES)}; use {', '.join(MODALITIES)}"
+            )
     eval_splits = _names(args.eval_splits, "--eval-splits")
     if args.train_split in eval_splits:
         raise UserError(f"--eval-splits: '{args.train_split}' is the training split")
@@ -92,10 +106,21 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     threads = _threads(args.threads)
     t0 = time.perf_counter()
-    results = run_ablation(args.root, args.train_split, eval_splits, config, out, device,
-                           progress=not args.no_progress, modalities=modalities)  # fmt: skip
-    results["provenance"].update(threads=threads, command=" ".join(["pilot", *sys.argv[1:]]),
-                                 seconds=round(time.perf_counter() - t0, 1))  # fmt: skip
+    results = run_ablation(
+        args.root,
+        args.train_split,
+        eval_splits,
+        config,
+        out,
+        device,
+        progress=not args.no_progress,
+        modalities=modalities,
+    )
+    results["provenance"].update(
+        threads=threads,
+        command=" ".join(["pilot", *sys.argv[1:]]),
+        seconds=round(time.perf_counter() - t0, 1),
+    )
     paths = write_tables(out, results)
     print(markdown(results), end="")
     print(f"tables: {', '.join(str(p) for p in paths)}")

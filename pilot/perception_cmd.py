@@ -58,9 +58,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     c.add_argument("--workers", type=int, default=1, help="processes (default: 1)")
     c.add_argument("--config", metavar="FILE.yaml", help="collection config (YAML)")
     c.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="config override (repeatable), e.g. frames=64 or camera.width=160",
-    )  # fmt: skip
+    )
     s = sub.add_parser("show", help="draw one frame: camera | lidar histogram | labels")
     s.add_argument("root", metavar="DIR", help="dataset folder")
     s.add_argument("--split", help="split (default: all shards)")

@@ -30,16 +30,28 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     from pilot.perception.config import MODALITIES
 
     t = sub.add_parser("train", help="train the camera-lidar fusion network on a dataset")
-    t.add_argument("root", metavar="DATA", nargs="?", help="dataset folder (default with "
-                   "--resume: the run's own)")  # fmt: skip
+    t.add_argument(
+        "root",
+        metavar="DATA",
+        nargs="?",
+        help="dataset folder (default with --resume: the run's own)",
+    )
     t.add_argument("--split", default="train", help="split to train on (default: train)")
-    t.add_argument("--modalities", choices=MODALITIES, help="sensors the network reads "
-                   "(default: the preset's, camera+lidar)")  # fmt: skip
+    t.add_argument(
+        "--modalities",
+        choices=MODALITIES,
+        help="sensors the network reads (default: the preset's, camera+lidar)",
+    )
     t.add_argument("--preset", default="small", help="small (CPU, default) or gpu")
     t.add_argument("--config", metavar="FILE.yaml", help="YAML file of config values")
-    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value (repeatable), such as lr=1e-3 or "
-                   "model.channels=16")  # fmt: skip
+    t.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value (repeatable), such as lr=1e-3 or model.channels=16",
+    )
     t.add_argument("--steps", type=int, help="gradient steps (default: the preset's)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue this run to --steps")
     t.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs)")
@@ -112,8 +124,10 @@ def _plan(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     from pilot.perception.evaluate import split_provenance
 
     if split_provenance(data_set)["shards_sha256"] != data["shards_sha256"]:
-        raise UserError(f"the dataset's '{data['split']}' split is not the one {run.path} "
-                        "was trained on (its shards differ)")  # fmt: skip
+        raise UserError(
+            f"the dataset's '{data['split']}' split is not the one {run.path} "
+            "was trained on (its shards differ)"
+        )
     return config, data_set, run, checkpoint.load(pt)
 
 
@@ -137,10 +151,18 @@ def train(args: argparse.Namespace) -> int:
     if run is None:
         provenance = {**split_provenance(data), "split": args.split}
         run = runs.create(
-            args.runs_dir, RUN_NAMES[config.model.modalities], "perception", config.seed,
-            to_dict(config), algorithm=ALGORITHM, total_steps=config.steps, device=str(device),
-            threads=threads, data=provenance, command=" ".join(sys.argv),
-        )  # fmt: skip
+            args.runs_dir,
+            RUN_NAMES[config.model.modalities],
+            "perception",
+            config.seed,
+            to_dict(config),
+            algorithm=ALGORITHM,
+            total_steps=config.steps,
+            device=str(device),
+            threads=threads,
+            data=provenance,
+            command=" ".join(sys.argv),
+        )
         print(f"run directory: {run.path}")
     else:
         run.set_steps(config.steps)
@@ -155,13 +177,23 @@ def train(args: argparse.Namespace) -> int:
     )
     torch.set_float32_matmul_precision("high")
     try:
-        _, last = run_training(bank, geometry, config, run.path, device, resume=start,
-                               progress=not args.no_progress, meta={"run": run.path.name})  # fmt: skip
+        _, last = run_training(
+            bank,
+            geometry,
+            config,
+            run.path,
+            device,
+            resume=start,
+            progress=not args.no_progress,
+            meta={"run": run.path.name},
+        )
     except TrainingDiverged as exc:
         print(f"pilot: training stopped: {exc}; the last checkpoint is kept", file=sys.stderr)
         return EXIT_DIVERGED
-    print(f"trained to step {config.steps:,} in {time.perf_counter() - t0:.1f} s; "
-          f"loss {last.get('loss/total', float('nan')):.3f}")  # fmt: skip
+    print(
+        f"trained to step {config.steps:,} in {time.perf_counter() - t0:.1f} s; "
+        f"loss {last.get('loss/total', float('nan')):.3f}"
+    )
     print(f"  eval: pilot perception eval {run.path} {data.root} --split val")
     return 0
 
@@ -192,8 +224,10 @@ def evaluate(args: argparse.Namespace) -> int:
     threads = _threads(args.threads)
     model, config, ckpt = load(args.run, device, args.checkpoint)
     if Geometry.from_manifest(data.manifest) != model.geometry:
-        raise UserError(f"{args.root} was collected with another camera, grid or label set "
-                        "than the network was trained on")  # fmt: skip
+        raise UserError(
+            f"{args.root} was collected with another camera, grid or label set "
+            "than the network was trained on"
+        )
     run = runs.run_of_checkpoint(ckpt.path)
     trained_on = (run.info.get("data") or {}) if run else {}
     prior = None
@@ -221,8 +255,9 @@ def _print_summary(s: dict[str, Any], split: str) -> None:
     print(f"  mIoU {_fmt(s['miou'])} ({per_class})")
     for name, b in s["baselines"].items():
         print(f"  baseline {name:<8} mIoU {_fmt(b['miou'])}")
-    aps = ", ".join(f"{n} {_fmt(sum(v.values()) / len(v))}" for n, v in s["ap"].items()
-                    if s["objects"][n])  # fmt: skip
+    aps = ", ".join(
+        f"{n} {_fmt(sum(v.values()) / len(v))}" for n, v in s["ap"].items() if s["objects"][n]
+    )
     print(f"  mAP {_fmt(s['map'])} (over 0.5/1/2/4 m: {aps or 'no objects'})")
     print(f"  light accuracy {_fmt(s['light_accuracy'])}")
     if "waypoint_l2" in s:

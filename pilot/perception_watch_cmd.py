@@ -46,19 +46,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--split", default="val", help="split to watch (default: val)")
     w.add_argument("--frames", type=int, default=64, help="frames to show (default: 64)")
     w.add_argument("--start", type=int, default=0, help="first frame of the split (default: 0)")
-    w.add_argument("--format", choices=FORMATS, help="video format when --out is not given "
-                   "(default: mp4); both: an MP4 and a GIF of the same name")  # fmt: skip
-    w.add_argument("--out", metavar="FILE", help="video to write, .mp4 or .gif (default: "
-                   "RUN_DIR/videos/perception-<split>-<start>.mp4)")  # fmt: skip
+    w.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="video format when --out is not given "
+        "(default: mp4); both: an MP4 and a GIF of the same name",
+    )
+    w.add_argument(
+        "--out",
+        metavar="FILE",
+        help="video to write, .mp4 or .gif (default: "
+        "RUN_DIR/videos/perception-<split>-<start>.mp4)",
+    )
     w.add_argument("--png", metavar="FILE.png", help="also write the first frame as a picture")
-    w.add_argument("--fps", type=int, default=4, help="frames per second (default: 4; the "
-                   "dataset's frames are 0.5 s apart)")  # fmt: skip
-    w.add_argument("--explain", choices=tuple(METHOD_NAMES), help="add saliency maps of "
-                   "--target over the camera and the lidar histogram (ig: integrated "
-                   "gradients; gradcam: Grad-CAM on the last convolution reading each)")  # fmt: skip
-    w.add_argument("--target", default="seg:vehicle", help="output --explain maps: seg:CLASS "
-                   "(that class's logits over the cells predicted as it), objects or light "
-                   "(default: seg:vehicle)")  # fmt: skip
+    w.add_argument(
+        "--fps",
+        type=int,
+        default=4,
+        help="frames per second (default: 4; the dataset's frames are 0.5 s apart)",
+    )
+    w.add_argument(
+        "--explain",
+        choices=tuple(METHOD_NAMES),
+        help="add saliency maps of "
+        "--target over the camera and the lidar histogram (ig: integrated "
+        "gradients; gradcam: Grad-CAM on the last convolution reading each)",
+    )
+    w.add_argument(
+        "--target",
+        default="seg:vehicle",
+        help="output --explain maps: seg:CLASS "
+        "(that class's logits over the cells predicted as it), objects or light "
+        "(default: seg:vehicle)",
+    )
     w.add_argument("--checkpoint", metavar="NAME", help="checkpoint of the run (default: latest)")
     w.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     w.add_argument("--threads", type=int, help="torch CPU threads (default: the idle cores)")
@@ -103,15 +123,18 @@ def _check(args: argparse.Namespace) -> tuple[Any, dict[str, Any], list[Path], s
         seg_class = target[4:]
         classes = list(meta["geometry"]["grid_classes"])
         if seg_class not in classes:
-            raise UserError(f"--target: unknown class '{seg_class}'"
-                            f"{close_matches(seg_class, classes)}; the network segments "
-                            f"{', '.join(classes)}")  # fmt: skip
+            raise UserError(
+                f"--target: unknown class '{seg_class}'"
+                f"{close_matches(seg_class, classes)}; the network segments "
+                f"{', '.join(classes)}"
+            )
     elif target not in ("objects", "light"):
         raise UserError(f"--target '{target}': use seg:CLASS, objects or light")
     data = PerceptionDataset(args.root, split=args.split)
     if not 0 <= args.start < len(data):
-        raise UserError(f"--start {args.start}: split '{args.split}' has {len(data)} frames "
-                        f"(0-{len(data) - 1})")  # fmt: skip
+        raise UserError(
+            f"--start {args.start}: split '{args.split}' has {len(data)} frames (0-{len(data) - 1})"
+        )
     if args.png:
         if Path(args.png).suffix.lower() != ".png":
             raise UserError(f"--png {args.png} must end in .png")
@@ -193,8 +216,10 @@ def run(args: argparse.Namespace) -> int:
     _threads(args.threads)
     model, config, ckpt = load(args.run, device, args.checkpoint)
     if Geometry.from_manifest(data.manifest) != model.geometry:
-        raise UserError(f"{args.root} was collected with another camera, grid or label set "
-                        "than the network was trained on")  # fmt: skip
+        raise UserError(
+            f"{args.root} was collected with another camera, grid or label set "
+            "than the network was trained on"
+        )
     grid = GridConfig(**data.manifest["config"]["labels"]["grid"])
     states = model.geometry.light_states
     explainer = None
@@ -208,8 +233,14 @@ def run(args: argparse.Namespace) -> int:
             batch = FrameBank.from_frames([frame]).batch([0], model.geometry, config.model, device)
             with torch.no_grad():
                 out = model(batch["camera"], batch["lidar_bev"])
-            (found,) = decode(out["heatmap"], out["reg"], model.geometry,
-                              config.model.bev_stride, config.top_k, config.score_threshold)  # fmt: skip
+            (found,) = decode(
+                out["heatmap"],
+                out["reg"],
+                model.geometry,
+                config.model.bev_stride,
+                config.top_k,
+                config.score_threshold,
+            )
             probs = torch.softmax(out["light"], 1)[0].cpu().numpy()
             pred = {
                 "seg": (out["seg"][0] > 0).cpu().numpy(),

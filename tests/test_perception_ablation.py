@@ -82,8 +82,20 @@ def test_ablate_writes_every_model_and_split(tiny_data, tmp_path, capsys):
     from pilot.cli import main
 
     out = tmp_path / "abl"
-    argv = ["perception", "ablate", str(tiny_data), "--steps", "2", "--out", str(out),
-            "--threads", "1", "--no-progress", "--set", "model.channels=8"]  # fmt: skip
+    argv = [
+        "perception",
+        "ablate",
+        str(tiny_data),
+        "--steps",
+        "2",
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+        "--no-progress",
+        "--set",
+        "model.channels=8",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "| camera+lidar | heldout |" in printed and "lidar dropout 50%" in printed

@@ -242,8 +242,22 @@ def test_cli_collect_show_and_errors(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "1 shards recorded (2 frames" in out
     # a second split takes the dataset's own config without repeating --set
-    assert main(["perception", "collect", str(root), "--split", "val", "--seeds", "5",
-                 "--scenarios", "LaneKeep"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "perception",
+                "collect",
+                str(root),
+                "--split",
+                "val",
+                "--seeds",
+                "5",
+                "--scenarios",
+                "LaneKeep",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     png = tmp_path / "frame.png"
     assert main(["perception", "show", str(root), "--frame", "1", "--out", str(png)]) == 0
@@ -253,8 +267,9 @@ def test_cli_collect_show_and_errors(tmp_path, capsys):
     assert image.shape[0] == 276 and image.shape[1] > 3 * 256
     assert "--set" in error_of(capsys, *argv, "--set", "frames")
     assert "unknown config key 'frame'" in error_of(capsys, *argv, "--set", "frame=3")
-    assert "--frame 9" in error_of(capsys, "perception", "show", str(root), "--frame", "9",
-                                   "--out", str(png))  # fmt: skip
+    assert "--frame 9" in error_of(
+        capsys, "perception", "show", str(root), "--frame", "9", "--out", str(png)
+    )
     assert "no manifest.json" in error_of(capsys, "perception", "stats", str(tmp_path))
 
 

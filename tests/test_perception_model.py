@@ -56,14 +56,17 @@ def frames(n: int, seed: int = 0) -> list[dict]:
         lidar[1, r - 2 : r + 3, c - 1 : c + 1] = 9
         bev[2, r - 2 : r + 3, c - 1 : c + 1] = 1
         x, y = GRID.ahead - (r + 0.5), GRID.side - (c + 0.0)
-        out.append({
-            "camera": rng.integers(0, 255, (H, W, 3), dtype=np.uint8),
-            "lidar_bev": lidar, "bev": bev,
-            "light": np.int64(rng.integers(0, 4)),
-            "waypoints": np.stack([np.arange(1, 7) * 4.0, np.zeros(6)], 1).astype(np.float32),
-            "boxes": np.array([[x, y, 0.0, 4.5, 1.8, 5.0, 0.0]]),
-            "box_class": np.array([5]),
-        })  # fmt: skip
+        out.append(
+            {
+                "camera": rng.integers(0, 255, (H, W, 3), dtype=np.uint8),
+                "lidar_bev": lidar,
+                "bev": bev,
+                "light": np.int64(rng.integers(0, 4)),
+                "waypoints": np.stack([np.arange(1, 7) * 4.0, np.zeros(6)], 1).astype(np.float32),
+                "boxes": np.array([[x, y, 0.0, 4.5, 1.8, 5.0, 0.0]]),
+                "box_class": np.array([5]),
+            }
+        )
     return out
 
 
@@ -71,9 +74,13 @@ def tiny(**model) -> object:
     return build_config(
         overrides={
             "model": {"channels": 8, "camera_widths": [8, 8, 8], "head_channels": 8, **model},
-            "batch_size": 4, "steps": 4, "warmup": 0, "log_every": 1, "checkpoint_every": 2,
+            "batch_size": 4,
+            "steps": 4,
+            "warmup": 0,
+            "log_every": 1,
+            "checkpoint_every": 2,
         }
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("modalities", MODALITIES)
@@ -223,8 +230,9 @@ def test_checkpoint_round_trip_and_resume_continue_the_same_run(tmp_path):
 
 def test_a_tampered_checkpoint_is_refused(tmp_path):
     geo, config = geometry(), tiny()
-    train(FrameBank.from_frames(frames(4)), geo, config, tmp_path, torch.device("cpu"),
-          progress=False)  # fmt: skip
+    train(
+        FrameBank.from_frames(frames(4)), geo, config, tmp_path, torch.device("cpu"), progress=False
+    )
     pt = tmp_path / "checkpoints" / "step_000000004.pt"
     data = bytearray(pt.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -237,8 +245,14 @@ def test_a_non_finite_loss_stops_training_before_the_weights_change(tmp_path):
     bad = frames(4)
     bad[0]["waypoints"] = np.full((6, 2), np.nan, np.float32)
     with pytest.raises(TrainingDiverged, match="waypoints"):
-        train(FrameBank.from_frames(bad), geometry(), tiny(), tmp_path, torch.device("cpu"),
-              progress=False)  # fmt: skip
+        train(
+            FrameBank.from_frames(bad),
+            geometry(),
+            tiny(),
+            tmp_path,
+            torch.device("cpu"),
+            progress=False,
+        )
     assert not list((tmp_path / "checkpoints").glob("*.pt"))
 
 

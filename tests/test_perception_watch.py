@@ -28,10 +28,43 @@ def tiny(tmp_path_factory):
     """Three Highway frames (a car ahead in each) as split val, and a 2-step run on them."""
     root = tmp_path_factory.mktemp("watch")
     data = root / "data"
-    assert main(["perception", "collect", str(data), "--split", "val", "--seeds", "0",
-                 "--scenarios", "Highway", "--set", "frames=3"]) == 0  # fmt: skip
-    assert main(["perception", "train", str(data), "--split", "val", "--steps", "2",
-                 "--runs-dir", str(root / "runs"), "--threads", "1", "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "perception",
+                "collect",
+                str(data),
+                "--split",
+                "val",
+                "--seeds",
+                "0",
+                "--scenarios",
+                "Highway",
+                "--set",
+                "frames=3",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "perception",
+                "train",
+                str(data),
+                "--split",
+                "val",
+                "--steps",
+                "2",
+                "--runs-dir",
+                str(root / "runs"),
+                "--threads",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     (run,) = (root / "runs").iterdir()
     return data, run
 
@@ -70,10 +103,22 @@ def test_watch_writes_a_video_of_the_frames(tiny, tmp_path, capsys):
 def test_explain_adds_a_row_of_saliency_panels(tiny, tmp_path, capsys):
     data, run = tiny
     watch(capsys, data, run, "--frames", 1, "--out", tmp_path / "plain.gif")
-    out = watch(capsys, data, run, "--frames", 1, "--out", tmp_path / "cam.gif",
-                "--explain", "gradcam")  # fmt: skip
-    watch(capsys, data, run, "--frames", 1, "--out", tmp_path / "ig.gif", "--explain", "ig",
-          "--target", "light")  # fmt: skip
+    out = watch(
+        capsys, data, run, "--frames", 1, "--out", tmp_path / "cam.gif", "--explain", "gradcam"
+    )
+    watch(
+        capsys,
+        data,
+        run,
+        "--frames",
+        1,
+        "--out",
+        tmp_path / "ig.gif",
+        "--explain",
+        "ig",
+        "--target",
+        "light",
+    )
     (plain,), (cam,), (ig,) = (frames_of(tmp_path / f"{n}.gif") for n in ("plain", "cam", "ig"))
     assert cam.shape[1] == plain.shape[1] and cam.shape[0] > plain.shape[0] + 256, out
     assert ig.shape == cam.shape
@@ -85,8 +130,9 @@ def test_explain_adds_a_row_of_saliency_panels(tiny, tmp_path, capsys):
 def explained(modalities: str, target: str, data: Path, method: str = "gradcam") -> dict:
     dataset = PerceptionDataset(data, "val")
     geometry = Geometry.from_manifest(dataset.manifest)
-    config = FusionConfig(modalities=modalities, channels=8, camera_widths=(8, 8, 8),
-                          head_channels=8)  # fmt: skip
+    config = FusionConfig(
+        modalities=modalities, channels=8, camera_widths=(8, 8, 8), head_channels=8
+    )
     torch.manual_seed(0)
     net = FusionNet(config, geometry).eval()
     batch = FrameBank.from_frames([dataset[0], dataset[1]]).batch([0, 1], geometry, config)
@@ -119,14 +165,16 @@ def test_bad_arguments_are_one_line_exit_2_before_torch(tiny, tmp_path):
         (["perception", "watch", str(tmp_path / "nope"), str(data)], "no such run directory"),
         (["perception", "watch", str(run), str(data), "--split", "vla"], "vla"),
         (["perception", "watch", str(run), str(data), "--start", "3"], "--start 3"),
-        (["perception", "watch", str(run), str(data), "--target", "seg:vehicel"],
-         "unknown class 'vehicel' (did you mean: vehicle"),
+        (
+            ["perception", "watch", str(run), str(data), "--target", "seg:vehicel"],
+            "unknown class 'vehicel' (did you mean: vehicle",
+        ),
         (["perception", "watch", str(run), str(data), "--target", "boxes"], "--target 'boxes'"),
         (["perception", "watch", str(run), str(data), "--frames", "0"], "--frames"),
         (["perception", "watch", str(run), str(data), "--out", "v.avi"], "unknown video format"),
         (["perception", "watch", str(run), str(data), "--png", "f.jpg"], "must end in .png"),
         (["perception", "watch", str(run), str(data), "--explain", "shap"], "invalid choice"),
-    ]  # fmt: skip
+    ]
     script = (
         "import contextlib, io, json, sys\n"
         "from pilot.cli import main\n"
@@ -138,8 +186,9 @@ def test_bad_arguments_are_one_line_exit_2_before_torch(tiny, tmp_path):
         "    out.append((rc, err.getvalue(), 'torch' in sys.modules))\n"
         "print(json.dumps(out))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          check=True, cwd=tmp_path)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
     results = json.loads(proc.stdout.splitlines()[-1])
     for (args, words), (rc, err, torch_loaded) in zip(cases, results, strict=True):
         assert rc == 2 and not torch_loaded, (args, err)
@@ -153,8 +202,26 @@ def test_an_agent_run_is_named_as_what_it_is(tiny, tmp_path, capsys, command):
     """Pointing a perception command at an RL run says which agent it holds."""
     data, _ = tiny
     runs = tmp_path / "runs"
-    assert main(["train", "ppo", "--env", "CartPole-v1", "--steps", "64", "--set", "n_envs=1",
-                 "--set", "n_steps=64", "--runs-dir", str(runs), "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "ppo",
+                "--env",
+                "CartPole-v1",
+                "--steps",
+                "64",
+                "--set",
+                "n_envs=1",
+                "--set",
+                "n_steps=64",
+                "--runs-dir",
+                str(runs),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     (agent_run,) = runs.iterdir()
     capsys.readouterr()
     assert main(["perception", command, str(agent_run), str(data)]) == 2

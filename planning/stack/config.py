@@ -55,16 +55,9 @@ class ModularConfig:
     speed_gain: float = field(1.0, "feedback of the speed error into acceleration (1/s)")
 
     def __post_init__(self) -> None:
-        positive = (
-            "target_speed",
-            "lateral_accel",
-            "accel",
-            "decel",
-            "max_decel",
-            "horizon",
-            "plan_dt",
-        )
-        for name in positive + ("lateral_time", "ego_radius", "lookahead", "yellow_decel"):
+        positive = ("target_speed", "lateral_accel", "accel", "decel", "max_decel", "horizon",
+                    "plan_dt", "lateral_time", "ego_radius", "lookahead", "yellow_decel")  # fmt: skip
+        for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if not self.lateral_offsets or not self.speed_factors:
