@@ -314,8 +314,9 @@ def test_fusion_network_learns(tmp_path):
       light accuracy 0.938 min, 0.969 median, 0.984 max (majority class: 0.828)
     (the spatial light head with the class-balanced light loss; the whole-image head
     scored mIoU 0.162-0.245, mAP 0.415-0.675, light accuracy 0.969-0.990)
-    Learning rate 0 (``--broken``, seeds 0-1): mIoU 0.072 / 0.014, mAP 0.000 / 0.000,
-    light accuracy 0.005 / 0.323: every assertion fails."""
+    Learning rate 0 (``--broken``): with the spatial light head, seed 0: mIoU 0.072, mAP
+    0.000, light accuracy 0.161; with the whole-image head, seeds 0-1: mIoU 0.072 / 0.014,
+    mAP 0.000 / 0.000, light accuracy 0.005 / 0.323: every assertion fails."""
     from pilot.bench.perception_seeds import collect_data, outcome
 
     collect_data(tmp_path / "data")
