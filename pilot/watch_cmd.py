@@ -234,7 +234,7 @@ class _Player:
             batch = batch1(obs)
             chosen = act(agent, batch, not self.acting.sample, [env])[0]
             action = self.explore(chosen)
-            picture = _watch_picture(env, video)
+            picture = _watch_picture(env, video, agent)
             if picture is None:
                 return t, "no frames"
             picture = video.fit_frame(picture)
@@ -272,13 +272,16 @@ class _Player:
                 return t, f"cut at {plural(self.cap, 'frame')} ({seconds}; --max-seconds)"
 
 
-def _watch_picture(env: Any, video: Any):
+def _watch_picture(env: Any, video: Any, agent: Any = None):
     """The env's rendered frame, or, where the env offers its sensors' pictures (the
-    driving world: camera, lidar, BEV), those side by side with their titles."""
+    driving world: camera, lidar, BEV), those side by side with their titles; a planning
+    agent's plan (the modular stack's) is drawn on the BEV."""
     panels = getattr(env.unwrapped, "sensor_panels", None)
     if panels is None:
         return env.render()
-    return video.panel_row(panels())
+    from pilot.plan_drawing import with_plan
+
+    return video.panel_row(with_plan(panels(), agent, env))
 
 
 def _show_plan(env: Any) -> None:
