@@ -1,0 +1,138 @@
+"""Ray as pilot's distributed backend: the one module that imports ray.
+
+Ray is an optional extra (``pip install -e ".[ray]"``): the local commands never need it,
+so every entry point asks :func:`require_ray` first and a missing install is a one-line
+error instead of an ImportError traceback. Commands that spread work (``pilot sweep``,
+``pilot leaderboard run --backend ray``) open a :func:`ray_session` and hand a list of jobs
+to :func:`map_tasks`, which keeps the input order and turns a failed job into a value, so
+one bad job never stops the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from pilot.errors import UserError
+
+INSTALL = 'pip install -e ".[ray]"'
+
+
+def require_ray() -> Any:
+    """The ``ray`` module, or a :class:`UserError` that names the extra to install."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError(f"this command runs on Ray, which is not installed; {INSTALL}") from None
+    return ray
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[Any]:
+    """Ray for the length of a command.
+
+    Without ``address`` a local Ray starts (no dashboard, quiet logs, ``num_cpus`` CPUs or
+    all of them) and stops when the block ends. ``address="auto"`` or ``"ray://host:port"``
+    joins a running cluster; leaving disconnects this driver and leaves the cluster up.
+    Inside an already open session the block reuses it and shuts nothing down.
+    """
+    ray = require_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    if address and num_cpus is not None:
+        raise UserError("--num-cpus sizes a local Ray; a cluster joined by --address has its own")
+    if num_cpus is not None and num_cpus < 1:
+        raise UserError(f"--num-cpus must be at least 1, got {num_cpus}")
+    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+    try:
+        if address:
+            ray.init(address=address, **quiet)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise UserError(f"cannot start or join {where}: {first}") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()  # a joined cluster stays up: this only disconnects the driver
+
+
+def _call(fn: Callable[[Any], Any], item: Any) -> Any:
+    return fn(item)
+
+
+def _outcome(ray: Any, ref: Any) -> Any:
+    """A finished task's value; a task that raised gives its exception as the value."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:  # the job raised: hand back its own error
+        cause = getattr(exc, "cause", None)
+        return cause if isinstance(cause, BaseException) else exc
+    except ray.exceptions.RayError as exc:  # worker or node gone after every retry, cancelled
+        return exc
+
+
+def map_tasks(
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    *,
+    num_cpus: float = 1,
+    num_gpus: float = 0,
+    max_retries: int = 2,
+    on_done: Callable[[int, Any], None] | None = None,
+    grace_s: float = 15.0,
+) -> list[Any]:
+    """``[fn(item) for item in items]`` as Ray tasks, in input order.
+
+    Each task declares ``num_cpus``/``num_gpus`` so Ray packs no more of them on a node
+    than it holds. A task whose worker process dies is run again by Ray, up to
+    ``max_retries`` times (``fn`` must therefore be safe to repeat: a trial resumes from
+    its checkpoint); a task that raises is not retried and its exception is returned in
+    its slot. ``on_done(index, result_or_exception)`` runs in this process as each task
+    ends. On an interrupt the running tasks get a KeyboardInterrupt (so they can save) and
+    ``grace_s`` seconds before they are killed; then the interrupt goes on.
+    """
+    ray = require_ray()
+    if not items:
+        return []
+    task = ray.remote(
+        num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries, retry_exceptions=False
+    )(_call)
+    fn_ref = ray.put(fn)  # shipped once, not once per item
+    refs = [task.remote(fn_ref, item) for item in items]
+    index = {ref: i for i, ref in enumerate(refs)}
+    results: list[Any] = [None] * len(refs)
+    pending = list(refs)
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                i = index[ref]
+                results[i] = _outcome(ray, ref)
+                if on_done is not None:
+                    on_done(i, results[i])
+    except BaseException:
+        _stop(ray, pending, grace_s)
+        raise
+    return results
+
+
+def _stop(ray: Any, pending: list[Any], grace_s: float) -> None:
+    """Ask unfinished tasks to stop (KeyboardInterrupt inside them), then kill stragglers."""
+    for ref in pending:
+        with contextlib.suppress(Exception):
+            ray.cancel(ref, force=False)
+    deadline = time.monotonic() + grace_s
+    left = list(pending)
+    while left and time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            _, left = ray.wait(left, num_returns=len(left), timeout=0.5)
+    for ref in left:
+        with contextlib.suppress(Exception):
+            ray.cancel(ref, force=True)
