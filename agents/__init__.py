@@ -28,6 +28,10 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
 #: name -> (module:class, one-line description). The class builds its config with
 #: ``configure(env_id, overrides)`` without importing torch.
 BUILTIN: dict[str, tuple[str, str]] = {
+    "random": (
+        "pilot.agents.random_agent:RandomAgent",
+        "uniform random actions on any env (the floor of every leaderboard)",
+    ),
     "modular": (
         "pilot.planning.stack.agent:ModularAgent",
         "modular driving stack (no training): privileged perception, prediction, "

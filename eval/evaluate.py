@@ -44,6 +44,8 @@ class EpisodeResult:
     success: bool | None = None  # the env's info["success"] at the episode's end, if it says
     driving: DrivingScore | None = None  # driving worlds: the route's leaderboard scores
     end: str = ""  # why it ended: the env's info["outcome"], terminated, time_limit, max_steps
+    #: navigation worlds: {"path_length", "optimal_length"} of the episode (for SPL)
+    navigation: dict[str, float] | None = None
 
 
 class EpsilonGreedy:
@@ -137,6 +139,7 @@ def run_episodes(
                             success,
                             driving,
                             end_reason(info, bool(term), bool(trunc)),
+                            _navigation(info),
                         )
                     )
                     done_count[i] += 1
@@ -153,6 +156,13 @@ def run_episodes(
             env.close()
     results.sort(key=lambda e: (e.seed, e.episode))
     return results
+
+
+def _navigation(info: dict[str, Any]) -> dict[str, float] | None:
+    """The path the agent drove and the shortest one, where the env reports both."""
+    if "path_length" in info and "optimal_length" in info:
+        return {k: float(info[k]) for k in ("path_length", "optimal_length")}
+    return None
 
 
 def success_rate(results: list[EpisodeResult]) -> float | None:

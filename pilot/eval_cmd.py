@@ -17,6 +17,7 @@ from pilot.playing import (
     check_writable,
     choose_acting,
     default_folder,
+    play_env,
     plural,
     read_target,
 )
@@ -90,43 +91,13 @@ def _check(args: argparse.Namespace) -> dict[str, Any]:
     return meta
 
 
-def _atari_actions(meta: dict[str, Any], protocol: str) -> tuple[bool, str]:
-    """(play on the full 18-action set, how the agent's actions map onto it).
-
-    Machado et al. (2018) play on the full action set; an agent trained on the game's
-    minimal set keeps choosing among its own actions, each sent as the same ALE action's
-    index in the full set (ε's random actions are drawn from all 18). DeepMind's protocol
-    keeps the agent's own set.
-    """
-    from pilot.envs.atari.env import resolve_settings
-
-    trained = meta["config"].get("env") or {}
-    agent_full = resolve_settings(
-        protocol=trained.get("protocol", "deepmind"),
-        full_action_space=trained.get("full_action_space"),
-    ).full_action_space
-    if protocol != "machado" or agent_full:
-        return agent_full, "none"
-    if meta["algo"] == "mcts":
-        raise UserError(
-            "--protocol machado plays on the full 18-action set, but this MCTS agent searches "
-            "through the env in the minimal set it was trained on; use --protocol deepmind"
-        )
-    return True, "minimal->full"
-
-
 def run(args: argparse.Namespace) -> int:
     meta = _check(args)
     env_id = meta["env_id"]
-    env_kwargs = {k: v for k, v in (meta["config"].get("env") or {}).items() if k != "training"}
     from pilot.envs import is_atari, make_env
 
     atari = is_atari(env_id)
-    protocol = (args.protocol or env_kwargs.get("protocol", "deepmind")) if atari else None
-    mapping = "none"
-    if atari:
-        env_kwargs["protocol"] = protocol
-        env_kwargs["full_action_space"], mapping = _atari_actions(meta, protocol)
+    env_kwargs, protocol, mapping = play_env(meta, args.protocol)
     acting = choose_acting(args, env_id, protocol)
     probe = make_env(env_id, **env_kwargs)  # the action set, before anything plays
     n_actions = getattr(probe.action_space, "n", None)

@@ -153,6 +153,48 @@ def load_for_playing(target: str, device: str, meta: dict[str, Any] | None = Non
     return load_agent(target, device=device)
 
 
+def atari_actions(meta: dict[str, Any], protocol: str) -> tuple[bool, str]:
+    """(play on the full 18-action set, how the agent's actions map onto it).
+
+    Machado et al. (2018) play on the full action set; an agent trained on the game's
+    minimal set keeps choosing among its own actions, each sent as the same ALE action's
+    index in the full set (ε's random actions are drawn from all 18). DeepMind's protocol
+    keeps the agent's own set.
+    """
+    from pilot.envs.atari.env import resolve_settings
+
+    trained = meta["config"].get("env") or {}
+    agent_full = resolve_settings(
+        protocol=trained.get("protocol", "deepmind"),
+        full_action_space=trained.get("full_action_space"),
+    ).full_action_space
+    if "_builtin" in meta:  # a built-in agent acts in the protocol's own action set
+        return resolve_settings(protocol=protocol).full_action_space, "none"
+    if protocol != "machado" or agent_full:
+        return agent_full, "none"
+    if meta["algo"] == "mcts":
+        raise UserError(
+            "--protocol machado plays on the full 18-action set, but this MCTS agent searches "
+            "through the env in the minimal set it was trained on; use --protocol deepmind"
+        )
+    return True, "minimal->full"
+
+
+def play_env(meta: dict[str, Any], protocol: str | None) -> tuple[dict[str, Any], str | None, str]:
+    """``(env kwargs, protocol, action mapping)`` to play ``meta``'s agent (from
+    :func:`read_target`) in evaluation: the env settings it was trained with, and on Atari
+    ``protocol`` (default: the one it was trained with) with its action set."""
+    from pilot.envs import is_atari
+
+    env_kwargs = {k: v for k, v in (meta["config"].get("env") or {}).items() if k != "training"}
+    if not is_atari(meta["env_id"]):
+        return env_kwargs, None, "none"
+    protocol = protocol or env_kwargs.get("protocol", "deepmind")
+    env_kwargs["protocol"] = protocol
+    env_kwargs["full_action_space"], mapping = atari_actions(meta, protocol)
+    return env_kwargs, protocol, mapping
+
+
 # ----------------------------------------------------------------------------- acting
 def add_acting_flags(parser: argparse.ArgumentParser, default: str) -> None:
     """``--deterministic`` / ``--stochastic`` / ``--epsilon``: how actions are chosen."""
