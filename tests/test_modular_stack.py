@@ -99,6 +99,77 @@ def test_passes_a_static_obstacle_blocking_its_lane():
     assert info["outcome"] == "route_completed" and info["route_completion"] == 1.0
 
 
+def test_stops_for_a_crossing_pedestrian():
+    # seed 0's straight route: through the junction on green, then the exit crosswalk
+    # (crosswalk 0, 63 m on) where a pedestrian walks towards the car's lane
+    env = make_env(INTERSECTION)
+    env.reset(seed=0, options={"vehicles": [], "pedestrians": []})
+    u = env.unwrapped
+    light = u.net.lights[u.net.lanes[u.route.lanes[0]].light]
+    a, b = u.net.crosswalks[0]
+    lane_u = 5.5 + 1.75  # where the route's lane centre cuts it (y = -1.75, from y = 5.5)
+    assert np.allclose(a, (10.5, 5.5)) and np.allclose(b, (10.5, -5.5))
+    options = {
+        "vehicles": [],
+        "pedestrians": [{"crosswalk": 0, "u": 0.0, "speed": 0.7}],
+        "start_time": light.start - 3.0,  # green by the time the car reaches the line
+    }
+    env.reset(seed=0, options=options)
+    agent = ModularAgent(INTERSECTION)
+    seen = {"stopped_for_pedestrian": False, "closest": np.inf}
+
+    def watch(env, info):
+        sim = env.unwrapped.get_state().sim
+        ped_u = float(sim.peds.u[0])
+        ped_xy = a + (b - a) * ped_u / float(np.linalg.norm(b - a))
+        seen["closest"] = min(seen["closest"], float(np.hypot(*(ped_xy - (sim.ego.x, sim.ego.y)))))
+        on_lane = abs(ped_u - lane_u) < 1.75 + 0.5
+        if on_lane and info["speed"] < 0.05 and sim.ego.x < a[0]:
+            seen["stopped_for_pedestrian"] = True
+
+    try:
+        info = drive(env, agent, 600, watch)
+    finally:
+        env.close()
+    assert seen["stopped_for_pedestrian"]
+    assert seen["closest"] > 3.0  # never nearer than a stop before the walking strip
+    assert_clean(info)
+    assert info["outcome"] == "route_completed" and info["route_completion"] == 1.0
+
+
+def test_merges_into_a_gap_on_the_highway():
+    # seed 0 starts on lane 0 (leftmost): a slow lead ahead, and on lane 1 a pair of cars at
+    # cruising speed with a gap beside the ego; the way past the lead is into that gap
+    env_id = "pilot/Driving-Highway-v0"
+    env = make_env(env_id)
+    vehicles = [
+        {"lane": 0, "ahead": 45.0, "speed": 12.0},
+        {"lane": 1, "ahead": 30.0, "speed": 21.0},
+        {"lane": 1, "ahead": -12.0, "speed": 21.0},
+    ]
+    env.reset(seed=0, options={"vehicles": vehicles})
+    u = env.unwrapped
+    assert u.route.lanes == (0,) and u.net.lanes[0].right == 1 and u.net.lanes[0].left is None
+    agent = ModularAgent(env_id)
+    entered = []  # (ego s, s of the gap's front car, s of its rear car) on entering lane 1
+
+    def watch(env, info):
+        sim = env.unwrapped.get_state().sim
+        here = env.unwrapped.net.locate(sim.ego.x, sim.ego.y, sim.ego.yaw)
+        if here.lane == 1 and not entered:
+            entered.append((here.s, float(sim.traffic.s[1]), float(sim.traffic.s[2])))
+
+    try:
+        info = drive(env, agent, 500, watch)
+    finally:
+        env.close()
+    assert entered, "it never left the slow lead's lane"
+    ego_s, front, rear = entered[0]
+    assert rear + 4.5 < ego_s < front - 4.5  # into the gap, between the two cars
+    assert_clean(info)  # without touching either car of the gap or the lead
+    assert info["outcome"] == "route_completed" and info["route_completion"] == 1.0
+
+
 def test_config_errors_are_one_line():
     with pytest.raises(UserError, match="unknown config key 'trackr'.*tracker"):
         build_config(INTERSECTION, {"trackr": "mpc"})
