@@ -15,7 +15,15 @@ import re
 import sys
 from pathlib import Path
 
-from pilot import eval_cmd, leaderboard_cmd, perception_cmd, plan_cmd, train_cmd, watch_cmd
+from pilot import (
+    eval_cmd,
+    leaderboard_cmd,
+    perception_cmd,
+    plan_cmd,
+    sweep_cmd,
+    train_cmd,
+    watch_cmd,
+)
 from pilot.errors import UserError, close_matches
 
 EXIT_USER = 2
@@ -43,6 +51,7 @@ def _build_parser() -> argparse.ArgumentParser:
     eval_cmd.add_parser(sub)
     plan_cmd.add_parser(sub)
     perception_cmd.add_parser(sub)
+    sweep_cmd.add_parser(sub)
     leaderboard_cmd.add_parser(sub)
 
     b = sub.add_parser(
@@ -142,6 +151,7 @@ COMMANDS = {
     "eval": eval_cmd.run,
     "plan": plan_cmd.run,
     "perception": perception_cmd.run,
+    "sweep": sweep_cmd.run,
     "leaderboard": leaderboard_cmd.run,
     "bench": cmd_bench,
 }

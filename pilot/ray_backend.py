@@ -136,3 +136,111 @@ def _stop(ray: Any, pending: list[Any], grace_s: float) -> None:
     for ref in left:
         with contextlib.suppress(Exception):
             ray.cancel(ref, force=True)
+
+
+def cluster_slots(num_cpus: float, num_gpus: float = 0) -> int:
+    """How many tasks of this size the connected cluster can run at once."""
+    ray = require_ray()
+    total = ray.cluster_resources()
+    slots = total.get("CPU", 0) / num_cpus if num_cpus else float("inf")
+    if num_gpus:
+        slots = min(slots, total.get("GPU", 0) / num_gpus)
+    return max(0, int(slots))
+
+
+def tune_map(
+    fn: Callable[[Any, Callable[[int, float], None]], Any],
+    items: Sequence[Any],
+    *,
+    names: Sequence[str],
+    storage_path: str,
+    max_t: int,
+    grace_period: int,
+    reduction_factor: float,
+    num_cpus: float = 1,
+    num_gpus: float = 0,
+    max_retries: int = 2,
+    on_result: Callable[[int, int, float], None] | None = None,
+    on_done: Callable[[int, Any], None] | None = None,
+) -> list[Any]:
+    """``fn(item, report)`` for every item as Ray Tune trials under an ASHA scheduler.
+
+    ``fn`` calls ``report(step, score)`` as it learns; ASHA compares trials at the same
+    step and stops the weaker ones. Each slot of the result is ``"done"``, ``"stopped"``
+    (ended early by ASHA) or the trial's error. A trial whose actor dies or that raises is
+    started again up to ``max_retries`` times (``fn`` resumes from its own checkpoints).
+    """
+    require_ray()
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    if not items:
+        return []
+    items = list(items)
+    state: dict[str, Any] = {"last": {}}
+
+    def trainable(config: dict[str, Any]) -> None:
+        last = {"step": 0, "score": float("nan")}
+
+        def report(step: int, score: float) -> None:
+            last.update(step=step, score=score)
+            tune.report({"step": step, "score": score})
+
+        fn(items[config["index"]], report)
+        tune.report({"step": last["step"], "score": last["score"], "finished": 1})
+
+    class Events(tune.Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ARG002
+            if on_result is not None and not result.get("finished"):
+                on_result(trial.config["index"], int(result["step"]), float(result["score"]))
+
+        def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ARG002
+            finished = (trial.last_result or {}).get("finished")
+            outcome = "done" if finished else "stopped"
+            state["last"][trial.config["index"]] = outcome
+            if on_done is not None:
+                on_done(trial.config["index"], outcome)
+
+        def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ARG002
+            error = _tune_error(trial)
+            state["last"][trial.config["index"]] = error
+            if on_done is not None:
+                on_done(trial.config["index"], error)
+
+    scheduler = ASHAScheduler(
+        time_attr="step",
+        max_t=max_t,
+        grace_period=grace_period,
+        reduction_factor=reduction_factor,
+    )
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": num_cpus, "gpu": num_gpus}),
+        param_space={"index": tune.grid_search(list(range(len(items))))},
+        tune_config=tune.TuneConfig(
+            metric="score",
+            mode="max",
+            scheduler=scheduler,
+            trial_name_creator=lambda t: names[t.config["index"]],
+            trial_dirname_creator=lambda t: names[t.config["index"]],
+        ),
+        run_config=tune.RunConfig(
+            name="tune",
+            storage_path=storage_path,
+            failure_config=tune.FailureConfig(max_failures=max_retries),
+            verbose=0,
+            callbacks=[Events()],
+        ),
+    )
+    tuner.fit()
+    return [state["last"].get(i, "unfinished") for i in range(len(items))]
+
+
+def _tune_error(trial: Any) -> BaseException:
+    """The exception a Tune trial ended with, as close to the trial's own as Ray keeps."""
+    error = getattr(trial, "error", None) or getattr(trial, "_error", None)
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, BaseException):
+        return cause
+    if isinstance(error, BaseException):
+        return error
+    return RuntimeError(f"trial {trial} failed")
