@@ -32,6 +32,10 @@ BUILTIN: dict[str, tuple[str, str]] = {
         "pilot.agents.random_agent:RandomAgent",
         "uniform random actions on any env (the floor of every leaderboard)",
     ),
+    "astar": (
+        "pilot.planning.grid_agent:AStarAgent",
+        "A* on the known grid map, first move of the path (Nav-Grid's optimal planner)",
+    ),
     "modular": (
         "pilot.planning.stack.agent:ModularAgent",
         "modular driving stack (no training): privileged perception, prediction, "

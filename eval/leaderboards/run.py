@@ -361,6 +361,8 @@ def _trained_run(job: Job) -> Path:
         argv += ["--steps", str(recipe["steps"])] if "steps" in recipe else []
         for k, v in recipe.get("set", {}).items():
             argv += ["--set", f"{k}={v}"]
+        for k, v in job.track.env_kwargs:  # trained in the world it is scored in
+            argv += ["--set", f"env.{k}={v}"]
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "train.log").open("a") as log, contextlib.redirect_stdout(log):
         status = cli.main(argv)

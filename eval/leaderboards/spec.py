@@ -173,7 +173,20 @@ def _entry(data: Any, i: int) -> Entry:
     )
 
 
-def _track(data: Any, i: int, default_max_steps: int | None) -> Track:
+def _env_kwargs(values: dict[str, Any], folder: Path | None) -> tuple[tuple[str, Any], ...]:
+    """The track's env settings; a relative ``*_file`` path is read from the spec's folder
+    when the file is there (shipped specs name the maps beside them)."""
+    out = {}
+    for key, value in values.items():
+        if key.endswith("_file") and isinstance(value, str) and folder is not None:
+            near = folder / value
+            if not Path(value).is_absolute() and near.is_file():
+                value = str(near.resolve())
+        out[key] = value
+    return tuple(sorted(out.items()))
+
+
+def _track(data: Any, i: int, default_max_steps: int | None, folder: Path | None) -> Track:
     data = _mapping(data, f"tracks[{i}]")
     _check_keys(data, TRACK_KEYS, f"tracks[{i}]")
     name = _name(data.get("name"), f"tracks[{i}]")
@@ -188,7 +201,7 @@ def _track(data: Any, i: int, default_max_steps: int | None) -> Track:
         episodes=None
         if data.get("episodes") is None
         else _count(data["episodes"], f"track '{name}' episodes"),
-        env_kwargs=tuple(sorted(_mapping(data.get("set") or {}, f"track '{name}' set").items())),
+        env_kwargs=_env_kwargs(_mapping(data.get("set") or {}, f"track '{name}' set"), folder),
     )
 
 
@@ -204,7 +217,8 @@ def parse_spec(data: Any, source: str = "") -> Spec:
         if not isinstance(data.get(key), list) or not data[key]:
             raise UserError(f"the spec needs a non-empty list of {key}")
     entries = tuple(_entry(e, i) for i, e in enumerate(data["entries"]))
-    tracks = tuple(_track(t, i, default_max) for i, t in enumerate(data["tracks"]))
+    folder = Path(source).parent if source else None
+    tracks = tuple(_track(t, i, default_max, folder) for i, t in enumerate(data["tracks"]))
     for what, items in (("entry", entries), ("track", tracks)):
         names = [x.name for x in items]
         twice = sorted({n for n in names if names.count(n) > 1})

@@ -1,0 +1,207 @@
+"""`pilot leaderboard run`: specs checked up front, one record per cell, resume, provenance."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pilot.cli import main
+from pilot.eval.leaderboards.run import SCHEMA, load_records
+from pilot.eval.leaderboards.spec import load_spec, parse_seeds
+
+SMALL = {
+    "name": "small",
+    "seeds": "0-1",
+    "episodes": 2,
+    "entries": [{"name": "rand", "builtin": "random"}],
+    "tracks": [
+        {"name": "cartpole", "env": "CartPole-v1"},
+        {"name": "grid", "env": "pilot/Nav-Grid-v0", "max_steps": 100},
+    ],
+}
+
+
+def _spec(tmp_path: Path, data: dict, name: str = "spec.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _records(folder: Path) -> dict[str, dict]:
+    return {
+        str(p.relative_to(folder)): json.loads(p.read_text())
+        for p in sorted((folder / "records").glob("*/*/seed-*.json"))
+    }
+
+
+def _one_line_error(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pilot: error: ") and "\n" not in err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"episode": 3}, "unknown key 'episode' in the spec (did you mean: episodes?)"),
+        ({"seeds": "4-1"}, "runs backwards"),
+        ({"seeds": [0, 0]}, "more than once"),
+        ({"entries": []}, "non-empty list of entries"),
+        ({"entries": [{"name": "x", "builtin": "random", "checkpoint": "r"}]}, "exactly one"),
+        ({"entries": [{"name": "x", "builtin": "randm"}]}, "unknown built-in agent 'randm'"),
+        ({"entries": [{"name": "x", "train": {"algo": "ppq"}}]}, "unknown algorithm 'ppq'"),
+        (
+            {"entries": [{"name": "x", "builtin": "random", "tracks": ["grd"]}]},
+            "did you mean: grid?",
+        ),
+        ({"entries": [{"name": "a b", "builtin": "random"}]}, "needs a name"),
+        ({"tracks": [{"name": "t", "env": "CartPole-v9"}]}, "CartPole-v1"),
+        ({"tracks": [{"name": "t", "env": "CartPole-v1", "protocol": "machado"}]}, "Atari"),
+        ({"entries": [{"name": "x", "checkpoint": "no/such/run"}]}, "no/such/run"),
+    ],
+)
+def test_a_bad_spec_is_one_line_before_anything_runs(tmp_path, capsys, change, words):
+    path = _spec(tmp_path, {**SMALL, **change})
+    err = _one_line_error(capsys, ["leaderboard", "run", str(path), "--out", str(tmp_path / "o")])
+    assert words in err
+    assert not (tmp_path / "o" / "records").exists()
+
+
+def test_spec_files_and_seed_ranges(tmp_path, capsys):
+    assert parse_seeds("0-2,5") == (0, 1, 2, 5)
+    assert parse_seeds([3]) == (3,)
+    err = _one_line_error(capsys, ["leaderboard", "run", str(tmp_path / "nope.yaml")])
+    assert "no such spec file" in err and "driving" in err  # names the shipped specs
+    (tmp_path / "bad.yaml").write_text("entries: [unclosed\n")
+    assert "bad.yaml" in _one_line_error(capsys, ["leaderboard", "run", str(tmp_path / "bad.yaml")])
+    assert load_spec("driving").name == "driving"  # shipped specs by name
+
+
+def test_a_modular_entry_plays_only_the_driving_tracks(tmp_path, capsys):
+    data = {**SMALL, "seeds": [0], "episodes": 1}
+    data["entries"] = [{"name": "stack", "builtin": "modular"}]
+    data["tracks"] = [*SMALL["tracks"], {"name": "lk", "env": "pilot/Driving-LaneKeep-v0"}]
+    data["tracks"][-1]["max_steps"] = 30
+    out = tmp_path / "o"
+    assert main(["leaderboard", "run", str(_spec(tmp_path, data)), "--out", str(out),
+                 "--no-report", "--no-progress"]) == 0  # fmt: skip
+    assert "stack does not play cartpole" in capsys.readouterr().out
+    assert list(_records(out)) == ["records/stack/lk/seed-0.json"]
+    # naming a track it cannot drive is a mistake, not a silent gap
+    data["entries"][0]["tracks"] = ["cartpole"]
+    err = _one_line_error(
+        capsys, ["leaderboard", "run", str(_spec(tmp_path, data)), "--out", str(out)]
+    )
+    assert "cannot play track 'cartpole'" in err
+
+
+def test_records_carry_provenance_and_a_rerun_plays_nothing(tmp_path, capsys):
+    out = tmp_path / "o"
+    argv = ["leaderboard", "run", str(_spec(tmp_path, SMALL)), "--out", str(out), "--no-report"]
+    assert main(argv + ["--no-progress"]) == 0
+    records = _records(out)
+    assert sorted(records) == [
+        f"records/rand/{t}/seed-{s}.json" for t in ("cartpole", "grid") for s in (0, 1)
+    ]
+    r = records["records/rand/grid/seed-1.json"]
+    assert r["schema"] == SCHEMA and r["kind"] == "navigation" and r["seed"] == 1
+    assert len(r["episodes"]) == 2
+    nav = r["episodes"][0]["navigation"]
+    assert nav["optimal_length"] > 0 and nav["path_length"] >= 0
+    prov = r["provenance"]
+    for key in ("git_commit", "versions", "config", "acting", "wall_s", "created", "seeds"):
+        assert key in prov
+    assert prov["entry_kind"] == "builtin" and prov["config"] == {"seed": 1}
+    mtimes = {p: (out / p).stat().st_mtime_ns for p in records}
+    assert main(argv) == 0
+    assert "4 done, 0 to play" in capsys.readouterr().out
+    assert {p: (out / p).stat().st_mtime_ns for p in records} == mtimes
+    # the same spec and seeds in another folder give the same episodes
+    assert main(["leaderboard", "run", str(tmp_path / "spec.yaml"), "--out", str(tmp_path / "p"),
+                 "--no-report", "--no-progress"]) == 0  # fmt: skip
+    again = _records(tmp_path / "p")
+    assert {k: v["episodes"] for k, v in again.items()} == {
+        k: v["episodes"] for k, v in records.items()
+    }
+
+
+def test_a_changed_or_broken_record_is_moved_aside_and_played_again(tmp_path, capsys):
+    out = tmp_path / "o"
+    argv = ["leaderboard", "run", str(_spec(tmp_path, SMALL)), "--out", str(out), "--no-report"]
+    assert main(argv + ["--no-progress"]) == 0
+    before = _records(out)
+    (out / "records/rand/grid/seed-0.json").write_text('{"schema": "pilot.leaderboard/1", "ep')
+    assert main(argv + ["--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "rand / grid / seed 0: its record cannot be read; playing it again" in text
+    assert sorted(_records(out)) == sorted(before)
+    assert (
+        _records(out)["records/rand/grid/seed-0.json"]["episodes"]
+        == (before["records/rand/grid/seed-0.json"]["episodes"])
+    )
+    kept = list((out / "records/.superseded/rand/grid").glob("seed-0-*.json"))
+    assert len(kept) == 1 and kept[0].read_text().endswith('"ep')
+    # a record the report cannot trust is an error naming it
+    (out / "records/rand/cartpole/seed-1.json").write_text("[]")
+    err = _one_line_error(capsys, ["leaderboard", "report", str(out)])
+    assert "seed-1.json is not a leaderboard record" in err
+
+
+def test_a_changed_checkpoint_is_flagged_and_evaluated_again(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    train = ["train", "ppo", "--env", "CartPole-v1", "--steps", "512", "--runs-dir", str(runs)]
+    assert main([*train, "--no-progress", "--set", "n_steps=64"]) == 0
+    run = next(runs.iterdir())
+    data = {**SMALL, "seeds": [0], "episodes": 1, "tracks": [SMALL["tracks"][0]]}
+    data["entries"] = [{"name": "ppo", "checkpoint": str(run)}]
+    out = tmp_path / "o"
+    argv = ["leaderboard", "run", str(_spec(tmp_path, data)), "--out", str(out), "--no-report"]
+    assert main(argv + ["--no-progress"]) == 0
+    first = _records(out)["records/ppo/cartpole/seed-0.json"]["provenance"]
+    assert first["checkpoint_step"] == 512 and first["run_dir"] == str(run)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--steps", "1024", "--no-progress"]) == 0
+    assert main(argv + ["--no-progress"]) == 0
+    assert "its checkpoint changed since it was played; playing it again" in capsys.readouterr().out
+    second = _records(out)["records/ppo/cartpole/seed-0.json"]["provenance"]
+    assert second["checkpoint_step"] == 1024
+    assert second["checkpoint_sha256"] != first["checkpoint_sha256"]
+    assert len(list((out / "records/.superseded").rglob("*.json"))) == 1
+
+
+@pytest.mark.slow
+def test_a_grid_killed_midway_finishes_with_every_record_once(tmp_path):
+    """SIGKILL after the first record, run again: every cell once, same numbers as a grid
+    that was never interrupted."""
+    data = {**SMALL, "seeds": "0-2", "episodes": 1}
+    data["entries"] = [{"name": "stack", "builtin": "modular"}]
+    data["tracks"] = [{"name": "lk", "env": "pilot/Driving-LaneKeep-v0", "max_steps": 150}]
+    spec = _spec(tmp_path, data)
+    cmd = [sys.executable, "-m", "pilot", "leaderboard", "run", str(spec), "--no-report"]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([*cmd, "--out", str(out)], start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list((out / "records").rglob("seed-*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    written = len(list((out / "records").rglob("seed-*.json")))
+    assert 1 <= written < 3, "the kill came after the grid was done; make cells longer"
+    assert subprocess.run([*cmd, "--out", str(out)], capture_output=True).returncode == 0
+    assert subprocess.run([*cmd, "--out", str(tmp_path / "whole")]).returncode == 0
+    resumed, whole = _records(out), _records(tmp_path / "whole")
+    assert sorted(resumed) == [f"records/stack/lk/seed-{s}.json" for s in range(3)]
+    assert {k: v["episodes"] for k, v in resumed.items()} == {
+        k: v["episodes"] for k, v in whole.items()
+    }
+    assert not list(out.rglob("*.tmp")) and not (out / "records/.superseded").exists()
+    assert len(load_records(out)) == 3
