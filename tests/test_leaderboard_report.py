@@ -380,3 +380,17 @@ def test_bad_report_json_is_a_user_error(tmp_path, content, message):
     assert "\n" not in str(info.value)
     with pytest.raises(UserError, match="no report file"):
         load_model(tmp_path / "missing.json")
+
+
+def test_ids_are_unique_per_kind(tmp_path):
+    model = sample_model()
+    model["sections"][0]["plots"][0]["id"] = "atari-games"  # a plot may share a table's id
+    page = write_report(model, tmp_path / "a")["report.html"].read_text()
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids))
+    model["sections"][1]["tables"][0]["id"] = "atari-games"  # two tables may not
+    with pytest.raises(ValueError, match="atari-games"):
+        write_report(model, tmp_path / "b")
+    model["sections"][1]["tables"][0]["id"] = "../escape"
+    with pytest.raises(ValueError, match="not a plain file name"):
+        write_report(model, tmp_path / "c")

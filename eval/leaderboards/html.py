@@ -100,6 +100,7 @@ def _plain(value: Any) -> str:
 _PROVENANCE_ORDER: list[tuple[str, str, Any]] = [
     ("entry_kind", "entry kind", str),
     ("algo", "algorithm", str),
+    ("env_id", "env id", _plain),
     ("checkpoint_sha256", "checkpoint SHA-256", lambda v: _short(v, 12)),
     ("checkpoint", "checkpoint", _plain),
     ("run_dir", "run dir", _plain),

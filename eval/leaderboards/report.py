@@ -34,6 +34,7 @@ def model_problem(model: Any) -> str | None:
         if not isinstance(model.get(key), kind):
             return f"'{key}' missing or not a {kind.__name__}"
     ids: set[str] = set()
+    plot_ids: set[str] = set()  # a table and a plot may share an id (the page prefixes them)
     for section in model["sections"]:
         if not isinstance(section, dict) or section.get("id") not in SECTION_IDS:
             return f"a section without an id among {', '.join(SECTION_IDS)}"
@@ -51,9 +52,9 @@ def model_problem(model: Any) -> str | None:
                 return f"table {tid!r} has no rows list"
         for plot in section.get("plots", []):
             pid = plot.get("id") if isinstance(plot, dict) else None
-            if not isinstance(pid, str) or pid in ids:
+            if not isinstance(pid, str) or pid in plot_ids:
                 return f"plot id {pid!r} is missing or repeated"
-            ids.add(pid)
+            plot_ids.add(pid)
             if plot.get("kind") not in PLOT_KINDS:
                 return f"plot {pid!r} has kind {plot.get('kind')!r}"
             if not isinstance(plot.get("series"), list):
@@ -98,9 +99,9 @@ def _md_table(table: dict) -> list[str]:
     provs = [(row, row["_provenance"]) for row in table["rows"] if row.get("_provenance")]
     if provs:
         lines += ["", "Provenance:", ""]
-        first = cols[0]["key"] if cols else None
+        names = [c["key"] for c in cols if c["kind"] == "text"]  # what tells the rows apart
         for row, prov in provs:
-            name = _md_text(row.get(first, "")) if first else ""
+            name = " / ".join(_md_text(row.get(k, "")) for k in names)
             items = "; ".join(f"{label} {_md_text(text)}" for label, text in provenance_items(prov))
             lines.append(f"- {name}: {items}")
     return lines
