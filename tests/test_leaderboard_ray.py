@@ -1,0 +1,59 @@
+"""`pilot leaderboard run --backend ray`: the same records as the local backend."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pilot.cli import main
+
+SPEC = {
+    "name": "ray-small",
+    "seeds": "0-1",
+    "episodes": 3,
+    "entries": [{"name": "rand", "builtin": "random"}, {"name": "astar", "builtin": "astar"}],
+    "tracks": [
+        {"name": "cartpole", "env": "CartPole-v1"},
+        {"name": "grid", "env": "pilot/Nav-Grid-v0", "max_steps": 100},
+    ],
+}
+
+
+def _episodes(folder: Path) -> dict[str, list]:
+    return {
+        str(p.relative_to(folder)): json.loads(p.read_text())["episodes"]
+        for p in sorted((folder / "records").glob("*/*/seed-*.json"))
+    }
+
+
+@pytest.mark.slow
+def test_ray_and_local_backends_give_the_same_records(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    base = ["leaderboard", "run", str(spec), "--no-report", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "local")]) == 0
+    ray = [*base, "--out", str(tmp_path / "ray"), "--backend", "ray", "--num-cpus", "2"]
+    assert main(ray) == 0
+    local, remote = _episodes(tmp_path / "local"), _episodes(tmp_path / "ray")
+    assert len(local) == 6  # astar plays only the grid: 2 + 1 tracks × 2 seeds
+    assert remote == local
+    import ray as ray_module
+
+    assert not ray_module.is_initialized()  # the local Ray stopped with the command
+
+
+def test_the_ray_backend_without_ray_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    argv = ["leaderboard", "run", str(spec), "--out", str(tmp_path / "o"), "--backend", "ray"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and 'pip install -e ".[ray]"' in err
+    assert not (tmp_path / "o" / "records").exists()
+    assert main(["leaderboard", "run", str(spec), "--address", "auto"]) == 2
+    assert "add --backend ray" in capsys.readouterr().err
