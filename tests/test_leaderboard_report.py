@@ -333,7 +333,7 @@ def test_html_is_self_contained_with_one_svg_per_plot(written):
         assert block and block.group(1).count("<svg") == 1
     for table_id in ("atari-games", "driving-entries"):
         assert f'data-table-id="{table_id}"' in page
-    ids = re.findall(r'\bid="([^"]+)"', page)
+    ids = re.findall(r'(?<![\w-])id="([^"]+)"', page)
     assert len(ids) == len(set(ids))  # the SVGs' ids are namespaced per plot
 
 
@@ -386,7 +386,7 @@ def test_ids_are_unique_per_kind(tmp_path):
     model = sample_model()
     model["sections"][0]["plots"][0]["id"] = "atari-games"  # a plot may share a table's id
     page = write_report(model, tmp_path / "a")["report.html"].read_text()
-    ids = re.findall(r'\bid="([^"]+)"', page)
+    ids = re.findall(r'(?<![\w-])id="([^"]+)"', page)
     assert len(ids) == len(set(ids))
     model["sections"][1]["tables"][0]["id"] = "atari-games"  # two tables may not
     with pytest.raises(ValueError, match="atari-games"):

@@ -191,7 +191,7 @@ def _lines(ax: Any, plot: dict, colors: dict[str, str], step: bool) -> None:
 
 def _namespace_ids(svg: str, prefix: str) -> str:
     """Prefix every id and reference so several SVGs can share one page without clashes."""
-    svg = re.sub(r'\bid="', f'id="{prefix}-', svg)
+    svg = re.sub(r'(?<![\w-])id="', f'id="{prefix}-', svg)
     svg = svg.replace("url(#", f"url(#{prefix}-")
     return re.sub(r'href="#', f'href="#{prefix}-', svg)
 
