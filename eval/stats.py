@@ -12,16 +12,54 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: (random, human) Atari scores. Mnih et al. (2015) Nature DQN table, as in REFERENCE.md.
-ATARI_RANDOM_HUMAN_MNIH2015: dict[str, tuple[float, float]] = {
-    "Breakout": (1.7, 31.8),
-    "Pong": (-20.7, 9.3),
-    "SpaceInvaders": (148.0, 1652.3),
-    "Seaquest": (68.4, 20181.8),
-    "BeamRider": (363.9, 5774.7),
-    "Qbert": (163.9, 13455.0),
-    "Enduro": (0.0, 309.6),
+#: Random-agent Atari scores, shared by both human tables (REFERENCE.md).
+ATARI_RANDOM: dict[str, float] = {
+    "Breakout": 1.7,
+    "Pong": -20.7,
+    "SpaceInvaders": 148.0,
+    "Seaquest": 68.4,
+    "BeamRider": 363.9,
+    "Qbert": 163.9,
+    "Enduro": 0.0,
 }
+
+#: Human Atari scores per published table. They differ (e.g. Seaquest 20181.8 vs 42054.7),
+#: so a normalised score must say which table it used.
+ATARI_HUMAN: dict[str, dict[str, float]] = {
+    "mnih2015": {
+        "Breakout": 31.8,
+        "Pong": 9.3,
+        "SpaceInvaders": 1652.3,
+        "Seaquest": 20181.8,
+        "BeamRider": 5774.7,
+        "Qbert": 13455.0,
+        "Enduro": 309.6,
+    },
+    "deepmind57": {
+        "Breakout": 30.5,
+        "Pong": 14.6,
+        "SpaceInvaders": 1668.7,
+        "Seaquest": 42054.7,
+        "BeamRider": 16926.5,
+        "Qbert": 13455.0,
+        "Enduro": 860.5,
+    },
+}
+
+#: How each human table is named in reports.
+ATARI_HUMAN_TABLE_NAMES: dict[str, str] = {
+    "mnih2015": "Mnih et al. 2015",
+    "deepmind57": "DeepMind 57-game table",
+}
+
+#: (random, human) per game for each table.
+ATARI_RANDOM_HUMAN: dict[str, dict[str, tuple[float, float]]] = {
+    table: {game: (ATARI_RANDOM[game], human) for game, human in scores.items()}
+    for table, scores in ATARI_HUMAN.items()
+}
+
+#: (random, human) Atari scores. Mnih et al. (2015) Nature DQN table, as in REFERENCE.md.
+ATARI_RANDOM_HUMAN_MNIH2015: dict[str, tuple[float, float]] = ATARI_RANDOM_HUMAN["mnih2015"]
 
 
 def iqm(values: Sequence[float] | np.ndarray) -> float:
@@ -62,9 +100,12 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
-def human_normalized(score: float, game: str) -> float:
-    """HNS = (score − random) / (human − random), Mnih et al. (2015) human table."""
-    random, human = ATARI_RANDOM_HUMAN_MNIH2015[game]
+def human_normalized(score: float, game: str, table: str = "mnih2015") -> float:
+    """HNS = (score − random) / (human − random) with the human scores of ``table``
+    (a key of :data:`ATARI_HUMAN`; Mnih et al. 2015 unless told)."""
+    if table not in ATARI_RANDOM_HUMAN:
+        raise KeyError(f"unknown human table {table!r}; known: {', '.join(ATARI_RANDOM_HUMAN)}")
+    random, human = ATARI_RANDOM_HUMAN[table][game]
     return (score - random) / (human - random)
 
 
