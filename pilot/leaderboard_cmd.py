@@ -174,7 +174,30 @@ def _report(results: Path, out: Path | None) -> int:
             meta = json.loads(info.read_text())
         except ValueError:
             raise UserError(f"{info} is not readable JSON") from None
-    model = aggregate(records, meta)
+    model = aggregate(records, _readable(meta))
     paths = write_report(model, out or results / "report")
     print(f"report: {', '.join(str(p) for p in paths.values())}")
     return 0
+
+
+def _readable(info: dict) -> dict:
+    """leaderboard.json as the report's header shows it: entries and tracks in words."""
+    meta = dict(info)
+    words = []
+    for e in info.get("entries") or []:
+        if e.get("builtin"):
+            words.append(f"{e['name']} (built-in {e['builtin']})")
+        elif e.get("checkpoint"):
+            words.append(f"{e['name']} ({e['checkpoint']})")
+        else:
+            recipe = dict(e.get("train") or [])
+            steps = f", {recipe['steps']:,} steps" if "steps" in recipe else ""
+            words.append(f"{e['name']} (trained: {recipe.get('algo')}{steps})")
+    if words:
+        meta["entries"] = "; ".join(words)
+    if info.get("tracks"):
+        meta["tracks"] = "; ".join(
+            f"{t['name']} ({t['env']}{', ' + t['protocol'] if t.get('protocol') else ''})"
+            for t in info["tracks"]
+        )
+    return meta
