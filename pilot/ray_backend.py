@@ -11,6 +11,7 @@ one bad job never stops the others.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -111,7 +112,8 @@ def map_tasks(
     pending = list(refs)
     try:
         while pending:
-            done, pending = ray.wait(pending, num_returns=1)
+            # a timeout keeps this loop in Python, where Ctrl-C is seen at once
+            done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
             for ref in done:
                 i = index[ref]
                 results[i] = _outcome(ray, ref)
@@ -184,7 +186,8 @@ def tune_map(
 
         def report(step: int, score: float) -> None:
             last.update(step=step, score=score)
-            tune.report({"step": step, "score": score})
+            if step < max_t:  # at max_t ASHA would stop the trial before its last save
+                tune.report({"step": step, "score": score})
 
         fn(items[config["index"]], report)
         tune.report({"step": last["step"], "score": last["score"], "finished": 1})
@@ -231,7 +234,8 @@ def tune_map(
             callbacks=[Events()],
         ),
     )
-    tuner.fit()
+    with contextlib.redirect_stdout(io.StringIO()):  # Tune prints its header regardless
+        tuner.fit()
     return [state["last"].get(i, "unfinished") for i in range(len(items))]
 
 

@@ -265,6 +265,7 @@ def _reporting_recorder(report: Callable[[int, float], None] | None) -> type:
         def log(self, step: int, metrics: dict[str, float]) -> None:
             super().log(step, metrics)
             if report is not None and self.recent:
+                self.flush()  # the files hold what the scheduler judged, if it stops us
                 report(step, self.mean_recent_return)
 
     return Reporting
@@ -304,9 +305,7 @@ def _train(
         shutil.rmtree(found[0])  # killed before its first checkpoint: nothing to keep
         found = []
     if found:
-        from pilot.agents.common import checkpoint as ckpt
-
-        step = int(ckpt.read_meta(found[0])["step"])
+        step = checkpoint_step(found[0])
         if step >= total:  # finished, but the driver never heard of it
             return _result(found[0], step)
         args = argparse.Namespace(
@@ -358,6 +357,16 @@ def _train(
     finally:
         recorder.close()
     return _result(run.path, agent.step)
+
+
+def checkpoint_step(run_dir: str | Path) -> int:
+    """The step of the run's latest checkpoint (0 without one)."""
+    from pilot.agents.common import checkpoint as ckpt
+
+    try:
+        return int(ckpt.read_meta(run_dir).get("step", 0))
+    except UserError:
+        return 0
 
 
 def _result(run_dir: Path, step: int) -> dict[str, Any]:

@@ -205,14 +205,17 @@ def _execute(args: argparse.Namespace, folder: Path, state: dict[str, Any], spec
     def on_done(k: int, outcome: Any) -> None:
         t = trials[todo[k]]
         found = sweep.run_dirs(folder / t["id"])
+        step = sweep.checkpoint_step(found[0]) if found else 0
         if found:
             t["run_dir"] = str(found[0].relative_to(folder))
             t["final_return"], t["episodes"] = sweep.final_return(found[0])
+            t["step"] = step
         if isinstance(outcome, BaseException):
             t.update(status="failed", error=_one_line(outcome))
             tally["failed"] += 1
-        else:
-            t.update(status="stopped" if outcome == "stopped" else "done", error=None)
+        else:  # ASHA ends a trial early without an error: it did not reach its budget
+            full = step >= int(t["config"]["steps"])
+            t.update(status="done" if full else "stopped", error=None)
             tally["done"] += 1
             score(t["id"], t.get("final_return", math.nan))
         sweep.save_state(folder, state)
