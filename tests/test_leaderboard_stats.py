@@ -343,3 +343,18 @@ def test_merge_provenance_over_seeds():
     assert p["git_commit"] == ["abc123", "def456"] and p["versions"] == {"torch": "2.5"}
     assert p["created"] == "2026-01-03T00:00:00"
     assert not math.isnan(p["wall_s"])
+
+
+def test_one_route_per_seed_still_gets_an_interval():
+    """Every seed draws new routes: with one route per seed the interval resamples the
+    track's routes across seeds (resampling within a seed would collapse it to a point)."""
+    full = driving_score(1.0, {}, route_length=500.0)
+    half = driving_score(0.5, {}, route_length=500.0)
+    recs = [
+        record("m", "Driving-X-v0", s, [1], kind="driving", driving=[vars(d)])
+        for s, d in enumerate([full, half, full, half])
+    ]
+    row = find(section(aggregate(recs, reps=REPS), "driving"), "driving-tracks")["rows"][0]
+    ds = row["driving_score"]
+    assert ds["value"] == pytest.approx(75.0)
+    assert ds["low"] < 75.0 < ds["high"] and ds["low"] >= 50.0 and ds["high"] <= 100.0

@@ -1,8 +1,10 @@
 """Driving, navigation and control sections of the report model.
 
-Intervals are 95% percentile bootstraps over episodes (routes) resampled within each seed
-(:func:`.model.stratified_ci`): a leaderboard's seeds are its unit of repetition, so each
-keeps its weight in every resample. Each interval draws from a generator seeded with the
+Intervals are 95% percentile bootstraps over episodes (routes, maps): within one track
+all of its episodes are resampled together, whatever seed drew them (every seed draws new
+routes, so a seed is one more batch of routes, and a board with one route per seed still
+gets an interval); over several tracks each track is a stratum that keeps its share of
+routes in every resample (:func:`.model.stratified_ci`). Each interval draws from a generator seeded with the
 caller's seed, so one row's interval does not depend on which other rows exist.
 """
 
@@ -29,7 +31,7 @@ _DRIVING_CI = (
 
 # ------------------------------------------------------------------------------ driving
 def driving_scores(records: list[dict[str, Any]]) -> tuple[list[DrivingScore], list[Any]]:
-    """The routes' scores of ``records`` and each route's stratum, its (track, seed)."""
+    """The routes' scores of ``records`` and each route's stratum, its track."""
     fields = DrivingScore.__dataclass_fields__
     scores, strata = [], []
     for r in records:
@@ -37,7 +39,7 @@ def driving_scores(records: list[dict[str, Any]]) -> tuple[list[DrivingScore], l
             d = e.get("driving")
             if d:
                 scores.append(DrivingScore(**{k: d.get(k) for k in fields}))
-                strata.append((r["track"], int(r["seed"])))
+                strata.append(r["track"])
     return scores, strata
 
 
@@ -67,8 +69,8 @@ def driving_section(cells: Cells, reps: int, seed: int) -> dict[str, Any]:
     sec = section("driving", "Driving")
     sec["notes"] += [
         "Driving Score = Route Completion × Infraction Penalty per route (CARLA Leaderboard "
-        "2.0 coefficients); means over routes with 95% bootstrap intervals, routes resampled "
-        f"within each seed ({reps} resamples).",
+        "2.0 coefficients); means over routes with 95% bootstrap intervals: a track's routes "
+        f"resampled together, over all tracks within each track ({reps} resamples).",
         "Infractions per km: each type's count over all routes divided by all kilometres "
         "driven; outside lane: mean share of the route driven outside lanes (%).",
     ]
@@ -166,7 +168,7 @@ def spl(episodes: list[dict[str, Any]]) -> float:
 
 
 def _navigation_row(records: list[dict[str, Any]], reps: int, seed: int) -> dict[str, Any]:
-    eps = [(int(r["seed"]), e) for r in records for e in r["episodes"]]
+    eps = [(r["track"], e) for r in records for e in r["episodes"]]
     with_nav = [(s, e) for s, e in eps if e.get("navigation")]
     ratio = [
         (s, float(e["navigation"]["path_length"]) / float(e["navigation"]["optimal_length"]))
@@ -191,7 +193,7 @@ def navigation_section(cells: Cells, reps: int, seed: int) -> dict[str, Any]:
     sec["notes"] += [
         "SPL (Anderson et al. 2018): mean over episodes of S_i · l_i / max(p_i, l_i); path / "
         "optimal over successful episodes only.",
-        f"95% bootstrap intervals, episodes resampled within each seed ({reps} resamples).",
+        f"95% bootstrap intervals over the track's episodes ({reps} resamples).",
     ]
     rows = [
         {
