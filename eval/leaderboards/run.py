@@ -11,7 +11,6 @@ cells in flight, and the next run plays exactly those.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -191,7 +190,9 @@ def run_job(job: Job, progress: Callable[[str], None] | None = None) -> dict[str
     start = time.perf_counter()
     target = job.entry.checkpoint or job.entry.builtin
     if job.entry.train is not None:
-        target = str(_trained_run(job))
+        from .trained import trained_run
+
+        target = str(trained_run(job))
     record = _play(job, target, progress)
     record["provenance"]["wall_s"] = round(time.perf_counter() - start, 2)
     job.path.parent.mkdir(parents=True, exist_ok=True)
@@ -332,43 +333,6 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
         return _jsonable(value.item())
     return value
-
-
-def _trained_run(job: Job) -> Path:
-    """The run of a training entry for this track and seed: trained (or resumed) into
-    ``RESULTS/runs/<entry>/<track>/seed-<n>/`` unless it has reached its budget."""
-    from pilot import cli
-    from pilot.agents.common import checkpoint
-    from pilot.runs import open_run
-
-    folder = Path(job.results) / "runs" / job.entry.name / job.track.name / f"seed-{job.seed}"
-    recipe = job.entry.recipe
-    runs = (
-        sorted(p for p in folder.glob("*") if (p / "run.json").is_file()) if folder.is_dir() else []
-    )
-    if runs:
-        run = open_run(runs[-1])
-        try:
-            step = checkpoint.read_meta(run.path)["step"]
-        except UserError:
-            step = -1
-        if step >= int(run.info.get("total_steps", 0)) > 0:
-            return run.path
-        argv = ["train", "--resume", str(run.path), "--no-progress"]
-    else:
-        argv = ["train", recipe["algo"], "--env", job.track.env, "--seed", str(job.seed)]
-        argv += ["--runs-dir", str(folder), "--no-progress"]
-        argv += ["--steps", str(recipe["steps"])] if "steps" in recipe else []
-        for k, v in recipe.get("set", {}).items():
-            argv += ["--set", f"{k}={v}"]
-        for k, v in job.track.env_kwargs:  # trained in the world it is scored in
-            argv += ["--set", f"env.{k}={v}"]
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "train.log").open("a") as log, contextlib.redirect_stdout(log):
-        status = cli.main(argv)
-    if status != 0:
-        raise UserError(f"{job.label}: training failed (exit {status}); see {folder / 'train.log'}")
-    return sorted(p for p in folder.glob("*") if (p / "run.json").is_file())[-1]
 
 
 # ------------------------------------------------------------------------------ reading
