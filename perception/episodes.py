@@ -21,6 +21,7 @@ import numpy as np
 from pilot.config import field, to_dict
 from pilot.envs.driving.env import CameraConfig, LidarConfig
 from pilot.envs.driving.sensors import Lidar
+from pilot.envs.driving.world import PinholeCamera
 
 from .expert import Expert, ExpertStyle
 from .grid import lidar_histogram
@@ -166,17 +167,35 @@ def record_episode(
     return stack_frames(frames), outcome
 
 
+def sensor_arrays(
+    world,
+    pose: tuple[float, float, float],
+    cfg: CollectConfig,
+    camera: PinholeCamera | None,
+    lidar: Lidar | None,
+    noise: np.random.Generator | None,
+) -> dict[str, np.ndarray]:
+    """A frame's sensor arrays as a shard stores them: ``camera`` (the image of the
+    ``camera`` spec from ``pose``), ``lidar`` (the sweep's raw ranges, noise drawn from
+    ``noise``) and ``lidar_bev`` (the histogram of its returns on the label grid); a
+    sensor given as None is skipped. Collection and the driving stack's learned
+    perception both build their frames here, so a network reads live what it trained on."""
+    out: dict[str, np.ndarray] = {}
+    if camera is not None:
+        out["camera"] = world.camera(camera, *pose)[0]
+    if lidar is not None:
+        ranges, ids = sweep(lidar, world, pose, noise)
+        returns = lidar_points(lidar, ranges)[ids != -1]
+        out["lidar"] = ranges.astype(np.float32)
+        out["lidar_bev"] = lidar_histogram(returns, cfg.labels.grid, cfg.split_height)
+    return out
+
+
 def _frame(env, now, lidar, noise, offset, cfg: CollectConfig, step: int, action) -> dict:
     u = env.unwrapped
-    x, y, yaw = now.pose
-    rgb = u.world.camera(u.camera_spec, x, y, yaw)[0]
-    ranges, ids = sweep(lidar, u.world, now.pose, noise)
-    returns = lidar_points(lidar, ranges)[ids != -1]
     labels = frame_labels(env, cfg.labels, offset=offset, now=now)
     return {
-        "camera": rgb,
-        "lidar": ranges.astype(np.float32),
-        "lidar_bev": lidar_histogram(returns, cfg.labels.grid, cfg.split_height),
+        **sensor_arrays(u.world, now.pose, cfg, u.camera_spec, lidar, noise),
         "bev": labels.grid,
         "boxes": labels.boxes,
         "box_class": labels.box_class,

@@ -191,21 +191,32 @@ def semantic_grid(
     return out
 
 
-def light_label(env, pose: tuple[float, float, float], t: float, light_range: float):
-    """``(index into LIGHT_STATES, metres to the stop line)`` of the light at the end of
-    the lane the ego is in, when that stop line is at most ``light_range`` ahead; else
-    ``(0, inf)``. Junction lanes have no light: once past the line, none governs."""
+def light_ahead(env, pose: tuple[float, float, float], light_range: float):
+    """``(index into the network's lights, metres to the stop line)`` of the light at the
+    end of the lane the ego is in, when that stop line is at most ``light_range`` ahead;
+    else ``(None, inf)``. Junction lanes have no light: once past the line, none governs.
+    The map's part of :func:`light_label`, apart so that a perception which reads the
+    colour itself (from the camera) takes the stop line from the known map."""
     net = env.unwrapped.net
     here = net.locate(pose[0], pose[1], pose[2])
     if here.lane < 0:
-        return 0, math.inf
+        return None, math.inf
     lane = net.lanes[here.lane]
     if lane.light is None:
-        return 0, math.inf
+        return None, math.inf
     distance = lane.length - here.s
     if not 0.0 <= distance <= light_range:
+        return None, math.inf
+    return lane.light, distance
+
+
+def light_label(env, pose: tuple[float, float, float], t: float, light_range: float):
+    """``(index into LIGHT_STATES, metres to the stop line)`` of the light that
+    :func:`light_ahead` finds, in its state at time ``t``; ``(0, inf)`` when none."""
+    light, distance = light_ahead(env, pose, light_range)
+    if light is None:
         return 0, math.inf
-    return net.lights[lane.light].state(t) + 1, distance
+    return env.unwrapped.net.lights[light].state(t) + 1, distance
 
 
 def waypoint_label(

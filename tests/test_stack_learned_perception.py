@@ -1,0 +1,206 @@
+"""Learned perception as the modular stack's input: the inputs built from a live env are
+the dataset's arrays for the same frame, the percept is the decoded network output moved
+to the world frame, velocities come from associating consecutive percepts, and a run
+that is not a perception network is a one-line error. A tiny network trained on a few
+frames collected here stands in for a real run (its boxes are noise, which is all the
+plumbing checks need)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import pilot.envs
+from pilot.agents.common import checkpoint
+from pilot.errors import UserError
+from pilot.perception.batches import FrameBank
+from pilot.perception.dataset import PerceptionDataset, collect
+from pilot.perception.episodes import SCENARIOS, CollectConfig, record_episode
+from pilot.perception.grid import GridConfig
+from pilot.perception.heads import decode
+from pilot.perception.labels import LabelConfig, to_ego
+from pilot.perception.model import Geometry
+from pilot.perception.train import build_config, train
+from pilot.planning.stack.learned import LIGHTS, LearnedPerception, to_world, velocities
+from pilot.planning.stack.perception import NO_LIGHT
+
+torch.set_num_threads(1)
+
+SEED = 7  # objects on the grid in every frame, a stop line ahead in the last two
+#: a coarse grid and few frames keep collection and training to seconds
+CFG = CollectConfig(frames=4, every=10, labels=LabelConfig(grid=GridConfig(0.5, 28.0, 4.0, 16.0)))
+
+
+def noise() -> np.random.Generator:
+    """The lidar noise generator collection gives this episode (see episodes.py)."""
+    return np.random.default_rng([SEED, list(SCENARIOS).index("Intersection"), 2])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One Intersection episode collected as a dataset, and a 4-step fusion run on it
+    whose decoder keeps every peak above 1% (so there are boxes to compare)."""
+    root = tmp_path_factory.mktemp("learned")
+    collect(root / "data", "train", ["Intersection"], [SEED], CFG)
+    data = PerceptionDataset(root / "data", "train")
+    config = build_config(
+        overrides={
+            "model": {"channels": 8, "camera_widths": [8, 8, 8], "head_channels": 8},
+            "batch_size": 4,
+            "steps": 4,
+            "warmup": 0,
+            "score_threshold": 0.01,
+            "top_k": 16,
+        }
+    )
+    geometry = Geometry.from_manifest(data.manifest)
+    bank = FrameBank.from_dataset(data)
+    train(bank, geometry, config, root / "run", torch.device("cpu"), progress=False)
+    return root / "run", data
+
+
+@pytest.fixture(scope="module")
+def live(run, monkeypatch_module):
+    """The same episode driven again by the collection code; at each recorded frame, what
+    two LearnedPerceptions (noise seeded as the collection's) build and perceive."""
+    run_dir, _ = run
+    envs = []
+    make = pilot.envs.make_env
+
+    def capture(*args, **kwargs):
+        envs.append(make(*args, **kwargs))
+        return envs[-1]
+
+    monkeypatch_module.setattr(pilot.envs, "make_env", capture)
+    built = LearnedPerception(run_dir, collect=CFG, noise=noise())
+    perceiving = LearnedPerception(run_dir, collect=CFG, noise=noise())
+    out = []
+
+    def on_frame():
+        out.append((built.inputs(envs[-1]), perceiving(envs[-1])))
+
+    record_episode("Intersection", SEED, CFG, on_frame=on_frame)
+    return built, perceiving, out
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+def test_inputs_from_a_live_env_are_the_datasets_arrays(run, live):
+    _, data = run
+    _, _, out = live
+    assert len(out) == len(data) == CFG.frames
+    for frame, (inputs, _) in zip(data, out, strict=True):
+        assert set(inputs) == {"camera", "lidar", "lidar_bev"}
+        for key, array in inputs.items():
+            assert array.dtype == frame[key].dtype, key
+            np.testing.assert_array_equal(array, frame[key], err_msg=key)
+        assert frame["lidar_bev"][1].sum() > 0  # something stands on the grid
+
+
+def test_percept_boxes_are_the_decoded_network_output_in_the_world_frame(run, live):
+    _, data = run
+    _, lp, out = live
+    model, config = lp.model, lp.config
+    prev = None
+    for frame, (_, percept) in zip(data, out, strict=True):
+        with torch.no_grad():
+            raw = model(
+                torch.from_numpy(frame["camera"][None]), torch.from_numpy(frame["lidar_bev"][None])
+            )
+        (found,) = decode(
+            raw["heatmap"],
+            raw["reg"],
+            model.geometry,
+            config.model.bev_stride,
+            config.top_k,
+            config.score_threshold,
+        )
+        assert len(found["boxes"]) > 0
+        x0, y0, yaw = frame["pose"]
+        c, s = math.cos(yaw), math.sin(yaw)
+        ex, ey = found["boxes"][:, 0], found["boxes"][:, 1]
+        assert percept.pose == tuple(frame["pose"]) and percept.t == pytest.approx(frame["time"])
+        np.testing.assert_allclose(percept.boxes[:, 0], x0 + c * ex - s * ey, atol=1e-9)
+        np.testing.assert_allclose(percept.boxes[:, 1], y0 + s * ex + c * ey, atol=1e-9)
+        np.testing.assert_allclose(
+            np.cos(percept.boxes[:, 2]), np.cos(found["boxes"][:, 2] + yaw), atol=1e-9
+        )
+        np.testing.assert_allclose(percept.boxes[:, 3:5], found["boxes"][:, 3:5])
+        np.testing.assert_array_equal(percept.classes, found["box_class"])
+        assert percept.classes.dtype == np.uint8 and percept.speed == pytest.approx(frame["speed"])
+        # the light: the head's state where the map has a stop line ahead, else none
+        state = LIGHTS[model.geometry.light_states[int(raw["light"][0].argmax())]]
+        if frame["light"] > 0:  # the dataset's label saw a stop line within 30 m
+            assert percept.light == state
+            if state != NO_LIGHT:
+                assert percept.light_distance == pytest.approx(frame["light_distance"], abs=1e-4)
+        if percept.light == NO_LIGHT:
+            assert percept.light_distance == math.inf
+        # velocities: differenced against the previous call's percept
+        if prev is None:
+            assert not percept.boxes[:, 5:7].any()
+        else:
+            expected = velocities(
+                percept.boxes, percept.classes, prev.boxes, prev.classes, percept.t - prev.t, 4.0
+            )
+            np.testing.assert_allclose(percept.boxes[:, 5:7], expected)
+        prev = percept
+    assert any(p.boxes[:, 5:7].any() for _, p in out)
+    assert sum(int(f["light"]) > 0 for f in data) == 2
+
+
+def test_to_world_by_hand_and_as_the_inverse_of_to_ego():
+    pose = (3.0, -2.0, math.radians(30))
+    box = np.array([[10.0, 0.0, 0.1, 4.5, 1.8, 2.0, 0.0]])
+    (x, y, yaw, length, width, vx, vy) = to_world(box, pose)[0]
+    c, s = math.cos(pose[2]), math.sin(pose[2])
+    assert (x, y) == pytest.approx((3.0 + 10 * c, -2.0 + 10 * s))
+    assert (yaw, length, width) == pytest.approx((0.1 + pose[2], 4.5, 1.8))
+    assert (vx, vy) == pytest.approx((2 * c, 2 * s))
+    rows = np.random.default_rng(0).normal(size=(5, 7)) * 10
+    rows[:, 2] = np.random.default_rng(1).uniform(-3, 3, 5)
+    np.testing.assert_allclose(to_ego(to_world(rows, pose), pose), rows, atol=1e-9)
+
+
+def test_velocities_from_two_hand_made_frames():
+    """dt = 0.1 s, gate 4 m. Vehicles a, b and a pedestrian moved; a new static obstacle
+    and a vehicle where the pedestrian was (another class) have no past; two vehicles
+    near one old one: the nearer takes it, the other is new."""
+    V, P, S = 5, 6, 7
+
+    def rows(xy):
+        return np.array([[x, y, 0, 4.5, 1.8, 0, 0] for x, y in xy], dtype=float)
+
+    prev = rows([(0, 0), (10, 0), (5, 5), (30, 0)])
+    prev_cls = np.array([V, V, P, V])
+    now = rows([(10.2, 0.1), (1, 0), (5, 5.1), (20, 20), (5.2, 5), (31, 0), (32.5, 0)])
+    now_cls = np.array([V, V, P, S, V, V, V])
+    v = velocities(now, now_cls, prev, prev_cls, 0.1, 4.0)
+    np.testing.assert_allclose(
+        v, [[2, 1], [10, 0], [0, 1], [0, 0], [0, 0], [10, 0], [0, 0]], atol=1e-9
+    )
+    assert not velocities(now, now_cls, prev[:0], prev_cls[:0], 0.1, 4.0).any()
+    assert not velocities(now, now_cls, prev, prev_cls, 0.0, 4.0).any()  # no time passed
+
+
+def test_a_run_that_is_not_a_perception_network_is_a_one_line_error(run, tmp_path):
+    run_dir, _ = run
+    agent = tmp_path / "agent"
+    checkpoint.save(agent / "checkpoints", {"w": torch.zeros(1)}, {"step": 1, "algo": "dqn"})
+    cases = [
+        (tmp_path / "nowhere", "nowhere"),
+        (agent, "holds a dqn agent"),
+        (run_dir, "other sensors"),  # trained on a 0.5 m grid, not the default collect's
+    ]
+    for path, words in cases:
+        with pytest.raises(UserError) as err:
+            LearnedPerception(path)
+        message = str(err.value)
+        assert words in message and "\n" not in message, message
