@@ -192,23 +192,7 @@ def tune_map(
         fn(items[config["index"]], report)
         tune.report({"step": last["step"], "score": last["score"], "finished": 1})
 
-    class Events(tune.Callback):
-        def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ARG002
-            if on_result is not None and not result.get("finished"):
-                on_result(trial.config["index"], int(result["step"]), float(result["score"]))
-
-        def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ARG002
-            finished = (trial.last_result or {}).get("finished")
-            outcome = "done" if finished else "stopped"
-            state["last"][trial.config["index"]] = outcome
-            if on_done is not None:
-                on_done(trial.config["index"], outcome)
-
-        def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ARG002
-            error = _tune_error(trial)
-            state["last"][trial.config["index"]] = error
-            if on_done is not None:
-                on_done(trial.config["index"], error)
+    events = _events_class(tune)(on_result, on_done, state["last"])
 
     scheduler = ASHAScheduler(
         time_attr="step",
@@ -231,12 +215,46 @@ def tune_map(
             storage_path=storage_path,
             failure_config=tune.FailureConfig(max_failures=max_retries),
             verbose=0,
-            callbacks=[Events()],
+            callbacks=[events],
         ),
     )
     with contextlib.redirect_stdout(io.StringIO()):  # Tune prints its header regardless
         tuner.fit()
     return [state["last"].get(i, "unfinished") for i in range(len(items))]
+
+
+def _events_class(tune: Any) -> type:
+    """Tune callbacks that hand trial events to this process's hooks.
+
+    Tune pickles its callbacks with the experiment state; the hooks (a progress bar, an
+    open file) stay behind, so the class closes over nothing and a copy carries no hooks.
+    """
+
+    class Events(tune.Callback):
+        def __init__(self, on_result: Any, on_done: Any, outcomes: dict[int, Any]) -> None:
+            self._hooks = (on_result, on_done, outcomes)
+
+        def __getstate__(self) -> dict[str, Any]:
+            return {"_hooks": (None, None, {})}
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ARG002
+            on_result = self._hooks[0]
+            if on_result is not None and not result.get("finished"):
+                on_result(trial.config["index"], int(result["step"]), float(result["score"]))
+
+        def _end(self, trial: Any, outcome: Any) -> None:
+            _, on_done, outcomes = self._hooks
+            outcomes[trial.config["index"]] = outcome
+            if on_done is not None:
+                on_done(trial.config["index"], outcome)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ARG002
+            self._end(trial, "done" if (trial.last_result or {}).get("finished") else "stopped")
+
+        def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ARG002
+            self._end(trial, _tune_error(trial))
+
+    return Events
 
 
 def _tune_error(trial: Any) -> BaseException:

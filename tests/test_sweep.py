@@ -184,6 +184,25 @@ def test_ctrl_c_then_resume_finishes_the_sweep(tmp_path, no_stray_ray):
             assert info["resumed"][-1] == stopped_at[t["id"]]
 
 
+@pytest.mark.slow
+def test_asha_sweep_writes_run_dirs_and_counts_only_full_budgets(tmp_path, no_stray_ray):
+    out, total = tmp_path / "sw", 8192
+    argv = ["--algo", "ppo", "--env", "CartPole-v1", "--steps", str(total), "--out", str(out)]
+    argv += ["--grid", "learning_rate=1e-5,1e-4,1e-3", "--scheduler", "asha", *TINY]
+    assert _sweep(tmp_path, *argv, "--set", "checkpoint_every=1024") == 0
+    state = json.loads((out / "sweep.json").read_text())
+    assert (out / "tune").is_dir()
+    for t in state["trials"]:  # done means the whole budget; ASHA's stops are "stopped"
+        run = _one_run(out / t["id"])
+        full = sweep.checkpoint_step(run) == total
+        assert t["status"] == ("done" if full else "stopped"), t
+    summary = json.loads((out / "summary.json").read_text())
+    done = [t for t in state["trials"] if t["status"] == "done"]
+    assert done and sum(r["n"] for r in summary) == len(done)
+    (best,) = [r for r in summary if r["best"]]
+    assert best["n"] == 1
+
+
 # --------------------------------------------------------------- input mistakes
 @pytest.mark.parametrize(
     ("spec", "flags", "message"),
