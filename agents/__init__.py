@@ -41,6 +41,11 @@ BUILTIN: dict[str, tuple[str, str]] = {
         "modular driving stack (no training): privileged perception, prediction, "
         "behaviour, Frenet lattice planner, pure pursuit / Stanley / MPC tracking",
     ),
+    "route": (
+        "pilot.planning.route_follower:RouteFollower",
+        "route follower (no training, the driving floor): pure pursuit on the route's lane "
+        "centre at a fixed speed, ignoring lights, traffic and pedestrians",
+    ),
 }
 
 #: name -> its config class in :mod:`pilot.agents.configs`, which loads without torch
