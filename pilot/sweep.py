@@ -183,16 +183,8 @@ def plan_trials(spec: SweepSpec) -> list[dict[str, Any]]:
         config = build_config(algo, spec.env, {}, overrides)
         if spec.steps is not None:
             config = dataclasses.replace(config, steps=spec.steps)
-        for seed in seeds:
-            trials.append(
-                {
-                    "id": f"{_label(params)}__seed{seed}",
-                    "params": params,
-                    "seed": seed,
-                    "config": to_dict(config),
-                    "status": "pending",
-                }
-            )
+        row = {"params": params, "config": to_dict(config), "status": "pending"}
+        trials += [{"id": f"{_label(params)}__seed{s}", "seed": s, **row} for s in seeds]
     return trials
 
 
@@ -385,17 +377,8 @@ def summarize(state: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
     groups: dict[str, dict[str, Any]] = {}
     for t in state["trials"]:
         key = json.dumps(t["params"], sort_keys=True)
-        g = groups.setdefault(
-            key,
-            {
-                "params": t["params"],
-                "returns": [],
-                "seeds": [],
-                "failed": 0,
-                "stopped": 0,
-                "unfinished": 0,
-            },
-        )
+        empty = dict(params=t["params"], returns=[], seeds=[], failed=0, stopped=0, unfinished=0)
+        g = groups.setdefault(key, empty)
         if t["status"] == "done" and t.get("run_dir"):
             ret, _ = final_return(folder / t["run_dir"])
             g["returns"].append(ret)
