@@ -28,7 +28,8 @@ class RouteFollower:
 
     @staticmethod
     def configure(env_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
-        """``speed`` (default: the scenario's target speed) is the only setting."""
+        """``speed`` (None: the scenario's target speed) is the only setting; applying it
+        twice (the CLI checks it, the agent builds from it) gives the same config."""
         if not env_id.startswith("pilot/Driving-") or "Meta" in env_id:
             raise UserError(
                 f"the route follower drives the Box(2) driving envs, not {env_id}; "
@@ -39,8 +40,10 @@ class RouteFollower:
             raise UserError(
                 f"unknown config key '{sorted(unknown)[0]}' (the route follower has: speed)"
             )
-        speed = float(overrides.get("speed", 0.0))
-        if "speed" in overrides and not speed > 0:
+        if overrides.get("speed") is None:
+            return {"speed": None}
+        speed = float(overrides["speed"])
+        if not speed > 0:
             raise UserError(f"speed must be positive, got {overrides['speed']}")
         return {"speed": speed}
 

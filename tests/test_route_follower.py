@@ -55,6 +55,9 @@ def test_config_and_listing():
     with pytest.raises(UserError, match="Box\\(2\\) driving envs"):
         RouteFollower("pilot/Driving-Highway-Meta-v0", None)
     assert RouteFollower.configure("pilot/Driving-LaneKeep-v0", {"speed": "6"}) == {"speed": 6.0}
+    # the CLI configures, then the agent is built from that config: the default survives
+    default = RouteFollower.configure("pilot/Driving-LaneKeep-v0", {})
+    assert RouteFollower("pilot/Driving-LaneKeep-v0", default).config == {"speed": None}
 
 
 def test_listed_and_evaluated_by_name(capsys):
