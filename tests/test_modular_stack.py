@@ -175,8 +175,10 @@ def test_config_errors_are_one_line():
         build_config(INTERSECTION, {"trackr": "mpc"})
     with pytest.raises(UserError, match="must be one of"):
         build_config(INTERSECTION, {"tracker": "lqr"})
-    with pytest.raises(UserError, match="not wired"):
+    with pytest.raises(UserError, match="no such perception run"):
         build_config(INTERSECTION, {"perception": "runs/some_run"})
+    with pytest.raises(UserError, match="perception_smoothing"):
+        build_config(INTERSECTION, {"perception_smoothing": 1.0})
     with pytest.raises(UserError, match="Box\\(2\\) driving envs"):
         ModularAgent("pilot/Driving-Highway-Meta-v0")
 

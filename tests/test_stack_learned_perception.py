@@ -204,3 +204,27 @@ def test_a_run_that_is_not_a_perception_network_is_a_one_line_error(run, tmp_pat
             LearnedPerception(path)
         message = str(err.value)
         assert words in message and "\n" not in message, message
+
+
+def test_the_stack_drives_on_a_perception_run_through_the_cli(run, tmp_path, capsys):
+    """`perception=RUN_DIR` wires the network into the stack: it plays an episode, and a
+    path that is not a perception run is refused in one line before anything plays."""
+    import json
+    import shutil
+
+    from pilot.cli import main
+
+    trained, data = run
+    run_dir = tmp_path / "run"  # as `pilot perception train` leaves it: run.json names the data
+    shutil.copytree(trained, run_dir)
+    (run_dir / "run.json").write_text(json.dumps({"data": {"root": str(data.root)}}))
+    (run_dir / "config.yaml").write_text("{}\n")
+    base = ["eval", "modular", "--env", "pilot/Driving-Intersection-v0", "--seeds", str(SEED)]
+    out = tmp_path / "eval"
+    argv = [*base, "--episodes", "1", "--max-steps", "5", "--out", str(out)]
+    assert main([*argv, "--set", f"perception={run_dir}"]) == 0, capsys.readouterr().err
+    assert (out / "summary.json").is_file()
+    assert "Driving Score" in capsys.readouterr().out
+    assert main([*base, "--set", f"perception={tmp_path / 'none'}"]) == 2
+    err = capsys.readouterr().err
+    assert "no such perception run" in err and err.count("\n") == 1

@@ -11,6 +11,7 @@ import numpy as np
 from pilot.errors import UserError
 
 from .config import ModularConfig, build_config
+from .perception import privileged
 from .stack import ModularStack
 
 
@@ -33,6 +34,13 @@ class ModularAgent:
         self.config = config if config is not None else build_config(env_id)
         self.step = 0
         self._stacks: dict[int, ModularStack] = {}
+        self._perceive = privileged
+        if self.config.perception != "privileged":  # one network for every env's stack
+            from .learned import LearnedPerception
+
+            self._perceive = LearnedPerception(
+                self.config.perception, smoothing=self.config.perception_smoothing
+            )
         self.last_plans: list = []
         self.timings_ms: list[dict[str, float]] = []
 
@@ -47,7 +55,9 @@ class ModularAgent:
             raise UserError("the modular stack plans from the live env: pass envs=[...]")
         actions, self.last_plans = [], []
         for env in envs:
-            stack = self._stacks.setdefault(id(env), ModularStack(self.config))
+            stack = self._stacks.get(id(env))
+            if stack is None:
+                stack = self._stacks[id(env)] = ModularStack(self.config, self._perceive)
             action, plan = stack.step(env)
             actions.append(action)
             self.last_plans.append(plan)

@@ -18,7 +18,12 @@ class ModularConfig:
     """Settings of the perceive → predict → decide → plan → track stack (metres, seconds)."""
 
     perception: str = field(
-        "privileged", "'privileged' (ground-truth objects and lights) or a perception run dir"
+        "privileged",
+        "'privileged' (ground-truth objects and lights) or a perception run directory "
+        "(camera, lidar or fusion: objects and the light's colour from the network)",
+    )
+    perception_smoothing: float = field(
+        0.6, "learned perception: weight of the previous velocity estimate (0: none)"
     )
     tracker: Literal["pure_pursuit", "stanley", "mpc"] = field(
         "pure_pursuit", "path tracker that turns the plan into steering"
@@ -62,20 +67,32 @@ class ModularConfig:
                 raise ValueError(f"{name} must be positive")
         if not self.lateral_offsets or not self.speed_factors:
             raise ValueError("lateral_offsets and speed_factors must not be empty")
+        if not 0.0 <= self.perception_smoothing < 1.0:
+            raise ValueError("perception_smoothing must lie in [0, 1)")
         if self.plan_dt > self.horizon:
             raise ValueError("plan_dt must not exceed the horizon")
 
 
 def build_config(env_id: str, overrides: dict[str, Any] | None = None) -> ModularConfig:
     """The preset for ``env_id`` with ``overrides`` on top; unknown keys are a
-    :class:`UserError` naming the close matches. A perception run directory is refused in
-    one line until learned perception is wired into the stack."""
+    :class:`UserError` naming the close matches, and a ``perception`` that is neither
+    ``privileged`` nor a perception run is one too (checked without torch)."""
     table = load_yaml(PRESETS)
     values = merge(dict(table.get("default") or {}), table.get(env_id) or {})
     config = from_dict(ModularConfig, merge(values, overrides or {}))
     if config.perception != "privileged":
-        raise UserError(
-            f"perception={config.perception}: learned (fusion) perception input is not wired "
-            "into the modular stack yet; use perception=privileged"
-        )
+        check_perception_run(config.perception)
     return config
+
+
+def check_perception_run(path: str) -> None:
+    """``path`` is a perception run (or checkpoint) the stack can see through."""
+    from pilot.agents.common import checkpoint
+    from pilot.perception.meta import check_network_meta
+
+    if not Path(path).exists():
+        raise UserError(
+            f"perception={path}: no such perception run; use privileged or a run directory "
+            "of `pilot perception train`"
+        )
+    check_network_meta(checkpoint.read_meta(path), path)

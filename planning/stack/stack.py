@@ -1,6 +1,6 @@
 """The modular driving stack for one car: perceive → predict → decide → plan → track.
 
-:meth:`ModularStack.step` reads a live driving env (privileged perception, the known map)
+:meth:`ModularStack.step` reads a live driving env (its perception, the known map)
 and returns the env's ``[steer, throttle]`` action together with the plan it followed, as
 data: the chosen trajectory, the candidate set and the predicted occupancy (a viewer may
 draw them; nothing here draws)."""
@@ -45,8 +45,11 @@ def make_tracker(cfg: ModularConfig, wheelbase: float, dt: float):
 class ModularStack:
     """The stack driving one env; keep one per env (it caches the route's frame)."""
 
-    def __init__(self, cfg: ModularConfig) -> None:
+    def __init__(self, cfg: ModularConfig, perceive=privileged) -> None:
+        """``perceive(env) -> Percept``: :func:`.perception.privileged` or a
+        :class:`.learned.LearnedPerception`."""
         self.cfg = cfg
+        self._perceive = perceive
         self._route = None
         self._frame: frenet.RouteFrame | None = None
         self._tracker = None
@@ -59,8 +62,8 @@ class ModularStack:
             self._tracker = make_tracker(cfg, car.wheelbase, car.dt)
         frame = self._frame
         t0 = time.perf_counter()
-        # perceive: objects and the light, through the labels' code
-        p = privileged(u)
+        # perceive: objects and the light (ground truth through the labels' code, or a network)
+        p = self._perceive(u)
         t1 = time.perf_counter()
         # predict: constant velocity over the horizon
         n = int(round(cfg.horizon / cfg.plan_dt))
