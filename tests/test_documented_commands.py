@@ -104,6 +104,8 @@ BASES = {
     "list": ["list"],
     "bench": ["bench"],
     "perception": ["perception", "collect", "data/examples", "--split", "train", "--seeds", "0"],
+    "sweep": ["sweep", "sweep.yaml"],
+    "leaderboard": ["leaderboard", "run", "my_spec.yaml"],
 }
 
 
@@ -166,6 +168,16 @@ class Workspace:
         self.fixtures = root / "fixtures"
         self.runs: dict[tuple, Path] = {}
         (root / "my.yaml").write_text("log_every: 32\n")
+        # the spec files the README's sweep and leaderboard commands name, at tiny budgets
+        (root / "sweep.yaml").write_text(
+            "algo: ppo\nenv: CartPole-v1\nseeds: 0\nsteps: 64\n"
+            "grid: {learning_rate: [1.0e-3, 3.0e-4]}\n"
+        )
+        (root / "my_spec.yaml").write_text(
+            "name: my-board\nseeds: [0]\nepisodes: 1\n"
+            "entries: [{name: random, builtin: random}]\n"
+            "tracks: [{name: cartpole, env: CartPole-v1}]\n"
+        )
         for doc in DOCS:  # maps the README makes and then plans on
             if doc.argv[:2] == ["plan", "--generate"]:
                 assert _main(doc.argv, root) == 0, doc.id
@@ -444,6 +456,66 @@ def _value(argv: list[str], option: str) -> str | None:
     return argv[argv.index(option) + 1] if option in argv else None
 
 
+def _small_spec(argv: list[str], ws: Workspace) -> list[str]:
+    """``leaderboard run SPEC``'s spec at a tiny budget (first seed, one episode of at most
+    20 steps, 64 training steps), under the same name so its default folder is the same."""
+    import yaml
+
+    from pilot.eval.leaderboards.spec import load_spec
+
+    source = Path(
+        load_spec(str(ws.root / argv[2]) if (ws.root / argv[2]).exists() else argv[2]).source
+    )
+    data = yaml.safe_load(source.read_text())
+    data.update(seeds=[load_spec(source).seeds[0]], episodes=1, max_steps=20)
+    for track in data["tracks"]:
+        track["max_steps"] = 20
+        for key, value in (track.get("set") or {}).items():  # maps beside the original
+            if key.endswith("_file") and (source.parent / value).is_file():
+                track["set"][key] = str(source.parent / value)
+    for entry in data["entries"]:
+        if "train" in entry:
+            entry["train"]["steps"] = 64
+    small = ws.root / "small-specs" / source.name
+    small.parent.mkdir(exist_ok=True)
+    small.write_text(yaml.safe_dump(data))
+    return [*argv[:2], str(small), *argv[3:]]
+
+
+def check_leaderboard(argv: list[str], ws: Workspace) -> None:
+    if argv[1] == "run":
+        argv = _small_spec(argv, ws)
+        if "--backend" in argv:
+            argv = _with(argv, "--num-cpus", "2")
+        assert _main(_with(argv, "--no-progress"), ws.root) == 0
+        from pilot.eval.leaderboards.spec import load_spec
+
+        name = load_spec(argv[2]).name
+        out = ws.root / (_value(argv, "--out") or f"runs/leaderboards/{name}")
+    else:
+        assert _main(argv, ws.root) == 0
+        out = ws.root / argv[2]
+    assert (out / "report" / "report.html").is_file() and list((out / "records").rglob("*.json"))
+
+
+def check_sweep(argv: list[str], ws: Workspace, where: str, capsys) -> None:
+    """A sweep keeps its arguments at a tiny budget: 64 steps, the first seed, 2 CPUs.
+    Joining a cluster (``--address``) where none runs is the one-line error it promises.
+    Sweeps given by flags alone share a default folder; each gets its own here."""
+    if "--algo" in argv:
+        argv = _with(argv, "--steps", STEPS)
+        if "--out" not in argv and "--name" not in argv:
+            argv = _with(argv, "--name", re.sub(r"\W+", "-", where).strip("-"))
+    argv = _with(argv, "--seeds", "0") if "--seeds" in argv else argv
+    if "--address" in argv:  # in a folder of its own: the README's sweep.yaml ran before
+        assert _main(_with(argv, "--out", "runs/sweeps/on-a-cluster"), ws.root) == 2
+        assert "cannot start or join the Ray cluster at" in capsys.readouterr().err
+        return
+    assert _main([*argv, "--num-cpus", "2", "--no-progress"], ws.root) == 0
+    out = capsys.readouterr().out
+    assert "best" in out.lower(), out
+
+
 def check(doc: Doc, ws: Workspace, capsys) -> None:
     argv = ws.substitute(doc)
     capsys.readouterr()
@@ -456,6 +528,10 @@ def check(doc: Doc, ws: Workspace, capsys) -> None:
         return check_watch_or_eval(argv, ws)
     if command == "perception":
         return check_perception(argv, ws, doc.where, capsys)
+    if command == "leaderboard":
+        return check_leaderboard(argv, ws)
+    if command == "sweep":
+        return check_sweep(argv, ws, doc.where, capsys)
     rc = _main(argv, ws.root)
     out = capsys.readouterr().out
     assert rc == 0
@@ -481,7 +557,7 @@ def test_documented_command_runs(doc, workspace, capsys):
 @pytest.mark.parametrize(
     "argv, words",
     [
-        ([], "missing COMMAND, one of list, train, watch, eval, plan, perception, bench"),
+        ([], "missing COMMAND, one of list, train, watch, eval, plan, perception, sweep"),
         (["trian"], "invalid choice: 'trian'"),
         (["list", "extra"], "unrecognized arguments: extra"),
         (["bench", "nosuch"], "unknown benchmark 'nosuch'; choose from "),

@@ -279,7 +279,7 @@ def test_markdown_rows_and_ci_cells(written):
     assert "|---|---|---:|---:|---:|" in md
     assert "| dqn | Breakout | 31 | 12.3 [10.1, 14.0] | 373 |" in md
     assert "| ppo | Breakout | 25 | -0.0200 [-0.0500, —] | — |" in md
-    assert "&lt;script&gt;alert('not markup')&lt;/script&gt; &amp; friends" in md
+    assert "&lt;script>alert('not markup')&lt;/script> &amp; friends" in md
     assert "\n\n\n" not in md
     assert "| modular-stack | 12 | 61.2 [55.0, 67.9] | 88.0 [84.2, 91.5] | 0.412 |" in md
     # provenance under the driving table: short SHA, seeds, commit, wall time

@@ -9,7 +9,6 @@ for reading. Every file is written atomically, so a crash never leaves half a re
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import re
@@ -84,7 +83,10 @@ def load_model(path: Path) -> dict:
 
 def _md_text(text: Any) -> str:
     """Model text as literal Markdown: no raw HTML, no table breaks."""
-    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
+    # Markdown renders < and & as HTML; > only starts a quote at a line's head, never in a cell
+    return (
+        str(text).replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|").replace("\n", " ")
+    )
 
 
 def _md_table(table: dict) -> list[str]:

@@ -269,9 +269,7 @@ def _play(job: Job, target: str, progress: Callable[[str], None] | None) -> dict
             "checkpoint_sha256": file_sha256(pt) if pt.is_file() else None,
             "checkpoint_step": loaded.meta.get("step"),
             "run_dir": str(run.path) if run is not None else None,
-            "config": _jsonable(meta.get("config"))
-            if "_builtin" not in meta
-            else _jsonable(dataclasses.asdict(meta["_builtin"][1])),
+            "config": _jsonable(_config_of(meta)),
             "env_kwargs": _jsonable(env_kwargs),
             "git_commit": git_commit(),
             "versions": versions(),
@@ -285,11 +283,24 @@ def _play(job: Job, target: str, progress: Callable[[str], None] | None) -> dict
     }
 
 
+def _config_of(meta: dict[str, Any]) -> Any:
+    """The config the agent played with: a checkpoint's, or a built-in's (a dataclass or a
+    plain mapping)."""
+    if "_builtin" not in meta:
+        return meta.get("config")
+    config = meta["_builtin"][1]
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+
+
 def _fields(builtin: str, env_id: str) -> set[str]:
     from pilot.agents import get_builtin
 
     config = get_builtin(builtin).configure(env_id, {})
-    return {f.name for f in dataclasses.fields(config)}
+    return (
+        {f.name for f in dataclasses.fields(config)}
+        if dataclasses.is_dataclass(config)
+        else set(config)
+    )
 
 
 def _acting(entry: Entry, env_id: str, protocol: str | None):
