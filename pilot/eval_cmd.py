@@ -50,6 +50,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     e.add_argument("--out", help="results folder (default: RUN_DIR/eval/<time>)")
     e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    e.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help='ray: each seed\'s episodes as a Ray task (same episodes; pip install -e ".[ray]")',
+    )
+    e.add_argument("--address", help="ray: join this cluster (auto or ray://host:port)")
+    e.add_argument("--num-cpus", type=int, help="ray: CPUs of the local Ray (default: all)")
     return e
 
 
@@ -67,6 +75,13 @@ def _check(args: argparse.Namespace) -> dict[str, Any]:
     check_at_least(args.max_steps, 1, "--max-steps")
     check_epsilon(args.epsilon)
     check_device(args.device)
+    if args.backend != "ray" and (args.address or args.num_cpus is not None):
+        raise UserError("--address and --num-cpus size the Ray backend; add --backend ray")
+    check_at_least(args.num_cpus, 1, "--num-cpus")
+    if args.backend == "ray":
+        from pilot.ray_backend import require_ray
+
+        require_ray()
     meta = read_target(args.target, args.env, args.overrides)
     from pilot.envs import is_atari
 
@@ -149,16 +164,26 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     try:
-        results = run_episodes(
-            policy,
-            env_id,
-            args.seeds,
-            args.episodes,
-            env_kwargs,
-            args.max_steps,
-            progress=progress,
-            epsilon=acting.epsilon,
-        )
+        if args.backend == "ray":
+            from pilot.eval_seeds import SeedJob, play_on_ray
+
+            jobs = [
+                SeedJob(args.target, args.device, meta, env_id, env_kwargs, table,
+                        acting.sample, acting.epsilon, args.episodes, args.max_steps, seed)
+                for seed in args.seeds
+            ]  # fmt: skip
+            results = play_on_ray(jobs, args.address, args.num_cpus, bar.update)
+        else:
+            results = run_episodes(
+                policy,
+                env_id,
+                args.seeds,
+                args.episodes,
+                env_kwargs,
+                args.max_steps,
+                progress=progress,
+                epsilon=acting.epsilon,
+            )
     finally:
         bar.close()
     summary_meta = {
@@ -177,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
         "full_action_space": env_kwargs.get("full_action_space") if atari else None,
         "action_mapping": mapping if atari else None,
         "max_steps": args.max_steps,
+        "backend": args.backend,
         "env_kwargs": env_kwargs,
         "wall_s": round(time.perf_counter() - start, 2),
     }

@@ -352,6 +352,7 @@ def check_watch_or_eval(argv: list[str], ws: Workspace) -> None:
     before = set(folder.glob(pattern))
     argv = _with(argv, "--max-steps", steps)
     argv = _capped(_capped(argv, "--episodes", 2), "--seeds", 2)
+    argv = _with(argv, "--num-cpus", "2") if "--backend" in argv else argv
     assert _main(argv, ws.root) == 0
     assert set(folder.glob(pattern)) - before, f"no new {pattern} in {folder}"
 

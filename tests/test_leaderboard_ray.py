@@ -57,3 +57,23 @@ def test_the_ray_backend_without_ray_is_one_line(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "o" / "records").exists()
     assert main(["leaderboard", "run", str(spec), "--address", "auto"]) == 2
     assert "add --backend ray" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_on_ray_plays_the_same_episodes(tmp_path, capsys):
+    """`pilot eval --backend ray` plays each seed as a task: the same episodes as here."""
+    runs = tmp_path / "runs"
+    train = ["train", "ppo", "--env", "CartPole-v1", "--steps", "512", "--runs-dir", str(runs)]
+    assert main([*train, "--no-progress", "--set", "n_steps=64"]) == 0
+    run = next(runs.iterdir())
+    base = ["eval", str(run), "--seeds", "0", "1", "2", "--episodes", "2"]
+    assert main([*base, "--out", str(tmp_path / "local")]) == 0
+    assert main([*base, "--out", str(tmp_path / "ray"), "--backend", "ray", "--num-cpus", "2"]) == 0
+
+    def episodes(name: str) -> list:
+        return json.loads((tmp_path / name / "summary.json").read_text())["episodes"]
+
+    assert len(episodes("local")) == 6 and episodes("ray") == episodes("local")
+    capsys.readouterr()
+    assert main([*base, "--address", "auto"]) == 2
+    assert "add --backend ray" in capsys.readouterr().err
