@@ -38,6 +38,7 @@ class DrivingScore:
     infraction_penalty: float
     outside_lane_fraction: float
     km: float  # kilometres of the route completed
+    route_length: float  # metres of the whole route
     counts: dict[str, int]
     per_km: dict[str, float]  # each counted infraction per km of route completed
     infractions_per_km: float  # all counted infractions per km
@@ -75,6 +76,7 @@ def driving_score(
         infraction_penalty=penalty,
         outside_lane_fraction=outside,
         km=km,
+        route_length=float(route_length),
         counts=counts,
         per_km=per_km,
         infractions_per_km=_per_km(sum(counts.values()), km),

@@ -85,6 +85,7 @@ def run_episodes(
     max_steps: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     epsilon: float = 0.0,
+    fixed_episodes: bool = False,
 ) -> list[EpisodeResult]:
     """Play ``episodes_per_seed`` episodes per seed with ``act(batch_obs, envs) -> actions``
     (``envs``: the envs behind the batch, in order, for agents that plan through them).
@@ -93,7 +94,11 @@ def run_episodes(
     own time limit applies otherwise. ``epsilon`` > 0 plays ε-greedy around ``act``'s
     actions (Discrete action spaces), drawn per seed as :class:`EpsilonGreedy` does.
     ``progress(episodes_done, steps)`` is called after every lockstep, so a caller can
-    show that long episodes are moving.
+    show that long episodes are moving. ``fixed_episodes`` resets every episode with its
+    own seed (:func:`episode_seed`), so episode ``k`` of a seed starts from the same route,
+    map or game state whatever happened in the episodes before it, and every agent meets
+    the same ones (a leaderboard's rows); otherwise later resets draw from the env's own
+    generator, which the episodes before may have advanced differently.
     """
     kwargs = dict(env_kwargs or {})
     kwargs.pop("training", None)
@@ -105,7 +110,8 @@ def run_episodes(
         else None
     )
     try:
-        obs = [env.reset(seed=int(s))[0] for env, s in zip(envs, seeds, strict=True)]
+        first = [episode_seed(s, 0) if fixed_episodes else int(s) for s in seeds]
+        obs = [env.reset(seed=s)[0] for env, s in zip(envs, first, strict=True)]
         done_count = [0] * len(envs)
         rets = [0.0] * len(envs)
         lens = [0] * len(envs)
@@ -147,7 +153,8 @@ def run_episodes(
                     if done_count[i] >= episodes_per_seed:
                         active[i] = False
                         continue
-                    o, _ = envs[i].reset()
+                    again = episode_seed(seeds[i], done_count[i]) if fixed_episodes else None
+                    o, _ = envs[i].reset(seed=again)
                 obs[i] = o
             if progress is not None:
                 progress(len(results), steps)
@@ -156,6 +163,12 @@ def run_episodes(
             env.close()
     results.sort(key=lambda e: (e.seed, e.episode))
     return results
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    """The reset seed of episode ``episode`` of ``seed`` in fixed-episode play: a hash of
+    both (NumPy's SeedSequence), so neighbouring seeds do not share episodes."""
+    return int(np.random.SeedSequence([int(seed), int(episode)]).generate_state(1)[0])
 
 
 def _navigation(info: dict[str, Any]) -> dict[str, float] | None:

@@ -205,3 +205,39 @@ def test_a_grid_killed_midway_finishes_with_every_record_once(tmp_path):
     }
     assert not list(out.rglob("*.tmp")) and not (out / "records/.superseded").exists()
     assert len(load_records(out)) == 3
+
+
+def test_every_entry_meets_the_same_routes(tmp_path):
+    """Each episode starts from its own seed: after a first route the random agent and the
+    stack drive differently (pedestrians spawn from the env's generator as time passes),
+    yet their second and third routes are the same; played in a row from one reset seed,
+    as `pilot eval` does, they are not."""
+    from pilot.eval.evaluate import run_episodes
+    from pilot.playing import act, load_for_playing, read_target
+
+    data = {**SMALL, "seeds": [0], "episodes": 3}
+    data["entries"] = [
+        {"name": "stack", "builtin": "modular"},
+        {"name": "rand", "builtin": "random"},
+    ]
+    data["tracks"] = [{"name": "x", "env": "pilot/Driving-Intersection-v0", "max_steps": 60}]
+    out = tmp_path / "o"
+    argv = ["leaderboard", "run", str(_spec(tmp_path, data)), "--out", str(out), "--no-report"]
+    assert main([*argv, "--no-progress"]) == 0
+    records = _records(out)
+
+    def routes(name: str) -> list[float]:
+        episodes = records[f"records/{name}/x/seed-0.json"]["episodes"]
+        return [e["driving"]["route_length"] for e in episodes]
+
+    assert routes("stack") == routes("rand") and len(set(routes("stack"))) > 1
+    in_a_row = []
+    for name in ("modular", "random"):
+        meta = read_target(name, "pilot/Driving-Intersection-v0", [])
+        agent, _ = load_for_playing(name, "cpu", meta)
+        results = run_episodes(
+            lambda obs, envs, a=agent: act(a, obs, True, envs),
+            "pilot/Driving-Intersection-v0", [0], 3, max_steps=60,
+        )  # fmt: skip
+        in_a_row.append([r.driving.route_length for r in results])
+    assert in_a_row[0] != in_a_row[1]  # why the leaderboard reseeds every episode

@@ -27,6 +27,8 @@ from pilot.files import atomic_write
 from .spec import Entry, Spec, Track
 
 SCHEMA = "pilot.leaderboard/1"
+#: how episodes start: each from its own seed, the same for every entry (evaluate.episode_seed)
+EPISODE_RESETS = "reset(seed=SeedSequence([seed, episode]))"
 RECORDS = "records"
 
 
@@ -57,6 +59,7 @@ class Job:
             "seed": self.seed,
             "episodes": self.episodes,
             "checkpoint_sha256": self.checkpoint_sha256,
+            "episodes_reset": EPISODE_RESETS,
         }
         text = json.dumps(words, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
@@ -246,6 +249,7 @@ def _play(job: Job, target: str, progress: Callable[[str], None] | None) -> dict
         track.max_steps,
         progress=moved,
         epsilon=acting.epsilon,
+        fixed_episodes=True,
     )
     pt = Path(str(loaded.path))
     run = run_of_checkpoint(pt) if pt.is_file() else None
@@ -276,6 +280,7 @@ def _play(job: Job, target: str, progress: Callable[[str], None] | None) -> dict
             "protocol": protocol,
             "acting": acting.describe(),
             "seeds": [job.seed],
+            "episode_resets": EPISODE_RESETS,
             "episodes": job.episodes,
             "max_steps": track.max_steps,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
