@@ -176,6 +176,15 @@ def test_a_changed_checkpoint_is_flagged_and_evaluated_again(tmp_path, capsys):
     assert second["checkpoint_step"] == 1024
     assert second["checkpoint_sha256"] != first["checkpoint_sha256"]
     assert len(list((out / "records/.superseded").rglob("*.json"))) == 1
+    # a checkpoint damaged after it was saved is refused before anything plays
+    record = (out / "records/ppo/cartpole/seed-0.json").read_bytes()
+    latest = max((run / "checkpoints").glob("step_*.pt"))
+    latest.write_bytes(latest.read_bytes() + b"\0")
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "tampered with or damaged" in err and err.count("\n") == 1
+    assert (out / "records/ppo/cartpole/seed-0.json").read_bytes() == record
 
 
 @pytest.mark.slow

@@ -135,7 +135,10 @@ def plan_grid(spec: Spec, results: str | Path) -> Plan:
             raise UserError(f"entry '{e.name}': unknown built-in agent '{e.builtin}'")
     plan = Plan([], [], [], [])
     for entry in spec.entries:
-        sha = file_sha256(checkpoint.resolve(entry.checkpoint)) if entry.checkpoint else None
+        sha = None
+        if entry.checkpoint:  # whole and unchanged since saved, before anything plays
+            pt, _ = checkpoint.verify(entry.checkpoint)
+            sha = file_sha256(pt)
         for track in spec.tracks:
             if entry.tracks is not None and track.name not in entry.tracks:
                 continue
