@@ -18,6 +18,22 @@ from .traffic import EgoCar
 #: Meta actions, in highway-env's order (``DiscreteMetaAction``).
 META_ACTIONS = ("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER")
 
+#: Speed levels (m/s) that FASTER and SLOWER step through.
+META_SPEEDS = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
+
+
+def box_command(action) -> tuple[float, float]:
+    """``(steer, throttle)`` clipped to [-1, 1] from a ``Box(2)`` action; anything but two
+    finite numbers is a :class:`ValueError`."""
+    # plain floats: numpy's per-call overhead dwarfs the work on two numbers
+    try:
+        steer, throttle = (float(v) for v in np.ravel(action))
+    except (TypeError, ValueError):
+        steer = throttle = math.nan
+    if not (math.isfinite(steer) and math.isfinite(throttle)):
+        raise ValueError(f"action must be 2 finite numbers, got {action!r}")
+    return min(max(steer, -1.0), 1.0), min(max(throttle, -1.0), 1.0)
+
 
 def lookahead_point(route: Route, s: float, distance: float, offset: float = 0.0) -> np.ndarray:
     """The route point ``distance`` metres past ``s``, moved ``offset`` metres left."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from gymnasium import spaces
@@ -31,6 +31,9 @@ from pilot.config import field
 from .roads import RED, YELLOW, LanePoint, RoadNetwork, Route
 from .traffic import EgoCar
 from .world import CLASS_NAMES, PinholeCamera, World
+
+if TYPE_CHECKING:
+    from .config import DrivingConfig
 
 
 @dataclasses.dataclass
@@ -325,3 +328,22 @@ SENSOR_KEYS = (
     "lidar_points",
     "lidar_bev",
 )
+
+
+def make_sensor(key: str, cfg: DrivingConfig, camera: PinholeCamera) -> Any:
+    """The sensor behind observation key ``key``: the camera kinds share ``camera``, the
+    lidar kinds take ``cfg.lidar`` itself."""
+    if key == "state":
+        return EgoState(
+            cfg.max_speed,
+            cfg.max_steer,
+            max(cfg.max_accel, cfg.max_brake),
+            cfg.lane_width,
+            cfg.waypoints,
+            cfg.waypoint_spacing,
+        )
+    cameras = {"camera": Camera, "depth": Depth, "segmentation": Segmentation}
+    if key in cameras:
+        return cameras[key](camera)
+    lidars = {"lidar": Lidar, "lidar_points": LidarPoints, "lidar_bev": LidarBEV}
+    return lidars[key](cfg.lidar)
