@@ -63,11 +63,17 @@ def _one_run(folder: Path) -> Path:
     return run
 
 
+#: the CartPole PPO preset's rollout (8 envs × 32 steps): a run trains until its step
+#: reaches the budget, in whole rollouts, so one stopped mid-rollout ends up to one past it
+ROLLOUT = 256
+
+
 def _check_written_once(run: Path, total: int) -> None:
     """The run reached its budget and no step's rows appear twice (a resume replays none)."""
-    assert sweep.checkpoint_step(run) == total
+    step = sweep.checkpoint_step(run)
+    assert total <= step < total + ROLLOUT
     episodes = _steps(run, "episodes.csv")
-    assert episodes == sorted(episodes) and episodes[-1] <= total
+    assert episodes == sorted(episodes) and episodes[-1] <= step
     with (run / "metrics.csv").open(newline="") as f:
         rows = [(r["name"], int(float(r["step"]))) for r in csv.DictReader(f)]
     assert len(rows) == len(set(rows)) and rows
@@ -153,7 +159,8 @@ def test_killed_worker_resumes_its_trial_from_the_checkpoint(tmp_path, no_stray_
 
 @pytest.mark.slow
 def test_ctrl_c_then_resume_finishes_the_sweep(tmp_path, no_stray_ray):
-    out, total = tmp_path / "sw", 16_384
+    # long enough that the interrupt lands mid-run on a quiet machine too
+    out, total = tmp_path / "sw", 32_768
     argv = ["--algo", "ppo", "--env", "CartPole-v1", "--seeds", "0-1", "--steps", str(total)]
     argv += ["--set", "checkpoint_every=2048", "--out", str(out), *TINY]
 
@@ -161,7 +168,7 @@ def test_ctrl_c_then_resume_finishes_the_sweep(tmp_path, no_stray_ray):
         deadline = time.monotonic() + 100
         while time.monotonic() < deadline:
             steps = [sweep.checkpoint_step(r) for r in sweep.run_dirs(out / "default__seed0")]
-            if steps and 0 < steps[0] < total - 4096:
+            if steps and 0 < steps[0] < total // 2:
                 _thread.interrupt_main()
                 return
             time.sleep(0.05)
