@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         success_rate,
         write_results,
     )
-    from pilot.playing import act, load_for_playing
+    from pilot.playing import load_for_playing, policy
     from pilot.progress import Progress
 
     agent, loaded = load_for_playing(args.target, args.device, meta)
@@ -152,9 +152,7 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    def policy(obs, envs):
-        actions = act(agent, obs, not acting.sample, envs)
-        return actions if table is None else table[actions]
+    play = policy(agent, acting.sample, table)
 
     bar = Progress(total, desc="eval", unit="ep")
 
@@ -175,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
             results = play_on_ray(jobs, args.address, args.num_cpus, bar.update)
         else:
             results = run_episodes(
-                policy,
+                play,
                 env_id,
                 args.seeds,
                 args.episodes,

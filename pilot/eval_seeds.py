@@ -33,18 +33,18 @@ def play_seed(job: SeedJob) -> list:
     """The seed's episodes (:class:`pilot.eval.evaluate.EpisodeResult`), played by a
     freshly loaded copy of the agent."""
     from pilot.eval.evaluate import run_episodes
-    from pilot.playing import act, load_for_playing
+    from pilot.playing import load_for_playing, policy
 
     agent, _ = load_for_playing(job.target, job.device, job.meta)
-
-    def policy(obs, envs):
-        actions = act(agent, obs, not job.sample, envs)
-        return actions if job.table is None else job.table[actions]
-
     return run_episodes(
-        policy, job.env_id, [job.seed], job.episodes, job.env_kwargs, job.max_steps,
+        policy(agent, job.sample, job.table),
+        job.env_id,
+        [job.seed],
+        job.episodes,
+        job.env_kwargs,
+        job.max_steps,
         epsilon=job.epsilon,
-    )  # fmt: skip
+    )
 
 
 def play_on_ray(

@@ -262,6 +262,17 @@ def act(agent: Any, batch: Any, deterministic: bool, envs: list) -> Any:
     return agent.act(batch, deterministic=deterministic)
 
 
+def policy(agent: Any, sample: bool, table: Any = None) -> Any:
+    """``policy(obs, envs) -> actions`` for evaluation: the agent's greedy (or sampled)
+    actions, sent through ``table`` (minimal → full action-set indices) when given."""
+
+    def play(obs: Any, envs: list) -> Any:
+        actions = act(agent, obs, not sample, envs)
+        return actions if table is None else table[actions]
+
+    return play
+
+
 def batch1(obs: Any) -> Any:
     import numpy as np
 

@@ -46,7 +46,7 @@ def test_the_navigation_board(tmp_path):
         # A* is optimal on the known map: every episode a success on the shortest path
         assert _value(astar["success"]) == 1.0 and _value(astar["spl"]) == pytest.approx(1.0)
         assert _value(astar["path_ratio"]) == pytest.approx(1.0)
-        assert _value(rand["spl"]) < 0.2
+        assert _value(rand["spl"]) < 0.2  # measured 0.000-0.032 over three board runs
         assert astar["episodes"] == 40
     assert "navigation-tracks.csv" in board["_csv"]
     assert "navigation-spl" in board["_plots"] and "curves-procedural" in board["_plots"]
@@ -66,6 +66,9 @@ def test_the_driving_board(tmp_path):
         (stack,) = _rows(tracks, entry="modular", track=track)
         (rand,) = _rows(tracks, entry="random", track=track)
         assert stack["routes"] == 3
+        # measured per scenario (3 routes, AMD EPYC, three board runs): stack 49.5-100
+        # (lowest: Intersection, the one scenario below 90), random 3.2-10.4; the bar
+        # is a margin of 20 under the lowest gap seen (~39), not a tuned threshold
         assert _value(stack["driving_score"]) > _value(rand["driving_score"]) + 20
     assert "driving-score" in board["_plots"] and "driving-infractions" in board["_plots"]
 

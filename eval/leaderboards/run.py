@@ -215,7 +215,7 @@ def _play(job: Job, target: str, progress: Callable[[str], None] | None) -> dict
     from pilot.agents.common.checkpoint import versions
     from pilot.envs import is_atari, make_env
     from pilot.eval.evaluate import run_episodes
-    from pilot.playing import act, load_for_playing, play_env, read_target
+    from pilot.playing import load_for_playing, play_env, policy, read_target
     from pilot.runs import git_commit, run_of_checkpoint
 
     entry, track = job.entry, job.track
@@ -235,16 +235,12 @@ def _play(job: Job, target: str, progress: Callable[[str], None] | None) -> dict
         probe.close()
     acting = _acting(entry, track.env, protocol)
 
-    def policy(obs, envs):
-        actions = act(agent, obs, not acting.sample, envs)
-        return actions if table is None else table[actions]
-
     def moved(done: int, steps: int) -> None:
         if progress is not None:
             progress(f"{job.label}: {steps:,} steps")
 
     results = run_episodes(
-        policy,
+        policy(agent, acting.sample, table),
         track.env,
         [job.seed],
         job.episodes,
