@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 #: Penalty coefficient per infraction (CARLA Leaderboard 2.0).
@@ -25,8 +25,11 @@ PENALTIES: dict[str, float] = {
     "timeout": 0.70,
 }
 
+#: The minimum-speed coefficient at 0 % of the traffic's speed (1 at 100 %).
+MIN_SPEED_PENALTY = 0.70
+
 #: Infractions counted in "infractions per km" (outside-lane driving is a fraction instead).
-COUNTED = (*PENALTIES, "route_deviation", "agent_blocked")
+COUNTED = (*PENALTIES, "min_speed", "speeding", "route_deviation", "agent_blocked")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +40,7 @@ class DrivingScore:
     route_completion: float
     infraction_penalty: float
     outside_lane_fraction: float
+    speeding_fraction: float  # share of the route's metres driven above the limit
     km: float  # kilometres of the route completed
     route_length: float  # metres of the whole route
     counts: dict[str, int]
@@ -50,13 +54,18 @@ def driving_score(
     route_length: float,
     outside_lane_distance: float = 0.0,
     timed_out: bool = False,
+    min_speed_percentages: Sequence[float] = (),
+    speeding_distance: float = 0.0,
 ) -> DrivingScore:
     """Score one route.
 
     ``route_completion`` is a fraction (0..1); ``counts`` maps infraction names (those of
     :data:`PENALTIES` and ``route_deviation`` / ``agent_blocked``; others are ignored) to
     how often they happened; ``outside_lane_distance`` is the metres driven outside lanes;
-    ``timed_out`` adds one scenario timeout (the route did not finish in time).
+    ``timed_out`` adds one scenario timeout (the route did not finish in time);
+    ``min_speed_percentages`` are the minimum-speed test's failed stretches (each one
+    counts as a ``min_speed`` infraction, whatever ``counts`` says); ``speeding_distance``
+    is the metres driven above the limit.
     """
     if not 0.0 <= route_completion <= 1.0 + 1e-9:
         raise ValueError(f"route_completion must be a fraction in [0, 1], got {route_completion}")
@@ -65,8 +74,11 @@ def driving_score(
     counts = {k: int(counts.get(k, 0)) for k in COUNTED}
     if timed_out:
         counts["timeout"] += 1
+    counts["min_speed"] = len(min_speed_percentages)
     outside = min(max(outside_lane_distance / route_length, 0.0), 1.0)
     penalty = math.prod(PENALTIES[k] ** counts[k] for k in PENALTIES) * (1.0 - outside)
+    for p in min_speed_percentages:
+        penalty *= 1.0 - (1.0 - MIN_SPEED_PENALTY) * (1.0 - min(max(p, 0.0), 100.0) / 100.0)
     rc = 100.0 * min(route_completion, 1.0)
     km = route_length * min(route_completion, 1.0) / 1000.0
     per_km = {k: _per_km(n, km) for k, n in counts.items()}
@@ -75,6 +87,7 @@ def driving_score(
         route_completion=rc,
         infraction_penalty=penalty,
         outside_lane_fraction=outside,
+        speeding_fraction=min(max(speeding_distance / route_length, 0.0), 1.0),
         km=km,
         route_length=float(route_length),
         counts=counts,
@@ -100,6 +113,8 @@ def episode_score(final_info: Mapping[str, Any], truncated: bool = False) -> Dri
         route_length=float(final_info["route_length"]),
         outside_lane_distance=float(final_info.get("outside_lane_distance", 0.0)),
         timed_out=truncated and not completed,
+        min_speed_percentages=final_info.get("min_speed_percentages", ()),
+        speeding_distance=float(final_info.get("speeding_distance", 0.0)),
     )
 
 

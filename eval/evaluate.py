@@ -190,6 +190,7 @@ _DRIVING_COLUMNS = (
     "infraction_penalty",
     "infractions_per_km",
     "outside_lane_fraction",
+    "speeding_fraction",
 )
 
 

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from pilot.envs.driving.dynamics import pedal_for
 from pilot.errors import UserError
 from pilot.planning.trackers import PurePursuit, Reference
 
@@ -69,7 +70,7 @@ class RouteFollower:
         kappa = tracker.control(rear, Reference.from_points(points)).curvature
         steer = math.atan(car.wheelbase * kappa) / car.max_steer
         accel = 1.5 * (target - ego.v)
-        throttle = accel / (car.max_accel if accel >= 0 else car.max_brake)
+        throttle = pedal_for(car, accel, ego.v)
         return np.array([np.clip(steer, -1, 1), np.clip(throttle, -1, 1)], dtype=np.float32)
 
     def action_distribution(self, obs: Any) -> None:

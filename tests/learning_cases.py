@@ -225,9 +225,10 @@ DRIVING_HELD_OUT = range(1_000_000, 1_000_020)
 
 
 def drive(agent, seeds: range = DRIVING_HELD_OUT) -> dict[str, float]:
-    """Mean route completion (0..1), return and speed (m/s) of deterministic episodes."""
+    """Mean route completion (0..1), return and speed (m/s) of deterministic episodes, and
+    the share of their time above the speed limit."""
     env = make_env(LANEKEEP, **agent.config.env)
-    completion, returns, speeds = [], [], []
+    completion, returns, speeds, fast, time = [], [], [], 0.0, 0.0
     for s in seeds:
         obs, _ = env.reset(seed=s)
         total, done = 0.0, False
@@ -239,11 +240,13 @@ def drive(agent, seeds: range = DRIVING_HELD_OUT) -> dict[str, float]:
             done = terminated or truncated
         completion.append(info["route_completion"])
         returns.append(total)
+        fast, time = fast + info["speeding_time"], time + info["time"]
     env.close()
     return {
         "completion": float(np.mean(completion)),
         "return": float(np.mean(returns)),
         "speed": float(np.mean(speeds)),
+        "speeding": fast / time,
     }
 
 
@@ -260,6 +263,7 @@ def lane_keeping(seed: int = 0, broken: bool = False, steps: int = 24_576) -> di
         "before_return": before["return"],
         "after_return": after["return"],
         "speed": after["speed"],
+        "speeding": after["speeding"],
     }
 
 

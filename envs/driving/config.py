@@ -71,6 +71,10 @@ class DrivingConfig:
     max_speed: float = field(40.0, "top speed; speeds in observations are divided by it")
     max_accel: float = field(3.0, "acceleration at throttle +1")
     max_brake: float = field(8.0, "deceleration at throttle -1")
+    mass: float = field(1500.0, "the car's mass (kg)")
+    drag_area: float = field(0.7, "drag coefficient × frontal area, C_d·A (m²)")
+    rolling_resistance: float = field(0.015, "rolling resistance coefficient c_rr")
+    engine_power: float = field(100e3, "engine power (W); above max_accel's speed it limits")
     max_steer: float = field(0.5, "steering angle at steer ±1 (rad)")
     steer_rate: float = field(2.0, "fastest change of the steering angle (rad/s)")
     wheelbase: float = field(2.7, "distance between the axles")
@@ -81,6 +85,10 @@ class DrivingConfig:
         20.0, "standing still this long (not at a red light) is 'agent blocked'"
     )
     deviation_distance: float = field(30.0, "farther than this from the route ends it")
+    speed_tolerance: float = field(0.5, "m/s over the lane's limit before it is speeding")
+    min_speed_checkpoints: int = field(
+        4, "route stretches over which the minimum-speed test compares car and traffic"
+    )
     waypoints: int = field(5, "state sensor: route waypoints ahead")
     waypoint_spacing: float = field(5.0, "state sensor: metres between waypoints")
     raster_resolution: float = field(0.1, "metres per pixel of the painted ground")
@@ -101,9 +109,14 @@ class DrivingConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         positive = ("dt", "target_speed", "max_speed", "max_accel", "max_brake", "max_steer")
+        positive += ("mass", "drag_area", "engine_power")
         for name in positive + ("steer_rate", "wheelbase", "route_length", "blocked_time"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.speed_tolerance < 0 or self.min_speed_checkpoints < 1:
+            raise ValueError("need speed_tolerance >= 0 and min_speed_checkpoints >= 1")
+        if self.rolling_resistance < 0:
+            raise ValueError("rolling_resistance must not be negative")
         if self.physics_substeps < 1:
             raise ValueError("physics_substeps must be at least 1")
 

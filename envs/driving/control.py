@@ -9,11 +9,16 @@ action spaces drive one car model.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .dynamics import pedal_for
 from .roads import RoadNetwork, Route
 from .traffic import EgoCar
+
+if TYPE_CHECKING:
+    from .dynamics import CarParams
 
 #: Meta actions, in highway-env's order (``DiscreteMetaAction``).
 META_ACTIONS = ("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER")
@@ -59,20 +64,17 @@ def route_command(
     route: Route,
     s: float,
     target_speed: float,
-    wheelbase: float,
-    max_steer: float,
-    max_accel: float,
-    max_brake: float,
+    car: CarParams,
     offset: float = 0.0,
 ) -> np.ndarray:
-    """A normalised ``[steer, throttle]`` action that follows the route (shifted ``offset``
-    metres left) at ``target_speed``; the look-ahead grows with speed."""
+    """A normalised ``[steer, pedal]`` action that follows the route (shifted ``offset``
+    metres left) at ``target_speed``; the look-ahead grows with speed. The pedal asks for
+    an acceleration proportional to the speed error, with the car's resistance fed
+    forward (:func:`.dynamics.pedal_for`); ``car`` is the env's config."""
     look = max(5.0, 0.8 * ego.v)
-    steer = pure_pursuit(ego, lookahead_point(route, s, look, offset), wheelbase)
-    err = target_speed - ego.v
-    accel = 1.5 * err
-    throttle = accel / max_accel if accel >= 0 else accel / max_brake
-    return np.array([min(max(steer / max_steer, -1.0), 1.0), min(max(throttle, -1.0), 1.0)])
+    steer = pure_pursuit(ego, lookahead_point(route, s, look, offset), car.wheelbase)
+    pedal = pedal_for(car, 1.5 * (target_speed - ego.v), ego.v)
+    return np.array([min(max(steer / car.max_steer, -1.0), 1.0), pedal])
 
 
 def meta_targets(

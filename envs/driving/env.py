@@ -48,6 +48,7 @@ from .rewards import REWARD_TERMS, reward_terms
 from .roads import LanePoint, RoadNetwork, Route
 from .scenarios import build_scene, check_options, sync_world
 from .sensors import SensorFrame, make_sensor
+from .speed_rules import check_speed_rules
 from .traffic import TrafficModel, step_pedestrians
 from .world import PinholeCamera, World
 
@@ -212,6 +213,7 @@ class DrivingEnv(DrivingViews, gym.Env):
         update_blocked(sim, cfg, *light)
         terminated = judge_outcome(sim, cfg, route, lane, collisions, events)
         limit = speed_limit(cfg, net, lane)
+        check_speed_rules(sim, cfg, route, limit, step_len, events)
         target = target_speed(cfg, limit, *light)
         terms = reward_terms(cfg, sim, start, lane, target, limit, collisions)
         reward = float(sum(terms.values()))
@@ -240,17 +242,7 @@ class DrivingEnv(DrivingViews, gym.Env):
         if speed is None:
             limit = speed_limit(cfg, self.net, self._lane)
             speed = target_speed(cfg, limit, *self._light_ahead())
-        return route_command(
-            sim.ego,
-            self.route,
-            sim.route_s,
-            speed,
-            cfg.wheelbase,
-            cfg.max_steer,
-            cfg.max_accel,
-            cfg.max_brake,
-            offset,
-        )
+        return route_command(sim.ego, self.route, sim.route_s, speed, cfg, offset)
 
     def _command(self, action) -> tuple[float, float] | np.ndarray:
         """``[steer, throttle]`` in [-1, 1] from an action of the action space; a meta

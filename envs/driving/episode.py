@@ -12,9 +12,11 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
 
+from .dynamics import bicycle_step
 from .infractions import INFRACTIONS, record
 from .roads import RED, YELLOW
-from .traffic import EgoCar, PedestrianState, TrafficState, bicycle_step
+from .speed_rules import SpeedLog
+from .traffic import EgoCar, PedestrianState, TrafficState
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -49,6 +51,7 @@ class EpisodeState:
     meta_speed: int = 0
     route_lateral: float = 0.0  # offset from the route's centre line (left positive)
     route_heading: float = 0.0  # the route's heading at the car's projection
+    speed: SpeedLog = dataclasses.field(default_factory=SpeedLog)
 
     def copy(self) -> EpisodeState:
         """A deep copy, written out because ``copy.deepcopy`` is several times slower and
@@ -64,6 +67,7 @@ class EpisodeState:
             peds=arrays(self.peds),
             infractions=[dict(e) for e in self.infractions],
             counts=dict(self.counts),
+            speed=self.speed.copy(),
         )
 
 
@@ -98,16 +102,16 @@ def drive(sim: EpisodeState, cfg: DrivingConfig, command: Sequence[float]) -> fl
     clock and the odometer. Returns the distance driven."""
     ego = sim.ego
     x0, y0 = ego.x, ego.y
-    accel = command[1] * (cfg.max_accel if command[1] >= 0 else cfg.max_brake)
     bicycle_step(
         ego,
         command[0] * cfg.max_steer,
-        accel,
+        command[1],
         cfg.dt,
         cfg.physics_substeps,
         cfg.wheelbase,
         cfg.steer_rate,
         cfg.max_speed,
+        cfg,
     )
     sim.last_command = (float(command[0]), float(command[1]))
     sim.t += cfg.dt
@@ -204,6 +208,9 @@ def episode_info(
         "route_length": route.length,
         "distance": sim.distance,
         "outside_lane_distance": sim.outside_distance,
+        "speeding_time": sim.speed.speeding_time,
+        "speeding_distance": sim.speed.speeding_distance,
+        "min_speed_percentages": list(sim.speed.percentages),
         "speed": sim.ego.v,
         "time": sim.t,
         "is_success": sim.outcome == "route_completed",

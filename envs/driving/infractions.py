@@ -29,7 +29,10 @@ INFRACTIONS = (
     "collision_vehicle",
     "collision_static",
     "red_light",
+    "stop_sign",
     "outside_lane",
+    "speeding",
+    "min_speed",
     "route_deviation",
     "agent_blocked",
 )

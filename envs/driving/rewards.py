@@ -3,6 +3,12 @@
 The raw values are measured on one step, from where the car was before it
 (:class:`~.episode.StepStart`) to where it is now; ``info["reward_terms"]`` carries the
 weighted terms so a reader sees what the reward was made of.
+
+Speeding never pays: progress is paid only up to the distance the cruise speed (the
+target speed within the lane's limit) covers in a step, so above it the speed term's cost
+is all that changes, and the best steady speed is the target itself. (Paid per metre
+without a cap, 0.1 per metre against a speed cost of 0.05 × relative error, a car gained
+0.005 per step for every m/s above a 10 m/s target: trained lane keepers drove 16 m/s.)
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ REWARD_TERMS = ("progress", "speed", "centring", "comfort", "collision", "off_ro
 @dataclasses.dataclass(frozen=True)
 class RewardWeights:
     """Weights of the named reward terms; each term is ``weight × raw value``. Raw values:
-    metres of route progress this step; ``-|v - v_target| / v_target``; ``-|lane offset|
+    metres of route progress this step, at most what the cruise speed covers in it;
+    ``-|v - v_target| / v_target``; ``-|lane offset|
     / half lane width`` (capped at 1); ``-(|Δ acceleration| / range + |Δ steering| /
     range)``; -1 per new collision; -1 per step off the road."""
 
@@ -49,8 +56,9 @@ def reward_terms(
     the car before it, ``target`` the speed asked for now and ``limit`` the lane's speed
     limit; ``collisions`` counts the bodies the car touched this step and not the last."""
     ego = sim.ego
+    cruise = min(cfg.target_speed, limit)
     raw = {
-        "progress": sim.route_s - start.route_s,
+        "progress": min(sim.route_s - start.route_s, cruise * cfg.dt),
         "speed": -abs(ego.v - target) / max(min(cfg.target_speed, limit), 1.0),
         "centring": -min(abs(lane.lateral) / (0.5 * cfg.lane_width), 1.0),
         "comfort": -(

@@ -95,6 +95,7 @@ class Lane:
         closed: bool = False,
         light: int | None = None,
         kind: str = "road",
+        stop: int | None = None,
     ) -> None:
         self.id = int(lane_id)
         self.centre = np.asarray(centre, dtype=np.float64)
@@ -104,6 +105,7 @@ class Lane:
         self.left, self.right = left, right
         self.closed = bool(closed)
         self.light = light
+        self.stop = stop
         self.kind = kind
         self.s = arc_length(self.centre)
         self.length = float(self.s[-1])
@@ -158,6 +160,22 @@ class TrafficLight:
 
 
 @dataclasses.dataclass(frozen=True)
+class StopSign:
+    """A stop sign at an unsignalised junction: a vehicle must come to a stop (speed under
+    :data:`STOP_SPEED`) in the stop zone, the ``zone`` metres before ``stop_line`` (two
+    points), before it crosses the line in the direction ``heading``."""
+
+    id: int
+    stop_line: tuple[tuple[float, float], tuple[float, float]]
+    heading: float
+    zone: float = 5.0
+
+
+#: A car slower than this (m/s) has stopped, for stop signs (CARLA's criterion is 0.1 m/s).
+STOP_SPEED = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
 class LanePoint:
     """Where a point lies relative to the nearest lane."""
 
@@ -182,8 +200,10 @@ class RoadNetwork:
         lanes: Sequence[Lane],
         lights: Sequence[TrafficLight] = (),
         crosswalks: Sequence[tuple[tuple[float, float], tuple[float, float]]] = (),
+        stop_signs: Sequence[StopSign] = (),
     ) -> None:
         self.kind = kind
+        self.stop_signs = list(stop_signs)
         self.lanes = list(lanes)
         for i, lane in enumerate(self.lanes):
             if lane.id != i:

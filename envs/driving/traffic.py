@@ -3,8 +3,7 @@
 All of it is numpy on plain arrays, with every random draw taken from the generator the
 env passes in, so a state is a few arrays that copy exactly (see ``DrivingEnv.get_state``).
 
-* The ego is a kinematic bicycle (centre-of-mass reference, slip angle β), integrated
-  ``substeps`` times per control step, with a steering-rate limit.
+* The ego's state (:class:`EgoCar`); its motion is :mod:`.dynamics`.
 * Other vehicles follow lane centre lines with the Intelligent Driver Model (Treiber,
   Hennecke & Helbing 2000) towards the nearest thing ahead on their path: another vehicle,
   the ego, a pedestrian on a crosswalk, a static obstacle, or the stop line of a light that
@@ -36,7 +35,7 @@ class IDMParams:
     max_brake: float = 9.0  # hardest braking (m/s²)
 
 
-# ------------------------------------------------------------------------------ ego bicycle
+# ------------------------------------------------------------------------------ ego
 @dataclasses.dataclass
 class EgoCar:
     """The ego car: pose, speed, steering angle and the last applied acceleration."""
@@ -47,41 +46,6 @@ class EgoCar:
     v: float = 0.0
     steer: float = 0.0
     accel: float = 0.0
-
-
-def bicycle_step(
-    ego: EgoCar,
-    steer_target: float,
-    accel: float,
-    dt: float,
-    substeps: int,
-    wheelbase: float,
-    steer_rate: float,
-    max_speed: float,
-) -> None:
-    """Advance ``ego`` in place by ``dt`` seconds in ``substeps`` equal steps.
-
-    The steering angle moves towards ``steer_target`` at most ``steer_rate`` rad/s; the
-    speed never goes below zero (braking stops the car, it does not reverse it).
-    """
-    h = dt / substeps
-    lr = 0.5 * wheelbase
-    x, y, yaw, v, steer = ego.x, ego.y, ego.yaw, ego.v, ego.steer
-    for _ in range(substeps):
-        steer += min(max(steer_target - steer, -steer_rate * h), steer_rate * h)
-        v = min(max(v + accel * h, 0.0), max_speed)
-        beta = math.atan(lr / wheelbase * math.tan(steer))
-        x += v * math.cos(yaw + beta) * h
-        y += v * math.sin(yaw + beta) * h
-        yaw += v / wheelbase * math.cos(beta) * math.tan(steer) * h
-    ego.x, ego.y, ego.yaw, ego.v, ego.steer, ego.accel = (
-        x,
-        y,
-        (yaw + math.pi) % (2 * math.pi) - math.pi,
-        v,
-        steer,
-        accel,
-    )
 
 
 # ------------------------------------------------------------------------------ traffic

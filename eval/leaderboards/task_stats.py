@@ -62,6 +62,8 @@ def driving_row(scores: list[DrivingScore], strata: list[Any], reps: int, seed: 
     row["km"] = sum(s.km for s in scores)
     row["infractions_per_km"] = means["infractions_per_km"]
     row["outside_lane"] = 100.0 * float(np.mean([s.outside_lane_fraction for s in scores]))
+    speeding = [s.speeding_fraction for s in scores if s.speeding_fraction is not None]
+    row["speeding"] = 100.0 * float(np.mean(speeding)) if speeding else math.nan
     return row
 
 
@@ -72,7 +74,8 @@ def driving_section(cells: Cells, reps: int, seed: int) -> dict[str, Any]:
         "2.0 coefficients); means over routes with 95% bootstrap intervals: a track's routes "
         f"resampled together, over all tracks within each track ({reps} resamples).",
         "Infractions per km: each type's count over all routes divided by all kilometres "
-        "driven; outside lane: mean share of the route driven outside lanes (%).",
+        "driven; outside lane / speeding: mean share of the route driven outside lanes / "
+        "above the speed limit (%).",
     ]
     entries = list(dict.fromkeys(e for e, _ in cells))
     tracks = list(dict.fromkeys(t for _, t in cells))
@@ -143,6 +146,7 @@ def _driving_cols() -> list[dict[str, str]]:
         column("km", "km"),
         column("infractions_per_km", "Infractions /km"),
         column("outside_lane", "Outside lane (%)"),
+        column("speeding", "Speeding (%)"),
     ]
 
 

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from pilot.envs.driving.dynamics import pedal_for
 from pilot.envs.driving.roads import wrap_angle
 from pilot.planning.trackers import MPC, PurePursuit, Reference, Stanley
 
@@ -115,5 +116,5 @@ class ModularStack:
         accel = float(plan.accel[0]) + self.cfg.speed_gain * (v_ref - speed)
         if v_ref < 0.05 and speed < 0.5:
             accel = -car.max_brake  # hold the car still
-        throttle = accel / (car.max_accel if accel >= 0 else car.max_brake)
+        throttle = pedal_for(car, accel, speed)
         return np.array([np.clip(steer, -1, 1), np.clip(throttle, -1, 1)], dtype=np.float32)

@@ -1,0 +1,184 @@
+"""The driving world's longitudinal dynamics and speed rules: terminal speed in closed
+form, feed-forward drivers that hold their speed, speeding and CARLA's minimum-speed
+test from scripted drives, and a reward under which speeding does not pay."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import pilot.envs  # noqa: F401 - registers the pilot/... ids
+from pilot.envs import make_env
+from pilot.envs.driving.config import DrivingConfig
+from pilot.envs.driving.dynamics import (
+    acceleration,
+    bicycle_step,
+    engine_limit,
+    pedal_for,
+    resistance,
+    terminal_speed,
+)
+from pilot.envs.driving.traffic import EgoCar
+from pilot.eval.driving import MIN_SPEED_PENALTY, driving_score, episode_score
+
+LANEKEEP, HIGHWAY = "pilot/Driving-LaneKeep-v0", "pilot/Driving-Highway-v0"
+CAR = DrivingConfig(max_speed=80.0)
+
+
+def settle(pedal: float, v0: float = 0.0, seconds: float = 1500.0) -> float:
+    """The speed after driving straight with a constant pedal for ``seconds`` (near its
+    terminal speed the approach has a time constant of 1 / (2 k v), ~100 s at 18 m/s)."""
+    ego = EgoCar(v=v0)
+    for _ in range(int(seconds / CAR.dt)):
+        bicycle_step(ego, 0.0, pedal, CAR.dt, CAR.physics_substeps, 2.7, 2.0, CAR.max_speed, CAR)
+    return ego.v
+
+
+# --- the model -----------------------------------------------------------------------------
+@pytest.mark.parametrize("pedal", [0.08, 0.3, 1.0])
+def test_constant_throttle_settles_at_the_closed_form_terminal_speed(pedal):
+    v = terminal_speed(CAR, pedal)
+    # 0.08 settles below the traction/power crossover (22.2 m/s), 0.3 and 1.0 above it
+    assert 15.0 < v < 80.0
+    assert settle(pedal) == pytest.approx(v, rel=2e-3)
+    assert settle(pedal, v0=v + 15.0) == pytest.approx(v, rel=2e-3)  # from above too
+    assert acceleration(CAR, pedal, v) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_terminal_speed_regimes_by_hand():
+    k = 0.5 * 1.225 * 0.7 / 1500.0
+    c = 0.015 * 9.81
+    # traction-limited: 0.08 · 3 = k v² + c
+    assert terminal_speed(CAR, 0.08) == pytest.approx(math.sqrt((0.24 - c) / k))
+    # power-limited: P / (m v) = k v² + c at full throttle; check the balance
+    v = terminal_speed(CAR, 1.0)
+    assert 100e3 / (1500.0 * v) == pytest.approx(k * v * v + c)
+    assert terminal_speed(CAR, 0.04) == 0.0  # 0.12 m/s² cannot beat rolling resistance
+
+
+def test_coasting_slows_the_car_and_never_reverses_it():
+    assert settle(0.0, v0=20.0, seconds=10.0) < 20.0 - 10.0 * resistance(CAR, 15.0) * 0.9
+    assert settle(0.0, v0=2.0, seconds=60.0) == 0.0
+    assert settle(-1.0, v0=5.0, seconds=5.0) == 0.0
+
+
+def test_pedal_for_feeds_the_resistance_forward():
+    for v in (0.0, 5.0, 10.0, 25.0):
+        for a in (-4.0, 0.0, 1.0):
+            pedal = pedal_for(CAR, a, v)
+            assert -1.0 <= pedal <= 1.0
+            assert acceleration(CAR, pedal, v) == pytest.approx(a if v > 0 else max(a, 0.0) or a)
+    assert pedal_for(CAR, 0.0, 20.0) > 0.0  # holding speed needs throttle
+    assert pedal_for(CAR, 50.0, 20.0) == 1.0  # asking too much saturates
+    assert engine_limit(CAR, 40.0) < CAR.max_accel  # power-limited at speed
+
+
+@pytest.mark.parametrize("target", [8.0, 12.0])
+def test_the_scripted_driver_holds_its_target_speed(target):
+    env = make_env(LANEKEEP)
+    env.reset(seed=3)
+    speeds = []
+    for _ in range(300):
+        _, _, term, _, info = env.step(env.unwrapped.follow_route(target))
+        speeds.append(info["speed"])
+        assert not term or info["outcome"] == "route_completed"
+        if term:
+            break
+    env.close()
+    assert np.mean(speeds[100:]) == pytest.approx(target, rel=0.03)
+
+
+# --- speeding ------------------------------------------------------------------------------
+def _drive(env_id: str, speed: float, seed: int = 0, steps: int = 400, **kwargs):
+    env = make_env(env_id, **kwargs)
+    env.reset(seed=seed)
+    events, info = [], {}
+    for _ in range(steps):
+        _, _, term, trunc, info = env.step(env.unwrapped.follow_route(speed))
+        events += info["infractions"]
+        if term or trunc:
+            break
+    env.close()
+    return info, events
+
+
+def test_driving_over_the_limit_is_speeding_and_a_lawful_drive_is_not():
+    limit = 15.0  # LaneKeep's roads
+    info, events = _drive(LANEKEEP, limit + 3.0)
+    speeding = [e for e in events if e["type"] == "speeding"]
+    assert len(speeding) >= 1 and info["infraction_counts"]["speeding"] == len(speeding)
+    assert info["speeding_time"] > 0.5 * info["time"]
+    score = episode_score(info)
+    assert score.speeding_fraction == pytest.approx(info["speeding_distance"] / 300.0, rel=1e-6)
+    assert score.per_km["speeding"] > 0
+    assert score.driving_score == score.route_completion  # no coefficient for speeding
+
+    info, events = _drive(LANEKEEP, limit - 1.0)
+    assert info["speeding_time"] == 0.0 and not [e for e in events if e["type"] == "speeding"]
+
+
+# --- minimum speed (CARLA's MinimumSpeedRouteTest) -----------------------------------------
+def test_minimum_speed_coefficient_by_hand():
+    base = driving_score(1.0, {}, 500.0)
+    slow = driving_score(1.0, {}, 500.0, min_speed_percentages=[50.0, 80.0])
+    expected = (1 - (1 - MIN_SPEED_PENALTY) * 0.5) * (1 - (1 - MIN_SPEED_PENALTY) * 0.2)
+    assert slow.infraction_penalty == pytest.approx(base.infraction_penalty * expected)
+    assert slow.counts["min_speed"] == 2
+    assert driving_score(1.0, {}, 500.0, min_speed_percentages=[0.0]).driving_score == 70.0
+
+
+def test_crawling_among_traffic_fails_the_minimum_speed_test():
+    env = make_env(HIGHWAY, route_length=300.0)
+    env.reset(seed=1)
+    u = env.unwrapped
+    ego_sum = traffic_sum = 0.0
+    percentages = []
+    for _ in range(500):
+        _, _, term, trunc, info = env.step(u.follow_route(8.0))
+        active = u._sim.traffic.active
+        if active.any():
+            ego_sum += info["speed"]
+            traffic_sum += float(u._sim.traffic.v[active].mean())
+        for e in info["infractions"]:
+            if e["type"] == "min_speed":
+                percentages.append(e["percentage"])
+                # the event's percentage is the stretch's mean speeds, car over traffic
+                assert e["percentage"] == pytest.approx(100 * ego_sum / traffic_sum, abs=0.01)
+                ego_sum = traffic_sum = 0.0
+        if term or trunc:
+            break
+    env.close()
+    assert info["outcome"] == "route_completed"
+    assert len(percentages) == 4  # every stretch of the route: 8 m/s among ~25 m/s traffic
+    assert all(p < 60 for p in percentages)
+    assert info["min_speed_percentages"] == percentages
+    score = episode_score(info)
+    assert score.driving_score < 0.85 * score.route_completion
+
+
+def test_keeping_up_with_traffic_passes_the_minimum_speed_test():
+    info, _ = _drive(HIGHWAY, None, seed=1, steps=500, route_length=300.0)
+    assert info["outcome"] == "route_completed"
+    assert info["min_speed_percentages"] == []
+
+
+# --- the reward ----------------------------------------------------------------------------
+def test_speeding_does_not_pay():
+    """Mean reward per step over a settled stretch at the target speed (10 m/s) beats the
+    same drive at 14 m/s (paid per metre without a cap, the faster drive won)."""
+
+    def mean_reward(speed: float) -> float:
+        env = make_env(LANEKEEP)
+        env.reset(seed=5)
+        rewards = []
+        for _ in range(180):  # 300 m route: 180 steps at 14 m/s stay short of its end
+            _, r, term, _, _ = env.step(env.unwrapped.follow_route(speed))
+            rewards.append(r)
+            assert not term
+        env.close()
+        return float(np.mean(rewards[80:]))
+
+    at_target, fast = mean_reward(10.0), mean_reward(14.0)
+    assert at_target > fast + 0.01
