@@ -1,0 +1,267 @@
+"""Right of way for traffic at junctions: stop signs, yielding where junction paths cross
+or merge, and the check that no two vehicles ever touch.
+
+The traffic model (:class:`.traffic.TrafficModel`) asks :class:`JunctionRules` two things
+each step, both as IDM obstacles:
+
+* **Stop signs.** A vehicle on a lane whose end a stop sign guards drives (IDM) towards a
+  virtual standing obstacle just past the line until it has stood still in the sign's
+  zone for :data:`STAND_STILL` seconds; then it waits there until no vehicle occupies or
+  has been let into a junction connector that conflicts with its own, and those that
+  finished their stop earlier go first (first come, first served). The ego counts as a
+  vehicle: on a connector it occupies it, and while it drives up to a stop line it claims
+  every connector its lane leads to.
+* **Yielding.** Junction connectors whose centre lines come closer than
+  :data:`CLEARANCE` (crossing, or merging into one lane) have a conflict area on each. A
+  vehicle stops (IDM towards a standing obstacle at the start of its conflict area) for
+  any vehicle on the other connector that has not yet left its own conflict area and has
+  the right of way: one already inside the area always has it; otherwise the one that
+  entered the junction first. Entry times order every vehicle, so no two wait for each
+  other; the ego always has the right of way. Connectors that leave one lane side by side
+  (turning and going straight from one approach) are not conflicts: a vehicle on one sees
+  a vehicle near the start of the other as a leader, as if they shared the lane.
+
+:func:`box_contacts` finds overlapping vehicle footprints (oriented boxes, separating axis
+test); the env counts them, and with these rules the count stays zero.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .roads import STOP_SPEED
+
+if TYPE_CHECKING:
+    from .roads import Lane, RoadNetwork
+
+#: Centre lines closer than this (m) carry vehicles (1.9 m wide) that could touch.
+CLEARANCE = 2.5
+#: Seconds a vehicle stands still at a stop sign before it may enter the junction.
+STAND_STILL = 1.0
+#: The stop sign's virtual obstacle lies this far (m) past the line, so that with the IDM's
+#: jam distance of 2 m a vehicle's front stops about a metre before the line.
+LINE_MARGIN = 1.0
+#: A vehicle whose front is this far (m) into a conflict area is inside it.
+INSIDE = 0.5
+#: The ego, driving faster than ``EGO_CLAIM_SPEED`` m/s within ``EGO_CLAIM`` m of a stop
+#: line, claims the connectors ahead (it may be about to enter).
+EGO_CLAIM, EGO_CLAIM_SPEED = 10.0, 0.5
+
+
+def _resample(lane: Lane, step: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """``(s, points)`` every ``step`` metres along a lane's centre line."""
+    s = np.append(np.arange(0.0, lane.length, step), lane.length)
+    pts = np.stack(
+        [np.interp(s, lane.s, lane.centre[:, 0]), np.interp(s, lane.s, lane.centre[:, 1])], 1
+    )
+    return s, pts
+
+
+def _near(points: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """Which ``points`` lie within :data:`CLEARANCE` of the polyline ``line``."""
+    a, ab = line[:-1], np.diff(line, axis=0)
+    rel = points[:, None, :] - a[None, :, :]
+    along = np.einsum("psk,sk->ps", rel, ab) / np.maximum(np.einsum("sk,sk->s", ab, ab), 1e-12)
+    d = rel - np.clip(along, 0.0, 1.0)[:, :, None] * ab[None, :, :]
+    return np.einsum("psk,psk->ps", d, d).min(axis=1) < CLEARANCE**2
+
+
+class JunctionRules:
+    """The junction geometry of one network, precomputed, and the per-step right of way."""
+
+    def __init__(self, net: RoadNetwork, length: float) -> None:
+        self.net = net
+        self.half = 0.5 * length
+        lanes = net.lanes
+        self.connector = np.array([ln.kind == "junction" for ln in lanes])
+        self.active = bool(self.connector.any())
+        zones = {sign.id: sign.zone for sign in net.stop_signs}
+        self.stop_zone = np.array(
+            [np.nan if ln.stop is None else zones[ln.stop] for ln in lanes], dtype=np.float64
+        )
+        self.has_stops = bool(np.isfinite(self.stop_zone).any())
+        preds: dict[int, set[int]] = {ln.id: set() for ln in lanes}
+        for ln in lanes:
+            for nxt in ln.successors:
+                preds[nxt].add(ln.id)
+        ids = [int(i) for i in np.flatnonzero(self.connector)]
+        samples = {i: _resample(lanes[i]) for i in ids}
+        sib, con = [], []  # (from, onto, length) and (yielding, other, in, other in, other out)
+        self.conflict = np.zeros((len(lanes), len(lanes)), dtype=bool)
+        lo = np.array([lanes[i].centre.min(axis=0) for i in ids]).reshape(-1, 2) - CLEARANCE
+        hi = np.array([lanes[i].centre.max(axis=0) for i in ids]).reshape(-1, 2) + CLEARANCE
+        boxes_meet = np.all((lo[:, None] <= hi[None, :]) & (lo[None, :] <= hi[:, None]), axis=2)
+        for ka, kb in zip(*np.nonzero(np.triu(boxes_meet, 1)), strict=True):  # near pairs
+            a, b = ids[ka], ids[kb]
+            sa, near_a = samples[a][0], _near(samples[a][1], lanes[b].centre)
+            sb, near_b = samples[b][0], _near(samples[b][1], lanes[a].centre)
+            if not near_a.any() or not near_b.any():
+                continue
+            a_in, a_out, b_in, b_out = (
+                sa[near_a].min(),
+                sa[near_a].max(),
+                sb[near_b].min(),
+                sb[near_b].max(),
+            )
+            if preds[a] & preds[b]:  # side by side out of one lane
+                sib += [(b, a, float(b_out)), (a, b, float(a_out))]
+            else:
+                con += [(a, b, a_in, b_in, b_out), (b, a, b_in, a_in, a_out)]
+                self.conflict[a, b] = self.conflict[b, a] = True
+        sib_arr = np.array(sib, dtype=np.float64).reshape(-1, 3)
+        self.sib_from, self.sib_onto = (
+            sib_arr[:, 0].astype(np.int64),
+            sib_arr[:, 1].astype(np.int64),
+        )
+        self.sib_len = sib_arr[:, 2]
+        con_arr = np.array(con, dtype=np.float64).reshape(-1, 5)
+        self.con_lane, self.con_other = (
+            con_arr[:, 0].astype(np.int64),
+            con_arr[:, 1].astype(np.int64),
+        )
+        self.con_in, self.con_other_in, self.con_other_out = (
+            con_arr[:, 2],
+            con_arr[:, 3],
+            con_arr[:, 4],
+        )
+
+    # --- yielding ---------------------------------------------------------------------------
+    def movers(
+        self, lane: np.ndarray, s: np.ndarray, next_lane: np.ndarray, entered: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(which, connector, s on it, rank)`` of the vehicles in the junction: those on a
+        connector, and those whose front is already over the line into their next one
+        (placed on it at a negative ``s``). The rank is the entry time (inf: not entered)."""
+        lengths = self.net.lane_lengths[lane]
+        on = self.connector[lane]
+        nxt = np.maximum(next_lane, 0)
+        over = ~on & (next_lane >= 0) & self.connector[nxt] & (s + self.half > lengths)
+        which = np.flatnonzero(on | over)
+        conn = np.where(on, lane, nxt)[which]
+        pos = np.where(on, s, s - lengths)[which]
+        return which, conn, pos, entered[which]
+
+    def obstacles(
+        self, conn: np.ndarray, s: np.ndarray, v: np.ndarray, rank: np.ndarray, owner: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
+        """Obstacles ``(lane, s, speed, half length, rank, owner, conflict)`` that vehicles
+        in the junction (on connectors ``conn`` at ``s``, with speeds, ranks and owner
+        indices, -1 for the ego) put on other connectors: a leader's copy on the connectors
+        beside it, and a standing obstacle at the start of each conflict area it has not
+        left (rank -inf when it is inside that area: then everyone yields to it)."""
+        hit = (conn[None, :] == self.sib_from[:, None]) & (
+            s[None, :] - self.half < self.sib_len[:, None]
+        )
+        p, m = np.nonzero(hit)
+        n = len(p)
+        lanes1, s1, v1 = self.sib_onto[p], s[m], v[m]
+        hit = (conn[None, :] == self.con_other[:, None]) & (
+            s[None, :] - self.half < self.con_other_out[:, None]
+        )
+        q, k = np.nonzero(hit)
+        inside = s[k] + self.half > self.con_other_in[q] + INSIDE
+        return (
+            np.concatenate([lanes1, self.con_lane[q]]),
+            np.concatenate([s1, self.con_in[q]]),
+            np.concatenate([v1, np.zeros(len(q))]),
+            np.concatenate([np.full(n, self.half), np.zeros(len(q))]),
+            np.concatenate([np.full(n, -np.inf), np.where(inside, -np.inf, rank[k])]),
+            np.concatenate([owner[m], owner[k]]),
+            np.concatenate([np.zeros(n, dtype=bool), np.ones(len(q), dtype=bool)]),
+        )
+
+    @staticmethod
+    def hold(
+        gap: np.ndarray,
+        rank: np.ndarray,
+        idx: np.ndarray,
+        ob_rank: np.ndarray,
+        owner: np.ndarray,
+        conflict: np.ndarray,
+    ) -> np.ndarray:
+        """``gap`` (vehicles ``idx`` with entry ranks ``rank`` × the obstacles of
+        :meth:`obstacles`) with a conflict point's gap set to inf for every vehicle that
+        does not owe its owner the way: entered later (ties: the higher index yields), or
+        already inside the area itself."""
+        owes = (ob_rank[None, :] < rank[:, None]) | (
+            (ob_rank[None, :] == rank[:, None]) & (owner[None, :] < idx[:, None])
+        )
+        return np.where(conflict[None, :] & ~(owes & (gap > -INSIDE)), np.inf, gap)
+
+    # --- stop signs -------------------------------------------------------------------------
+    def stop_signs(self, tr, idx: np.ndarray, dt: float, t: float, ego, yielding: bool) -> None:
+        """Count the time each vehicle (``idx``: the active ones) stands in its stop zone,
+        give it its ticket after :data:`STAND_STILL` seconds, and let ticket holders into
+        the junction, first come first served, when nothing conflicting is in it (all of
+        them at once when ``yielding`` is off)."""
+        lane, s = tr.lane[idx], tr.s[idx]
+        lengths = self.net.lane_lengths[lane]
+        zone = self.stop_zone[lane]
+        standing = (lengths - s <= zone) & (tr.v[idx] < STOP_SPEED)  # False where nan
+        tr.stop_wait[idx[standing]] += dt
+        fresh = idx[(tr.stop_wait[idx] >= STAND_STILL - 1e-9) & ~np.isfinite(tr.stop_ticket[idx])]
+        tr.stop_ticket[fresh] = t
+        waiting = idx[np.isfinite(tr.stop_ticket[idx]) & ~tr.go[idx]]
+        if not len(waiting):
+            return
+        if not yielding:
+            tr.go[waiting] = True
+            return
+        taken = set(tr.lane[idx][self.connector[lane]].tolist())
+        gone = idx[tr.go[idx] & ~self.connector[lane]]  # let in, not yet over the line
+        taken.update(int(n) for n in tr.next_lane[gone] if n >= 0)
+        if ego is not None:
+            ego_lane, ego_s, ego_v = ego
+            ln = self.net.lanes[ego_lane]
+            if self.connector[ego_lane]:
+                taken.add(ego_lane)
+            elif (
+                np.isfinite(self.stop_zone[ego_lane])
+                and ego_v > EGO_CLAIM_SPEED
+                and ln.length - ego_s < EGO_CLAIM
+            ):
+                taken.update(ln.successors)
+        order = waiting[np.lexsort((waiting, tr.stop_ticket[waiting]))]
+        pending: list[int] = []
+        for i in order.tolist():
+            want = int(tr.next_lane[i])
+            if want < 0:
+                tr.go[i] = True
+                continue
+            row = self.conflict[want]
+            if any(row[c] for c in taken) or any(row[c] for c in pending):
+                pending.append(want)
+            else:
+                tr.go[i] = True
+                taken.add(want)
+
+    def held_gap(self, tr, idx: np.ndarray) -> np.ndarray:
+        """Gap (front to the stop sign's virtual obstacle) of each vehicle in ``idx``
+        that must still stop or wait at a sign; inf for the others."""
+        lane, s = tr.lane[idx], tr.s[idx]
+        held = np.isfinite(self.stop_zone[lane]) & ~tr.go[idx]
+        gap = self.net.lane_lengths[lane] + LINE_MARGIN - s - self.half
+        return np.where(held, gap, np.inf)
+
+
+def box_contacts(
+    x: np.ndarray, y: np.ndarray, h: np.ndarray, length: float, width: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs ``(i, j)``, ``i < j``, of boxes (centres ``x, y``, headings ``h``,
+    ``length × width``) that overlap: no separating axis among the four box edges."""
+    dx, dy = x[None, :] - x[:, None], y[None, :] - y[:, None]
+    i, j = np.nonzero(dx * dx + dy * dy < length * length + width * width)  # circles meet
+    keep = i < j
+    i, j = i[keep], j[keep]
+    if not len(i):  # the usual case: nobody near anybody
+        return i, j
+    dx, dy = dx[i, j], dy[i, j]
+    ci, si, cj, sj = np.cos(h[i]), np.sin(h[i]), np.cos(h[j]), np.sin(h[j])
+    separated = np.zeros(len(i), dtype=bool)
+    for ax, ay in ((ci, si), (-si, ci), (cj, sj), (-sj, cj)):
+        reach = 0.5 * length * (np.abs(ci * ax + si * ay) + np.abs(cj * ax + sj * ay))
+        reach += 0.5 * width * (np.abs(-si * ax + ci * ay) + np.abs(-sj * ax + cj * ay))
+        separated |= np.abs(dx * ax + dy * ay) > reach
+    return i[~separated], j[~separated]

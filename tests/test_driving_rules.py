@@ -1,0 +1,312 @@
+"""Stop signs and right of way in the driving world: the ego's stop-sign infraction and how
+the sign reads ahead, traffic that stops at signs and yields at junctions, and the
+traffic-traffic contact count that stays at zero."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import pilot.envs  # noqa: F401 - registers the pilot/... ids
+from pilot.envs import make_env
+from pilot.envs.driving import roads
+from pilot.envs.driving.junctions import STAND_STILL, box_contacts
+from pilot.envs.driving.roads import GREEN, RED, STOP_SPEED
+from pilot.envs.driving.traffic import PedestrianState, TrafficModel, TrafficState
+from pilot.eval.driving import PENALTIES, episode_score
+
+STOP_SIGN, INTERSECTION = "pilot/Driving-StopSign-v0", "pilot/Driving-Intersection-v0"
+HIGHWAY = "pilot/Driving-Highway-v0"
+ALONE = {"vehicles": [], "pedestrians": []}  # no one else: only the sign matters
+
+
+def drive(env, policy, max_steps: int = 2000) -> dict:
+    """Step ``policy(env)`` until the episode ends; returns the last info."""
+    for _ in range(max_steps):
+        _, _, term, trunc, info = env.step(policy(env))
+        if term or trunc:
+            return info
+    raise AssertionError("the episode did not end")
+
+
+def stop_sign_env(seed: int = 0, **kwargs):
+    env = make_env(STOP_SIGN, **kwargs)
+    env.reset(seed=seed, options=ALONE)
+    u = env.unwrapped
+    assert len(u._stops) == 1 and u._stops[0].kind == "stop_sign"  # the route meets one
+    return env, u
+
+
+# --- the network -----------------------------------------------------------------------------
+def test_the_all_way_stop_is_the_signalled_junction_with_signs_instead_of_lights():
+    lit = roads.intersection(np.random.default_rng(4))
+    stop = roads.intersection(np.random.default_rng(4), control="stop")
+    assert len(lit.lights) == 4 and not lit.stop_signs
+    assert not stop.lights and [s.id for s in stop.stop_signs] == [0, 1, 2, 3]
+    for a, b in zip(lit.lanes, stop.lanes, strict=True):
+        np.testing.assert_array_equal(a.centre, b.centre)
+        assert a.successors == b.successors and (a.light, b.stop) in (
+            (None, None),
+            (a.id // 2,) * 2,
+        )
+    for light, sign in zip(lit.lights, stop.stop_signs, strict=True):
+        assert sign.stop_line == light.stop_line and sign.heading == light.heading
+    with pytest.raises(ValueError, match="control"):
+        roads.intersection(np.random.default_rng(0), control="yield")
+
+
+def test_gymnasium_and_sb3_check_env_on_the_stop_sign_id():
+    env = make_env(STOP_SIGN, render_mode="rgb_array")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", category=UserWarning)
+        gym_check_env(env.unwrapped)
+        sb3_check_env(env.unwrapped, warn=True)
+    _, info = env.reset(seed=0)
+    assert info["traffic_contacts"] == 0 and env.unwrapped.net.stop_signs
+
+
+# --- the ego ---------------------------------------------------------------------------------
+def test_rolling_through_a_stop_sign_is_one_infraction_worth_0_80():
+    env, u = stop_sign_env()
+    info = drive(env, lambda e: e.unwrapped.follow_route(8.0))  # never slows for the sign
+    assert info["outcome"] == "route_completed"
+    assert info["infraction_counts"]["stop_sign"] == 1
+    assert sum(info["infraction_counts"].values()) == 1
+    (event,) = [e for e in u._sim.infractions if e["type"] == "stop_sign"]
+    sign = u.net.stop_signs[u._stops[0].id]
+    (ax, ay), (bx, by) = sign.stop_line
+    assert math.hypot(event["x"] - 0.5 * (ax + bx), event["y"] - 0.5 * (ay + by)) < 3.0
+    score = episode_score(info)
+    assert PENALTIES["stop_sign"] == 0.80
+    assert score.driving_score == pytest.approx(score.route_completion * 0.80)
+
+
+def test_the_route_follower_stops_in_the_zone_then_goes_without_infraction():
+    env, u = stop_sign_env(seed=2)
+    seen, stops = [], []
+    for _ in range(2000):
+        ahead = u._light_ahead()
+        if ahead.stop_sign:
+            seen.append((ahead.state, ahead.distance, u.follow_route()[1]))
+        obs, _, term, trunc, info = env.step(u.follow_route())
+        if u._sim.ego.v < STOP_SPEED and ahead.stop_sign:
+            stops.append(ahead.distance)
+        if term or trunc:
+            break
+    assert info["outcome"] == "route_completed" and info["infraction_counts"]["stop_sign"] == 0
+    assert episode_score(info).driving_score == pytest.approx(100.0)
+    zone = u.net.stop_signs[u._stops[0].id].zone
+    assert stops and min(stops) > 0.0 and max(stops) < zone  # it stood inside the zone
+    states = [s for s, _, _ in seen]
+    first_green = states.index(GREEN)
+    assert set(states[:first_green]) == {RED} and set(states[first_green:]) == {GREEN}
+    assert seen[first_green - 1][1] < zone  # red until the stop in the zone
+    assert seen[first_green][2] > 0.0  # then it drives on
+
+
+def test_a_stop_before_the_zone_does_not_count_and_waiting_at_a_sign_is_not_blocked():
+    env, u = stop_sign_env(seed=2, blocked_time=20.0)
+    zone = u.net.stop_signs[u._stops[0].id].zone
+    for _ in range(300):
+        if u._light_ahead().distance <= 12.0:
+            break
+        env.step(u.follow_route(8.0))
+    for _ in range(250):  # 25 s standing well short of the zone, longer than blocked_time
+        _, _, term, _, info = env.step(u.follow_route(0.0))
+        assert not term
+    assert u._sim.ego.v < STOP_SPEED and u._light_ahead().distance > zone + 1.0
+    assert u._light_ahead().state == RED and info["infraction_counts"]["agent_blocked"] == 0
+    info = drive(env, lambda e: e.unwrapped.follow_route(8.0))  # then rolls through
+    assert info["outcome"] == "route_completed" and info["infraction_counts"]["stop_sign"] == 1
+
+
+def test_a_snapshot_keeps_the_stop_already_made():
+    env, u = stop_sign_env(seed=2)
+    for _ in range(300):
+        if u._sim.stopped_at:
+            break
+        env.step(u.follow_route())
+    assert u._sim.stopped_at  # it stopped at the sign
+    snap = u.get_state()
+    first = drive(env, lambda e: e.unwrapped.follow_route(8.0))
+    u.set_state(snap)
+    second = drive(env, lambda e: e.unwrapped.follow_route(8.0))
+    assert first["infraction_counts"] == second["infraction_counts"]
+    assert first["infraction_counts"]["stop_sign"] == 0 and first["time"] == second["time"]
+
+
+# --- traffic ---------------------------------------------------------------------------------
+def test_box_contacts_use_the_oriented_footprints():
+    x, y = np.array([0.0, 4.0, 0.0, 20.0]), np.array([0.0, 0.0, 2.5, 20.0])
+    i, j = box_contacts(x, y, np.zeros(4), 4.5, 1.9)  # nose to tail 0.5 m overlap; side by side
+    assert list(zip(i.tolist(), j.tolist(), strict=True)) == [(0, 1)]
+    # one across the other's nose: apart at 3.3 m (2.25 + 0.95 = 3.2), touching at 3.1 m
+    for gap, touching in ((3.3, 0), (3.1, 1)):
+        x, y, h = np.array([0.0, gap]), np.zeros(2), np.array([0.0, math.pi / 2])
+        assert len(box_contacts(x, y, h, 4.5, 1.9)[0]) == touching
+    # diagonal neighbours whose circumcircles meet but whose boxes do not
+    x, y, h = np.array([0.0, 2.76]), np.array([0.0, 2.76]), np.zeros(2)
+    assert len(box_contacts(x, y, h, 4.5, 1.9)[0]) == 0
+
+
+def run_traffic(env_id: str, seed: int, steps: int, vehicles: int, yielding: bool = True):
+    """Dense traffic with the ego standing at its start; yields after each step."""
+    env = make_env(
+        env_id,
+        vehicles=vehicles,
+        blocked_time=1e6,
+        initial_speed=0.0,
+        terminate_on_collision=False,
+    )
+    env.reset(seed=seed)
+    u = env.unwrapped
+    u.traffic_model.yielding = yielding
+    for _ in range(steps):
+        before = {k: v.copy() for k, v in vars(u._sim.traffic).items()}
+        _, _, term, _, info = env.step(np.array([0.0, -1.0]))
+        assert not term
+        yield u, before, info
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env_id", [INTERSECTION, STOP_SIGN])
+def test_dense_traffic_never_touches_itself(env_id):
+    for seed in range(3):
+        entries = contacts = hits = 0
+        for u, before, info in run_traffic(env_id, seed, 2500, vehicles=24):
+            tr, conn = u._sim.traffic, u.traffic_model.rules.connector
+            entries += int(np.sum(conn[tr.lane] & ~conn[before["lane"]]))
+            contacts, hits = (
+                info["traffic_contacts"],
+                info["infraction_counts"]["collision_vehicle"],
+            )
+        assert contacts == 0, (env_id, seed)
+        assert hits == 0  # nor into the ego
+        assert entries >= 30  # the junction did carry traffic
+
+
+@pytest.mark.slow
+def test_dense_highway_traffic_never_touches_itself():
+    """Behind a car standing in its lane: vehicles coming back in at the start of the road
+    meet the queue, and many change lane round it."""
+    for seed in (0, 2):
+        contacts = 0
+        for _, _, info in run_traffic(HIGHWAY, seed, 3000, vehicles=30):
+            contacts = info["traffic_contacts"]
+        assert contacts == 0, seed
+
+
+def test_a_car_moving_over_still_holds_the_lane_it_leaves():
+    """A slow car has just begun to move from lane 0 into lane 1 (2 m still to go); a car
+    10 m behind it in lane 0 at 8 m/s waits until it has moved over, then passes."""
+    net = roads.highway(np.random.default_rng(0), n_lanes=2)
+    model = TrafficModel(net)
+    tr = TrafficState.empty(2)
+    tr.lane[:], tr.s[:], tr.d[:] = [1, 0], [100.0, 90.0], [2.0, 0.0]
+    tr.v[:] = tr.v0[:] = [1.0, 8.0]
+    tr.active[:], tr.cooldown[:], tr.next_lane[:] = True, 1e9, -1
+    rng, peds, gaps = np.random.default_rng(0), PedestrianState.empty(0), []
+    for k in range(100):
+        model.step(tr, 0.1, 0.1 * k, rng, None, peds)
+        assert not model.contacts(tr)
+        gaps.append(tr.s[0] - tr.s[1])
+    assert min(gaps) < 6.0 and tr.s[1] > tr.s[0] + 20.0  # it closed up, waited, then passed
+
+
+def test_without_right_of_way_stop_sign_traffic_collides():
+    """The same kind of run as above, yielding switched off: the count does see contacts."""
+    *_, (_, _, last) = run_traffic(STOP_SIGN, 0, 1500, vehicles=24, yielding=False)
+    assert last["traffic_contacts"] > 0
+
+
+def test_traffic_stops_at_signs_and_enters_first_come_first_served():
+    rules, entries = None, 0
+    for u, before, _ in run_traffic(STOP_SIGN, 1, 1500, vehicles=16):
+        tr, rules, net = u._sim.traffic, u.traffic_model.rules, u.net
+        entered = np.flatnonzero(rules.connector[tr.lane] & ~rules.connector[before["lane"]])
+        for i in entered.tolist():
+            entries += 1
+            lane = net.lanes[before["lane"][i]]
+            assert lane.stop is not None  # every approach has a sign
+            # it stood still in the zone for the full second before it was let in
+            assert before["stop_wait"][i] >= STAND_STILL - 1e-9
+            # no one was in, or let into, a connector crossing or merging with its own
+            others = np.flatnonzero(before["active"] & (np.arange(len(tr.s)) != i))
+            inside = others[rules.connector[before["lane"][others]]]
+            let_in = others[before["go"][others] & ~rules.connector[before["lane"][others]]]
+            busy = np.concatenate([before["lane"][inside], before["next_lane"][let_in]])
+            assert not rules.conflict[tr.lane[i], busy].any()
+            # nobody whose stop came first was still waiting for a conflicting connector
+            queued = others[np.isfinite(before["stop_ticket"][others]) & ~before["go"][others]]
+            earlier = queued[before["stop_ticket"][queued] < before["stop_ticket"][i]]
+            assert not rules.conflict[tr.lane[i], before["next_lane"][earlier]].any()
+    assert entries >= 15
+
+
+def turn_left(net, lane: int) -> int:
+    """The connector from approach ``lane`` that turns left."""
+    for c in net.lanes[lane].successors:
+        h = net.lanes[c].headings
+        if math.remainder(h[-1] - h[0], 2 * math.pi) > 1.0:
+            return c
+    raise AssertionError("no left turn")
+
+
+def test_a_queue_at_an_all_way_stop_goes_in_the_order_of_arrival():
+    """Three cars turn left from three approaches (every pair conflicts). The nearest
+    arrives first and goes; the other two arrive while it is in the junction, the one
+    with the higher index first, and must go in that order."""
+    env = make_env(STOP_SIGN, initial_speed=0.0, blocked_time=1e6)
+    env.reset(seed=0)
+    u = env.unwrapped
+    approaches = [ln.id for ln in u.net.lanes if ln.stop is not None]
+    approaches.remove(u.route.lanes[0])  # the ego waits at its start on that one
+    starts = (38.0, 28.0, 48.0)  # metres along 60 m approaches
+    cars = [{"lane": a, "s": s, "speed": 8.0} for a, s in zip(approaches, starts, strict=True)]
+    env.reset(seed=0, options={"vehicles": cars, "pedestrians": []})
+    tr = u._sim.traffic
+    tr.next_lane[:3] = [turn_left(u.net, a) for a in approaches]
+    assert u.traffic_model.rules.conflict[np.ix_(tr.next_lane[:3], tr.next_lane[:3])].sum() == 6
+    ticket, let_in = {}, {}
+    for _ in range(300):
+        env.step(np.array([0.0, -1.0]))
+        tr = u._sim.traffic
+        for i in range(3):
+            if np.isfinite(tr.stop_ticket[i]):
+                ticket.setdefault(i, float(tr.stop_ticket[i]))
+            if tr.go[i]:
+                let_in.setdefault(i, u._sim.t)
+    assert sorted(ticket, key=ticket.get) == [2, 0, 1]  # arrival order
+    assert let_in[0] > ticket[1]  # both were waiting when the first left ...
+    assert sorted(let_in, key=let_in.get) == [2, 0, 1]  # ... and went first come first served
+    assert u._sim.traffic_contacts == 0
+
+
+def test_traffic_waits_at_its_sign_while_the_ego_crosses():
+    env = make_env(STOP_SIGN, initial_speed=0.0)
+    env.reset(seed=0, options=ALONE)
+    u = env.unwrapped
+    rules, ego_connector = u.traffic_model.rules, u.route.lanes[1]
+    lane = next(ln.id for ln in u.net.lanes if ln.stop is not None and ln.id != u.route.lanes[0])
+    turn = next(c for c in u.net.lanes[lane].successors if rules.conflict[c, ego_connector])
+    env.reset(seed=0, options={"vehicles": [{"lane": lane, "s": 20.0, "speed": 8.0}]})
+    u._sim.traffic.next_lane[0] = turn
+    inside, ticket, let_in = [], None, None
+    for _ in range(400):
+        _, _, term, trunc, info = env.step(u.follow_route())
+        tr, t = u._sim.traffic, u._sim.t
+        if u._lane.lane == ego_connector:
+            inside.append(t)
+        if ticket is None and np.isfinite(tr.stop_ticket[0]):
+            ticket = t
+        if let_in is None and tr.go[0]:
+            let_in = t
+        if term or trunc:
+            break
+    assert info["outcome"] == "route_completed" and info["infraction_counts"]["stop_sign"] == 0
+    assert inside[0] < ticket < inside[-1] < let_in  # it stopped while the ego was in
