@@ -2,15 +2,21 @@
 
 Rows (one CPU core: torch/BLAS threads 1, and the process pinned to one core on Linux):
 
-* (a) state + 360-ray lidar, on ``pilot/Driving-LaneKeep-v0`` (no traffic) and on
-  ``pilot/Driving-Highway-v0`` (12 IDM vehicles);
+* (a) state + 360-ray lidar, on ``pilot/Driving-LaneKeep-v0`` (no traffic), on
+  ``pilot/Driving-Highway-v0`` (12 IDM vehicles) and on the town
+  (``pilot/Driving-Town-Empty-v0``, buildings and trees along every street, and
+  ``pilot/Driving-Town-v0`` with 30 vehicles and 12 pedestrians), one town per row
+  (``town_maps=1``) so that its one-off build stays out of the timed resets;
 * (b) an 84×84 camera + the lidar + state, on the loop;
 * (c) a 160×120 camera + the lidar + state, on the loop;
 * highway-env's ``highway-fast-v0`` (its default kinematics observation, IDLE meta action).
 
 Only ``env.step`` is timed; the driving policy (pure pursuit on the route, so episodes run
 their full length) is computed between timed calls, and resets are timed apart. Every row
-runs the same number of steps. Ratios are against highway-env measured in this run.
+runs the same number of steps. Ratios are against highway-env measured in this run, and
+the town rows also against the loop row. A last line times town resets: the first reset
+in a town builds it (network, clutter, traffic model), later ones only draw a route and
+traffic.
 
     pip install -e ".[bench]"        # highway-env is in the bench extra
     python bench/driving.py                        # 3,000 steps per row
@@ -75,11 +81,16 @@ def time_env(env, steps: int, policy, seed: int = 0) -> dict:
     }
 
 
+_ONE_TOWN = {"town_maps": 1}
+
+
 def pilot_rows(steps: int) -> list[tuple[str, dict]]:
     rows = []
     cases = [
         ("(a) state + lidar 360, loop", "pilot/Driving-LaneKeep-v0", {}),
         ("(a) state + lidar 360, highway 12 cars", "pilot/Driving-Highway-v0", {}),
+        ("(a) state + lidar 360, town, no traffic", "pilot/Driving-Town-Empty-v0", _ONE_TOWN),
+        ("(a) state + lidar 360, town 30 cars 12 peds", "pilot/Driving-Town-v0", _ONE_TOWN),
         (
             "(b) camera 84x84 + lidar + state, loop",
             "pilot/Driving-LaneKeep-v0",
@@ -99,6 +110,24 @@ def pilot_rows(steps: int) -> list[tuple[str, dict]]:
     return rows
 
 
+def town_resets(resets: int = 20) -> str:
+    """Milliseconds of a town's first reset (its build) and the median of later ones."""
+    env = make_env("pilot/Driving-Town-v0", town_maps=1)
+    t0 = time.perf_counter()
+    env.reset(seed=0)
+    build = time.perf_counter() - t0
+    times = []
+    for seed in range(1, resets + 1):
+        t0 = time.perf_counter()
+        env.reset(seed=seed)
+        times.append(time.perf_counter() - t0)
+    env.close()
+    return (
+        f"town reset: first (builds the town) {1000 * build:.0f} ms, "
+        f"later (median of {resets}) {1000 * float(np.median(times)):.1f} ms"
+    )
+
+
 def highway_env_row(steps: int) -> tuple[str, dict] | None:
     try:
         import gymnasium as gym
@@ -114,14 +143,23 @@ def highway_env_row(steps: int) -> tuple[str, dict] | None:
     return row
 
 
-def soak(resets: int, steps: int) -> None:
-    """``resets`` episodes adding up to ``steps`` steps on the busiest scenario with every
-    sensor, reporting RSS before, after a warm-up and at the end."""
+def soak(
+    resets: int,
+    steps: int,
+    env_id: str = "pilot/Driving-Intersection-v0",
+    warm_up: int = 100,
+    **kwargs,
+) -> tuple[float, float, float]:
+    """``resets`` episodes adding up to ``steps`` steps on ``env_id`` (by default the
+    intersection, the busiest of the small scenarios) with every sensor, reporting RSS
+    before, after ``warm_up`` resets and at the end; returns the three (MiB). ``kwargs``
+    go to the env."""
     env = make_env(
-        "pilot/Driving-Intersection-v0",
+        env_id,
         sensors=("state", "lidar", "camera", "depth", "segmentation", "lidar_bev"),
         render_mode="rgb_array",
         blocked_time=1e9,
+        **kwargs,
     )
     per_episode = max(steps // resets, 1)
     rng = np.random.default_rng(0)
@@ -138,7 +176,7 @@ def soak(resets: int, steps: int) -> None:
                 env.reset()
         if k % 100 == 0:
             env.render()
-        if k == min(100, resets - 1):
+        if k == min(warm_up, resets - 1):
             warm = rss_mb()
         if (k + 1) % 500 == 0:
             print(f"  {k + 1} resets, {done_steps} steps, RSS {rss_mb():.1f} MiB")
@@ -146,9 +184,10 @@ def soak(resets: int, steps: int) -> None:
     env.close()
     print(
         f"soak: {resets} resets, {done_steps} steps in {time.perf_counter() - t0:.0f} s; "
-        f"RSS start {start:.1f} MiB, after 100 resets {warm:.1f} MiB, end {end:.1f} MiB "
+        f"RSS start {start:.1f} MiB, after {warm_up} resets {warm:.1f} MiB, end {end:.1f} MiB "
         f"(growth after warm-up {end - warm:+.1f} MiB)"
     )
+    return start, warm, end
 
 
 def main() -> None:
@@ -158,6 +197,7 @@ def main() -> None:
     parser.add_argument("--soak", action="store_true", help="run the memory soak instead")
     parser.add_argument("--soak-resets", type=int, default=2000)
     parser.add_argument("--soak-steps", type=int, default=100_000)
+    parser.add_argument("--soak-env", default="pilot/Driving-Intersection-v0", help="env id")
     parser.add_argument("--core", type=int, default=0, help="CPU core to pin to (Linux)")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
@@ -170,7 +210,7 @@ def main() -> None:
         pass
     print(f"{platform.processor() or platform.machine()}, python {platform.python_version()}")
     if args.soak:
-        soak(args.soak_resets, args.soak_steps)
+        soak(args.soak_resets, args.soak_steps, args.soak_env)
         return
     rows = pilot_rows(args.steps)
     ref = None if args.no_highway_env else highway_env_row(args.steps)
@@ -182,6 +222,11 @@ def main() -> None:
             f"{label:44s} {r['steps_per_s']:9.0f} {r['with_resets']:10.0f} "
             f"{r['reset_ms']:9.1f} {ratio}"
         )
+    loop = rows[0][1]["steps_per_s"]
+    for label, r in rows:
+        if "town" in label:
+            print(f"{label}: {100 * r['steps_per_s'] / loop:.0f}% of the loop's steps/s")
+    print(town_resets())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,178 @@
+"""Rays against upright boxes, outside pybullet: the roadside clutter's part of a lidar
+sweep (:meth:`.clutter.ClutterBodies.cast`).
+
+:func:`cast_boxes` intersects rays with boxes that stand upright (a yaw, half sizes on the
+ground, a height range): a slab test in each box's frame. Rays from one origin (a lidar
+sweep) only meet the boxes whose bearing they fall within; that loop is compiled by numba
+when numba is installed, and runs in numpy otherwise, with the same pairs and the same
+float64 arithmetic, so the answers do not depend on it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+try:
+    import numba
+except ImportError:  # without numba the rays are cast in numpy (the same answers, slower)
+    numba = None
+
+
+def cast_boxes(
+    starts: np.ndarray, ends: np.ndarray, box: np.ndarray, frac: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rays ``starts[i] → ends[i]`` (``n × 3``) against boxes (rows ``x, y, cos, sin, hx, hy,
+    z0, z1, radius`` with ``radius`` their ground half-diagonal): the fraction along each
+    ray where it first enters a box when that is before ``frac[i]`` (else ``frac[i]``), and
+    which box (-1: none nearer)."""
+    d = ends - starts
+    one_origin = bool(np.all(starts == starts[0]))
+    if one_origin and _cast_compiled is not None:
+        best, which = frac.copy(), np.full(len(d), -1, dtype=np.int64)
+        _cast_compiled(starts[0], d, box, best, which)
+        return best, which
+    if one_origin:
+        ray, k = _pairs_by_bearing(starts[0], d, box)
+    else:  # rays from several origins: every ray against every box
+        ray = np.repeat(np.arange(len(starts)), len(box))
+        k = np.tile(np.arange(len(box)), len(starts))
+    best, which = frac.copy(), np.full(len(d), -1, dtype=np.int64)
+    t = _slab(starts[ray], d[ray], box[k])
+    hit = np.isfinite(t)
+    ray, k, t = ray[hit], k[hit], t[hit]
+    order = np.lexsort((t, ray))  # by ray, nearest first, the lower box first on a tie
+    ray, k, t = ray[order], k[order], t[order]
+    first = np.concatenate([[True], ray[1:] != ray[:-1]]) if len(ray) else np.zeros(0, bool)
+    ray, k, t = ray[first], k[first], t[first]
+    closer = t < best[ray]
+    best[ray[closer]] = t[closer]
+    which[ray[closer]] = k[closer]
+    return best, which
+
+
+def _pairs_by_bearing(
+    origin: np.ndarray, d: np.ndarray, box: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(ray, box)`` index pairs worth testing for rays ``d`` from one ``origin``: each
+    box only against the rays whose bearing falls within the bearings its bounding circle
+    covers, and only boxes within the rays' reach."""
+    rx, ry = box[:, 0] - origin[0], box[:, 1] - origin[1]
+    dist = np.hypot(rx, ry)
+    reach = float(np.hypot(d[:, 0], d[:, 1]).max())
+    keep = np.flatnonzero(dist - box[:, 8] <= reach)
+    if not len(keep):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    n = len(d)
+    bearing = np.arctan2(d[:, 1], d[:, 0])
+    order = np.argsort(bearing, kind="stable")
+    sorted_b = bearing[order]
+    ext = np.concatenate([sorted_b - 2 * np.pi, sorted_b, sorted_b + 2 * np.pi])
+    centre = np.arctan2(ry[keep], rx[keep])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = box[keep, 8] / dist[keep]
+    half = np.where(ratio >= 1.0, np.pi, np.arcsin(np.minimum(ratio, 1.0))) + 1e-9
+    lo = np.searchsorted(ext, centre - half, side="left")
+    hi = np.searchsorted(ext, centre + half, side="right")
+    count = hi - lo
+    total = int(count.sum())
+    k = np.repeat(keep, count)
+    start = np.repeat(lo - np.concatenate([[0], np.cumsum(count)[:-1]]), count)
+    pos = np.arange(total) + start
+    return order[pos % n], k
+
+
+def _slab(o: np.ndarray, d: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Fraction along each ray ``o + t d`` (t in [0, 1]) where it enters its upright box
+    (``x, y, cos, sin, hx, hy, z0, z1`` rows); inf where it misses."""
+    c, s = box[:, 2], box[:, 3]
+    px, py = o[:, 0] - box[:, 0], o[:, 1] - box[:, 1]
+    lo_t = np.full(len(o), -np.inf)
+    hi_t = np.full(len(o), np.inf)
+    for origin, direction, half_lo, half_hi in (
+        (c * px + s * py, c * d[:, 0] + s * d[:, 1], -box[:, 4], box[:, 4]),
+        (-s * px + c * py, -s * d[:, 0] + c * d[:, 1], -box[:, 5], box[:, 5]),
+        (o[:, 2], d[:, 2], box[:, 6], box[:, 7]),
+    ):
+        flat = np.abs(direction) < 1e-12
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t1 = (half_lo - origin) / direction
+            t2 = (half_hi - origin) / direction
+        inside = (origin >= half_lo) & (origin <= half_hi)
+        lo_t = np.maximum(
+            lo_t, np.where(flat, np.where(inside, -np.inf, np.inf), np.minimum(t1, t2))
+        )
+        hi_t = np.minimum(
+            hi_t, np.where(flat, np.where(inside, np.inf, -np.inf), np.maximum(t1, t2))
+        )
+    hit = (lo_t <= hi_t) & (hi_t >= 0.0) & (lo_t <= 1.0)
+    return np.where(hit, np.maximum(lo_t, 0.0), np.inf)
+
+
+def _cast_one_origin(
+    o: np.ndarray, d: np.ndarray, box: np.ndarray, best: np.ndarray, which: np.ndarray
+) -> None:
+    """The loop of :func:`cast_boxes` for rays from one origin ``o``, compiled
+    by numba: the same pairs as :func:`_pairs_by_bearing` and the same arithmetic as
+    :func:`_slab`, so the same answers. Lowers ``best[i]`` to the fraction where ray ``i``
+    enters box ``j`` when that is nearer, and sets ``which[i] = j`` then."""
+    n = d.shape[0]
+    bearing = np.empty(n)
+    reach = 0.0
+    for i in range(n):
+        bearing[i] = math.atan2(d[i, 1], d[i, 0])
+        reach = max(reach, math.hypot(d[i, 0], d[i, 1]))
+    order = np.argsort(bearing)
+    sorted_b = bearing[order]
+    ext = np.concatenate((sorted_b - 2 * np.pi, sorted_b, sorted_b + 2 * np.pi))
+    for j in range(box.shape[0]):
+        rx, ry = box[j, 0] - o[0], box[j, 1] - o[1]
+        dist = math.hypot(rx, ry)
+        if dist - box[j, 8] > reach:
+            continue
+        ratio = box[j, 8] / dist if dist > 0.0 else np.inf
+        half = (np.pi if ratio >= 1.0 else math.asin(ratio)) + 1e-9
+        centre = math.atan2(ry, rx)
+        lo = np.searchsorted(ext, centre - half, side="left")
+        hi = np.searchsorted(ext, centre + half, side="right")
+        c, s = box[j, 2], box[j, 3]
+        px, py = o[0] - box[j, 0], o[1] - box[j, 1]
+        for e in range(lo, hi):
+            i = order[e % n]
+            lo_t, hi_t = -np.inf, np.inf
+            for axis in range(3):
+                if axis == 0:
+                    origin, direction = c * px + s * py, c * d[i, 0] + s * d[i, 1]
+                    half_lo, half_hi = -box[j, 4], box[j, 4]
+                elif axis == 1:
+                    origin, direction = -s * px + c * py, -s * d[i, 0] + c * d[i, 1]
+                    half_lo, half_hi = -box[j, 5], box[j, 5]
+                else:
+                    origin, direction = o[2], d[i, 2]
+                    half_lo, half_hi = box[j, 6], box[j, 7]
+                if abs(direction) < 1e-12:
+                    if not half_lo <= origin <= half_hi:
+                        lo_t = np.inf
+                else:
+                    t1 = (half_lo - origin) / direction
+                    t2 = (half_hi - origin) / direction
+                    lo_t = max(lo_t, min(t1, t2))
+                    hi_t = min(hi_t, max(t1, t2))
+            if lo_t <= hi_t and hi_t >= 0.0 and lo_t <= 1.0:
+                t = max(lo_t, 0.0)
+                if t < best[i]:
+                    best[i] = t
+                    which[i] = j
+
+
+def _jit(fn):
+    """numba.njit with an on-disk cache (compiling takes seconds); without the cache where
+    no cache directory is writable."""
+    try:
+        return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:
+        return numba.njit(nogil=True)(fn)
+
+
+_cast_compiled = _jit(_cast_one_origin) if numba is not None else None
