@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -267,6 +268,28 @@ def lane_keeping(seed: int = 0, broken: bool = False, steps: int = 24_576) -> di
     }
 
 
+def lane_keeping_speed(seed: int = 0, broken: bool = False, steps: int = 81_920):
+    """PPO on the ego state alone, trained through ``pilot train`` (the CLI, its preset
+    and its run directory), then driven on the held-out routes from the saved checkpoint:
+    route completion, mean speed and the share of time above the speed limit."""
+    import tempfile
+
+    from pilot import cli
+    from pilot.agents import load_agent
+
+    argv = ["train", "ppo", "--env", LANEKEEP, "--steps", str(steps), "--seed", str(seed)]
+    argv += ["--set", "env.sensors=[state]", "--no-progress", "--threads", "1"]
+    if broken:
+        argv += ["--set", "learning_rate=0"]
+    with tempfile.TemporaryDirectory() as tmp:
+        if cli.main([*argv, "--runs-dir", tmp]) != 0:
+            raise RuntimeError("pilot train failed")
+        (run,) = [p for p in Path(tmp).iterdir() if (p / "run.json").is_file()]
+        agent, _ = load_agent(run, device="cpu")
+        out = drive(agent)
+    return {"completion": out["completion"], "speed": out["speed"], "speeding": out["speeding"]}
+
+
 # --- the registry the seed sweep reads ------------------------------------------------------
 CASES: dict[str, Callable[..., dict[str, float]]] = {}
 for _algo in ("ppo", "a2c", "reinforce"):
@@ -293,3 +316,4 @@ CASES["nav-continuous-ppo"] = lambda seed, broken=False: navigation(
 )
 CASES["mcts-navigation"] = mcts_navigation
 CASES["driving-lanekeep-ppo"] = lane_keeping
+CASES["driving-lanekeep-speed-cli"] = lane_keeping_speed

@@ -66,6 +66,7 @@ _LAZY = {
     "DrivingSnapshot": "env",
     "LidarConfig": "env",
     "RewardWeights": "env",
+    "WeatherConfig": "weather",
     "Lane": "roads",
     "RoadNetwork": "roads",
     "Route": "roads",

@@ -16,8 +16,16 @@ from pilot.errors import UserError, close_matches
 
 from .rewards import RewardWeights
 from .sensors import SENSOR_KEYS, LidarConfig
+from .weather import WeatherConfig
 
-__all__ = ["CameraConfig", "DrivingConfig", "LidarConfig", "RewardWeights", "build_config"]
+__all__ = [
+    "CameraConfig",
+    "DrivingConfig",
+    "LidarConfig",
+    "RewardWeights",
+    "WeatherConfig",
+    "build_config",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,25 +52,37 @@ class CameraConfig:
 class DrivingConfig:
     """Settings of :class:`DrivingEnv` (metres, seconds, m/s)."""
 
-    scenario: Literal["loop", "highway", "intersection"] = field(
+    scenario: Literal["loop", "highway", "intersection", "town"] = field(
         "loop", "road network generated per episode"
+    )
+    junction_control: Literal["lights", "stop"] = field(
+        "lights", "intersection: a traffic light or a stop sign on every approach"
     )
     sensors: tuple[str, ...] = field(
         ("state", "lidar"), f"observation keys, any of {', '.join(SENSOR_KEYS)}"
     )
     camera: CameraConfig = field(CameraConfig(), "forward camera settings")
     lidar: LidarConfig = field(LidarConfig(), "lidar settings")
+    weather: WeatherConfig = field(
+        WeatherConfig(), "weather and light of the camera and lidar (a preset, or 'random')"
+    )
     meta_actions: bool = field(
         False, "Discrete(5) highway-env style meta actions instead of Box(2) controls"
     )
     lanes: int = field(2, "loop and highway: lanes in the driving direction")
     lane_width: float = field(3.5, "lane width")
-    speed_limit: float = field(15.0, "speed limit on the generated roads")
+    speed_limit: float = field(
+        15.0, "speed limit on the generated roads (a town's arterials; its streets: 3/4)"
+    )
     route_length: float = field(300.0, "route length (shorter where the network ends)")
     vehicles: int = field(0, "other vehicles")
     pedestrians: int = field(0, "pedestrians (they walk on crosswalks)")
     obstacles: int = field(0, "static obstacles placed in lanes along the route")
     crosswalks: int = field(0, "loop: mid-block crosswalks (the intersection has four)")
+    town_maps: int = field(
+        16, "town: towns the episodes draw from, each built once and kept; 0: a new one each"
+    )
+    town_seed: int = field(0, "town: seed of town number 0 (other seeds, other towns)")
     lane_change_rate: float = field(0.05, "lane changes per second a vehicle attempts")
     dt: float = field(0.1, "seconds per control step")
     physics_substeps: int = field(4, "integration steps of the car model per control step")
@@ -75,6 +95,7 @@ class DrivingConfig:
     drag_area: float = field(0.7, "drag coefficient × frontal area, C_d·A (m²)")
     rolling_resistance: float = field(0.015, "rolling resistance coefficient c_rr")
     engine_power: float = field(100e3, "engine power (W); above max_accel's speed it limits")
+    engine_braking: float = field(0.08, "engine braking per m/s at closed throttle (1/s)")
     max_steer: float = field(0.5, "steering angle at steer ±1 (rad)")
     steer_rate: float = field(2.0, "fastest change of the steering angle (rad/s)")
     wheelbase: float = field(2.7, "distance between the axles")
@@ -105,7 +126,7 @@ class DrivingConfig:
             raise ValueError("sensors must name at least one sensor, each once")
         if self.lanes < 1 or self.lane_width <= 2.0:
             raise ValueError("need lanes >= 1 and lane_width > 2")
-        for name in ("vehicles", "pedestrians", "obstacles", "crosswalks"):
+        for name in ("vehicles", "pedestrians", "obstacles", "crosswalks", "town_maps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         positive = ("dt", "target_speed", "max_speed", "max_accel", "max_brake", "max_steer")
@@ -115,8 +136,8 @@ class DrivingConfig:
                 raise ValueError(f"{name} must be positive")
         if self.speed_tolerance < 0 or self.min_speed_checkpoints < 1:
             raise ValueError("need speed_tolerance >= 0 and min_speed_checkpoints >= 1")
-        if self.rolling_resistance < 0:
-            raise ValueError("rolling_resistance must not be negative")
+        if self.rolling_resistance < 0 or self.engine_braking < 0:
+            raise ValueError("rolling_resistance and engine_braking must not be negative")
         if self.physics_substeps < 1:
             raise ValueError("physics_substeps must be at least 1")
 

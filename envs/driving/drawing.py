@@ -19,6 +19,7 @@ from .episode import EpisodeState
 from .roads import GREEN, RED, YELLOW, RoadNetwork, Route
 from .sensors import Lidar, LidarConfig
 from .traffic import TrafficModel, crosswalk_positions
+from .weather import Weather, render_camera
 from .world import OBSTACLE_HALF, PALETTE, PEDESTRIAN, STATIC, VEHICLE, PinholeCamera, World
 
 
@@ -40,6 +41,7 @@ class DrivingViews:
     _frame_cache: dict[str, Any]
     _window: Any
     _clock: Any
+    weather: Weather | None
 
     #: The chase camera of ``render()`` and of the panels without a camera: behind and
     #: above the car.
@@ -56,7 +58,7 @@ class DrivingViews:
             self.world.client.resetDebugVisualizerCamera(
                 12.0, math.degrees(ego.yaw) - 90.0, -20.0, [ego.x, ego.y, 1.0]
             )
-        chase = self.world.camera(self.CHASE, ego.x, ego.y, ego.yaw)[0]
+        chase = self._picture(self.CHASE)
         frame = np.concatenate([chase, self.bev_image(self.CHASE.height)], axis=1)
         if self.render_mode == "rgb_array":
             return frame
@@ -87,17 +89,16 @@ class DrivingViews:
         random generator, so showing the panels never changes a rollout."""
         if self._sim is None:
             raise RuntimeError("call reset() before sensor_panels()")
-        ego = self._sim.ego
         cam = next((k for k in ("camera", "depth", "segmentation") if k in self.sensors), None)
+        weather = f", {self.weather.preset}" if self.weather and not self.weather.plain else ""
         if cam == "camera":
-            cached = self._frame_cache.get("camera")
-            if cached is None:  # e.g. just after set_state(): the same view, rendered again
-                cached = self.world.camera(self.camera_spec, ego.x, ego.y, ego.yaw)
+            image = self._frame_cache.get("camera_rgb")
+            if image is None:  # e.g. just after set_state(): the same view, rendered again
+                image = self._picture(self.camera_spec)
             spec = self.camera_spec
-            first = (f"camera {spec.width}x{spec.height} (agent)", cached[0])
+            first = (f"camera {spec.width}x{spec.height} (agent{weather})", image)
         else:
-            chase = self.world.camera(self.CHASE, ego.x, ego.y, ego.yaw)[0]
-            first = ("chase camera (no camera in obs)", chase)
+            first = (f"chase camera (no camera in obs{weather})", self._picture(self.CHASE))
         spec = self.lidar_spec
         lidar_title = f"lidar {spec.channels}x{spec.rays}, {spec.max_range:g} m"
         if not any(isinstance(s, Lidar) for s in self.sensors.values()):
@@ -107,6 +108,13 @@ class DrivingViews:
             (lidar_title, self.lidar_image(size)),
             ("BEV", self.bev_image(size)),
         ]
+
+    def _picture(self, cam: PinholeCamera) -> np.ndarray:
+        """What ``cam`` on the car sees now, in the episode's weather (whose noise is drawn
+        per step from its own seed, so a picture never moves the env's generator)."""
+        ego = self._sim.ego
+        pose = (ego.x, ego.y, ego.yaw)
+        return render_camera(self.world, cam, pose, self.weather, self._sim.steps)[0]
 
     def lidar_image(self, size: int = 320) -> np.ndarray:
         """The last lidar sweep seen from above, car at the centre heading up: the free
@@ -211,12 +219,22 @@ class DrivingViews:
                 box(x[i], y[i], h[i], (0.4, 0.4), tuple(int(v) for v in PALETTE[PEDESTRIAN]))
         for ox, oy, oh in self._obstacles:
             box(ox, oy, oh, OBSTACLE_HALF[:2], tuple(int(v) for v in PALETTE[STATIC]))
+        near = self.world.clutter.footprints_near(ego.x, ego.y, extent)  # buildings, trees, ...
+        if len(near):
+            static = tuple(int(v) for v in PALETTE[STATIC])
+            cv2.fillPoly(img, list(to_px(near.reshape(-1, 2)).reshape(-1, 4, 2)), static)
         for light in self.net.lights:
             a, b = np.array(light.stop_line)
             colour = {GREEN: (40, 220, 60), YELLOW: (250, 200, 0), RED: (230, 30, 30)}[
                 light.state(sim.t)
             ]
             cv2.line(img, *[tuple(p) for p in to_px(np.array([a, b]))], colour, 2)
+        for sign in self.net.stop_signs:  # a white stop line, a red sign at the kerb
+            a, b = np.array(sign.stop_line)
+            kerb = b + (b - a) / np.linalg.norm(b - a) * 1.0
+            ends = to_px(np.array([a, b, kerb]))
+            cv2.line(img, tuple(ends[0]), tuple(ends[1]), (240, 240, 240), 2)
+            cv2.circle(img, tuple(ends[2]), max(3, round(0.6 / m_per_px)), (200, 20, 20), -1)
         box(ego.x, ego.y, ego.yaw, (2.25, 0.95), (220, 40, 40))
         sensor, (ranges, ids) = self._last_sweep()
         pts = sensor.dirs[:, :2] * ranges[:, None]

@@ -6,13 +6,17 @@ only in their config (see :mod:`.registration`). The pieces:
 * :mod:`.config`: the settings (:class:`DrivingConfig` and its nested configs);
 * :mod:`.scenarios`: what a reset places (network, route, obstacles, traffic, pedestrians);
 * :mod:`.episode`: the episode's state, the car's move, route progress and the outcome;
-* :mod:`.infractions`: collisions, red lights and outside-lane driving, logged and counted;
+* :mod:`.infractions`: collisions, red lights, stop signs and outside-lane driving, logged
+  and counted;
 * :mod:`.rewards`: the named reward terms;
 * :mod:`.drawing`: the rendered frame and the sensor panels;
 * :mod:`.roads`: lanes, lights, crosswalks and routes as numpy data;
+* :mod:`.town` and :mod:`.clutter`: the generated town and its roadside boxes;
 * :mod:`.traffic`: the ego's kinematic bicycle, IDM vehicles and pedestrians;
+* :mod:`.junctions`: stop signs and right of way for the traffic at junctions;
 * :mod:`.world`: the pybullet client with the bodies, contacts, rays and camera images;
 * :mod:`.sensors`: the observation's parts;
+* :mod:`.weather` and :mod:`.lighting`: weather and light of the camera and the lidar;
 * :mod:`.control`: pure pursuit and the meta-action driver.
 """
 
@@ -31,9 +35,11 @@ from .config import CameraConfig, DrivingConfig, LidarConfig, RewardWeights, bui
 from .control import META_ACTIONS, META_SPEEDS, box_command, meta_targets, route_command
 from .drawing import DrivingViews
 from .episode import (
+    Ahead,
     DrivingSnapshot,
     EpisodeState,
     StepStart,
+    StopLine,
     drive,
     episode_info,
     judge_outcome,
@@ -46,10 +52,11 @@ from .episode import (
 from .infractions import INFRACTIONS, check_infractions
 from .rewards import REWARD_TERMS, reward_terms
 from .roads import LanePoint, RoadNetwork, Route
-from .scenarios import build_scene, check_options, sync_world
+from .scenarios import TownCache, build_scene, check_options, sync_world
 from .sensors import SensorFrame, make_sensor
 from .speed_rules import check_speed_rules
 from .traffic import TrafficModel, step_pedestrians
+from .weather import Weather, draw_weather
 from .world import PinholeCamera, World
 
 __all__ = [
@@ -70,8 +77,10 @@ class DrivingEnv(DrivingViews, gym.Env):
     ## Description
 
     A car drives a route through a seeded, procedurally generated road network in a
-    pybullet world: a curvy multi-lane loop, a multi-lane highway, or a 4-way intersection
-    with traffic lights. Other vehicles follow their lanes with the Intelligent Driver
+    pybullet world: a curvy multi-lane loop, a multi-lane highway, a 4-way intersection
+    with traffic lights or with a stop sign on every approach, or a town (:mod:`.town`: a grid of junctions with lights and stop
+    signs, 1.5 km routes, buildings, trees, fences and parked cars along the streets, which
+    the camera and the lidar see and the car can hit). Other vehicles follow their lanes with the Intelligent Driver
     Model, stop for red lights and pedestrians and now and then change lanes; pedestrians
     cross at crosswalks; static obstacles may block lanes. Infractions are recorded the way
     the CARLA leaderboard scores them (collisions with pedestrians, vehicles and static
@@ -98,10 +107,12 @@ class DrivingEnv(DrivingViews, gym.Env):
     ## Rewards
 
     The sum of the weighted terms in ``info["reward_terms"]``: ``progress`` (metres along
-    the route), ``speed`` (relative error to the target speed, which drops to 0 before a
-    red light), ``centring`` (offset from the lane centre), ``comfort`` (changes of
-    acceleration and steering), ``collision`` (-1 per new contact) and ``off_road``
-    (-1 per step off the road); weights in :class:`RewardWeights`.
+    the route, at most what the cruise speed covers in a step: speeding does not pay),
+    ``speed`` (relative error to the target speed, which drops to 0 before a red light),
+    ``speed_change`` (how much of that error the step closed), ``centring`` (offset from
+    the lane centre), ``comfort`` (changes of acceleration and steering), ``collision``
+    (-1 per new contact) and ``off_road`` (-1 per step off the road); weights in
+    :class:`RewardWeights`.
 
     ## Starting State
 
@@ -119,7 +130,8 @@ class DrivingEnv(DrivingViews, gym.Env):
     Terminated when the route is complete, at a collision (``terminate_on_collision``),
     when the car's centre leaves the road (``terminate_off_road``), when it is more than
     ``deviation_distance`` from the route, or when it has stood still for ``blocked_time``
-    seconds other than at a red light. Truncated by the time limit of the registered id.
+    seconds other than at a red light or a stop sign not yet stopped at. Truncated by the
+    time limit of the registered id.
     ``info["outcome"]`` names the reason.
 
     ## Arguments
@@ -134,7 +146,23 @@ class DrivingEnv(DrivingViews, gym.Env):
     BEV. ``info`` carries ``reward_terms``, ``infractions`` (this
     step's events: ``type``, ``step``, ``time``, ``x``, ``y``), ``infraction_counts``,
     ``route_completion`` (0..1), ``route_length``, ``distance``,
-    ``outside_lane_distance``, ``speed``, ``time``, ``is_success`` and ``outcome``.
+    ``outside_lane_distance``, ``traffic_contacts`` (contacts between two traffic
+    vehicles so far; the right of way keeps it at 0), ``speed``, ``time``, ``is_success``,
+    ``outcome`` and ``weather`` (the conditions in force, see below).
+
+    A stop sign is judged as the CARLA leaderboard does: the car must come to a stop
+    (under 0.1 m/s) in the sign's stop zone (5 m before the line) before its centre
+    crosses the line, else one ``stop_sign`` infraction (coefficient 0.80). The route's
+    next stop line reads like a light: a sign is RED until the car has stopped in its
+    zone, then GREEN, and the target speed brings the car to a stop with its front at the
+    line (``follow_route()`` stops there and goes on).
+
+    ``weather`` (a :class:`~.weather.WeatherConfig`, e.g. ``{"preset": "night"}`` or
+    ``{"preset": "random", "choices": ["day", "fog"]}``) sets the light and the weather:
+    the sun, dusk or night with vehicles' headlights, fog, rain. They change the
+    ``camera`` image and the ``lidar*`` returns only (never depth, segmentation or the
+    scene); a random preset is drawn per episode from the seed. The default plain day
+    renders exactly as without weather.
 
     ``get_state()`` / ``set_state(snapshot)`` save and restore the whole episode (world,
     traffic, lights, infraction log, random generator) for planning by search.
@@ -157,7 +185,9 @@ class DrivingEnv(DrivingViews, gym.Env):
             )
         self.render_mode = render_mode
         self.config = cfg = build_config(config, kwargs)
-        self.world = World(cfg.vehicles, cfg.pedestrians, cfg.obstacles, gui=cfg.gui)
+        reach = max(cfg.camera.far, cfg.lidar.max_range)  # the clutter the sensors can see
+        self.world = World(cfg.vehicles, cfg.pedestrians, cfg.obstacles, gui=cfg.gui, reach=reach)
+        self._towns = TownCache()  # a town scenario's towns, built once each
         self._window = None
         self._clock = None
         cam = cfg.camera
@@ -179,22 +209,26 @@ class DrivingEnv(DrivingViews, gym.Env):
         self._sim: EpisodeState | None = None
         self._episode = 0
         self._obstacles = np.zeros((0, 3))
-        self._stops: list[tuple[float, int]] = []  # (route s of a stop line, light id)
+        self._stops: list[StopLine] = []  # the route's stop lines (lights, stop signs)
         self._frame_cache: dict[str, Any] = {}
         self._lane = None
+        self.weather: Weather | None = None  # the episode's, drawn at reset
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
+        self.weather = draw_weather(self.config.weather, self.np_random)  # leaves it unmoved
         options = check_options(options)
         self._episode += 1
-        scene = build_scene(self.config, self.np_random, options, self.world)
+        scene = build_scene(self.config, self.np_random, options, self.world, self._towns)
         self.net, self.route, self.traffic_model = scene.net, scene.route, scene.traffic_model
         self._obstacles, self._stops, self._sim = scene.obstacles, scene.stops, scene.sim
         self.world.set_road(self.net, self.config.raster_resolution)
+        self.world.set_clutter(scene.clutter)
         self._sync_world()
         ego = self._sim.ego
         self._lane = self.net.locate(ego.x, ego.y, ego.yaw)
-        return self._observe(), episode_info(self._sim, self.route, {})
+        info = episode_info(self._sim, self.route, {})
+        return self._observe(), {**info, "weather": self.weather.as_info()}
 
     def step(self, action):
         sim = self._sim
@@ -210,7 +244,7 @@ class DrivingEnv(DrivingViews, gym.Env):
         collisions = check_infractions(sim, self.world, net, lane, start, step_len, events)
         project_on_route(sim, route)
         light = self._light_ahead()
-        update_blocked(sim, cfg, *light)
+        update_blocked(sim, cfg, light.state, light.distance)
         terminated = judge_outcome(sim, cfg, route, lane, collisions, events)
         limit = speed_limit(cfg, net, lane)
         check_speed_rules(sim, cfg, route, limit, step_len, events)
@@ -220,7 +254,8 @@ class DrivingEnv(DrivingViews, gym.Env):
         obs = self._observe(*light)
         if self.render_mode == "human":
             self.render()
-        return obs, reward, terminated, False, episode_info(sim, route, terms, events)
+        info = {**episode_info(sim, route, terms, events), "weather": self.weather.as_info()}
+        return obs, reward, terminated, False, info
 
     def _move_others(self, lane: LanePoint) -> None:
         """Traffic and pedestrians take their step (vehicles see the car in its lane), and
@@ -228,6 +263,9 @@ class DrivingEnv(DrivingViews, gym.Env):
         cfg, sim = self.config, self._sim
         ego_slot = (lane.lane, lane.s, sim.ego.v) if lane.in_lane else None
         self.traffic_model.step(sim.traffic, cfg.dt, sim.t, self.np_random, ego_slot, sim.peds)
+        touching = self.traffic_model.contacts(sim.traffic)  # none while the model is right
+        sim.traffic_contacts += len(set(touching) - set(sim.traffic_touching))
+        sim.traffic_touching = touching
         step_pedestrians(self.net, sim.peds, cfg.dt, self.np_random)
         self._sync_world()
 
@@ -267,8 +305,9 @@ class DrivingEnv(DrivingViews, gym.Env):
             return self.follow_route(target, sim.meta_offset)
         return box_command(action)
 
-    def _light_ahead(self) -> tuple[int, float]:
-        """State of and distance to the next stop line on the route (-1, inf: none)."""
+    def _light_ahead(self) -> Ahead:
+        """State of and distance to the next stop line on the route (-1, inf: none), and
+        whether it is a stop sign's."""
         return light_ahead(self._sim, self._stops, self.net)
 
     def _sync_world(self) -> None:
@@ -277,12 +316,15 @@ class DrivingEnv(DrivingViews, gym.Env):
 
     # --- observations ---------------------------------------------------------------------------
     def _frame(
-        self, light_state: int | None = None, light_dist: float | None = None
+        self,
+        light_state: int | None = None,
+        light_dist: float | None = None,
+        stop_sign: bool = False,
     ) -> SensorFrame:
         """What the sensors read now; the light ahead is passed in when the caller has it."""
         sim, lane = self._sim, self._lane
         if light_state is None:
-            light_state, light_dist = self._light_ahead()
+            light_state, light_dist, stop_sign = self._light_ahead()
         limit = speed_limit(self.config, self.net, lane)
         return SensorFrame(
             world=self.world,
@@ -294,15 +336,22 @@ class DrivingEnv(DrivingViews, gym.Env):
             route_heading=sim.route_heading,
             lane=lane,
             speed_limit=limit,
-            target_speed=target_speed(self.config, limit, light_state, light_dist),
+            target_speed=target_speed(self.config, limit, light_state, light_dist, stop_sign),
             light_state=light_state,
             light_distance=light_dist,
             last_command=sim.last_command,
             rng=self.np_random,
+            weather=self.weather,
+            step=sim.steps,
         )
 
-    def _observe(self, light_state: int | None = None, light_dist: float | None = None):
-        frame = self._frame(light_state, light_dist)
+    def _observe(
+        self,
+        light_state: int | None = None,
+        light_dist: float | None = None,
+        stop_sign: bool = False,
+    ):
+        frame = self._frame(light_state, light_dist, stop_sign)
         obs = {key: sensor.observe(frame) for key, sensor in self.sensors.items()}
         self._frame_cache = frame.cache
         return obs

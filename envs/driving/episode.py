@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .dynamics import bicycle_step
 from .infractions import INFRACTIONS, record
-from .roads import RED, YELLOW
+from .roads import GREEN, RED, YELLOW
 from .speed_rules import SpeedLog
 from .traffic import EgoCar, PedestrianState, TrafficState
 
@@ -52,6 +52,9 @@ class EpisodeState:
     route_lateral: float = 0.0  # offset from the route's centre line (left positive)
     route_heading: float = 0.0  # the route's heading at the car's projection
     speed: SpeedLog = dataclasses.field(default_factory=SpeedLog)
+    stopped_at: tuple[int, ...] = ()  # stop signs stopped at (in the zone), line not yet crossed
+    traffic_contacts: int = 0  # contacts between two traffic vehicles so far
+    traffic_touching: tuple[tuple[int, int], ...] = ()  # the traffic pairs in contact now
 
     def copy(self) -> EpisodeState:
         """A deep copy, written out because ``copy.deepcopy`` is several times slower and
@@ -90,11 +93,12 @@ class StepStart:
     accel: float
     steer: float
     route_s: float
+    v: float
 
     @classmethod
     def of(cls, sim: EpisodeState) -> StepStart:
         ego = sim.ego
-        return cls(ego.x, ego.y, ego.accel, ego.steer, sim.route_s)
+        return cls(ego.x, ego.y, ego.accel, ego.steer, sim.route_s, ego.v)
 
 
 def drive(sim: EpisodeState, cfg: DrivingConfig, command: Sequence[float]) -> float:
@@ -129,16 +133,42 @@ def project_on_route(sim: EpisodeState, route: Route) -> None:
     sim.best_s = max(sim.best_s, sim.route_s)
 
 
-def light_ahead(
-    sim: EpisodeState, stops: Sequence[tuple[float, int]], net: RoadNetwork
-) -> tuple[int, float]:
-    """State of and distance to the next stop line on the route (-1, inf: none);
-    ``stops`` are the route's ``(s, light id)`` in order."""
+class StopLine(NamedTuple):
+    """A stop line the route crosses: its arc length on the route and what guards it."""
+
+    s: float
+    kind: str  # "light" or "stop_sign"
+    id: int  # the light's or the stop sign's id in the network
+
+
+class Ahead(NamedTuple):
+    """The next stop line on the route: its state (GREEN / YELLOW / RED, -1 when there is
+    none), the metres to it (inf when none) and whether a stop sign guards it."""
+
+    state: int
+    distance: float
+    stop_sign: bool = False
+
+
+#: Before a stop sign the car is asked to brake at most this hard (m/s²) ...
+SIGN_DECEL = 2.0
+#: ... so as to stand with its centre this far (m) before the line, inside the stop zone.
+SIGN_STOP_AT = 4.0
+
+
+def light_ahead(sim: EpisodeState, stops: Sequence[StopLine], net: RoadNetwork) -> Ahead:
+    """The next stop line on the route (``stops``, in order). A light shows its colour; a
+    stop sign reads RED until the car has stopped in its zone and GREEN from then until the
+    car is over the line, so the target speed and the blocked timer treat a sign not yet
+    stopped at like a red light."""
     s = sim.route_s
-    for s_stop, light in stops:
-        if s_stop > s - 0.5:
-            return net.lights[light].state(sim.t), s_stop - s
-    return -1, math.inf
+    for line in stops:
+        if line.kind == "light":
+            if line.s > s - 0.5:
+                return Ahead(net.lights[line.id].state(sim.t), line.s - s)
+        elif line.s > s:
+            return Ahead(GREEN if line.id in sim.stopped_at else RED, line.s - s, True)
+    return Ahead(-1, math.inf)
 
 
 def speed_limit(cfg: DrivingConfig, net: RoadNetwork, lane: LanePoint) -> float:
@@ -146,10 +176,22 @@ def speed_limit(cfg: DrivingConfig, net: RoadNetwork, lane: LanePoint) -> float:
     return net.lanes[lane.lane].speed_limit if lane.lane >= 0 else cfg.speed_limit
 
 
-def target_speed(cfg: DrivingConfig, limit: float, light_state: int, light_dist: float) -> float:
+def target_speed(
+    cfg: DrivingConfig,
+    limit: float,
+    light_state: int,
+    light_dist: float,
+    stop_sign: bool = False,
+) -> float:
     """The speed the car is asked to drive: the configured one within ``limit``, and 0
-    within 30 m of a red or yellow light."""
+    within 30 m of a red or yellow light. Before a stop sign not yet stopped at (RED), no
+    more than the speed from which braking at :data:`SIGN_DECEL` stops the car
+    :data:`SIGN_STOP_AT` metres before the line, so that it stops inside the zone."""
     target = min(cfg.target_speed, limit)
+    if stop_sign:
+        if light_state != RED:
+            return target
+        return min(target, math.sqrt(2.0 * SIGN_DECEL * max(light_dist - SIGN_STOP_AT, 0.0)))
     if light_state in (RED, YELLOW) and light_dist < 30.0:
         return 0.0
     return target
@@ -208,6 +250,7 @@ def episode_info(
         "route_length": route.length,
         "distance": sim.distance,
         "outside_lane_distance": sim.outside_distance,
+        "traffic_contacts": sim.traffic_contacts,
         "speeding_time": sim.speed.speeding_time,
         "speeding_distance": sim.speed.speeding_distance,
         "min_speed_percentages": list(sim.speed.percentages),

@@ -3,8 +3,8 @@ scores them (see ``pilot.eval.driving``).
 
 Every event goes to the episode's log (``sim.infractions``) and to this step's list (what
 ``info["infractions"]`` shows); the scored kinds are also counted. The checks here run
-after the car and the traffic have moved: collisions, red lights and outside-lane
-driving; the kinds that end the route are recorded where the outcome is judged
+after the car and the traffic have moved: collisions, red lights, stop signs and
+outside-lane driving; the kinds that end the route are recorded where the outcome is judged
 (:func:`.episode.judge_outcome`).
 """
 
@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .roads import RED, segment_intersection
+from .roads import RED, STOP_SPEED, segment_intersection
 from .world import PEDESTRIAN, STATIC, VEHICLE
 
 if TYPE_CHECKING:
     from .episode import EpisodeState, StepStart
-    from .roads import LanePoint, RoadNetwork, TrafficLight
+    from .roads import LanePoint, RoadNetwork, StopSign, TrafficLight
     from .world import World
 
 #: Infractions a leaderboard scores (see ``pilot.eval.driving``).
@@ -82,6 +82,7 @@ def check_infractions(
     for light in net.lights:
         if light.state(sim.t) == RED and crossed(start.x, start.y, ego.x, ego.y, light):
             record(sim, events, "red_light")
+    check_stop_signs(sim, net, start, events)
     # outside lanes: one event per excursion, every metre counted
     if not lane.in_lane:
         sim.outside_distance += step_len
@@ -91,9 +92,52 @@ def check_infractions(
     return len(new)
 
 
-def crossed(x0: float, y0: float, x1: float, y1: float, light: TrafficLight) -> bool:
-    """Whether the move from ``(x0, y0)`` to ``(x1, y1)`` crosses the light's stop line in
-    its direction of travel."""
+def check_stop_signs(
+    sim: EpisodeState, net: RoadNetwork, start: StepStart, events: list[dict[str, Any]]
+) -> None:
+    """Record a ``stop_sign`` infraction when the car's centre crosses a sign's stop line
+    without having stopped in the sign's zone since it came near.
+
+    This is the criterion of the CARLA leaderboard's ``RunningStopTest``: the car must
+    come to a stop (speed under :data:`.roads.STOP_SPEED`, CARLA's 0.1 m/s) while it is
+    in the area the sign affects, before it leaves that area; here the area is the stop
+    zone, the ``zone`` metres before the line across the lane. A stop before the zone does
+    not count, each passage of a line needs its own stop, and a stop lapses when the car
+    leaves the zone other than over the line. ``sim.stopped_at`` keeps the signs stopped
+    at, which also turns the sign ahead GREEN for :func:`.episode.light_ahead`."""
+    ego = sim.ego
+    stopped = set(sim.stopped_at)
+    for sign in net.stop_signs:
+        (ax, ay), (bx, by) = sign.stop_line
+        if abs(ego.x - 0.5 * (ax + bx)) + abs(ego.y - 0.5 * (ay + by)) > sign.zone + 20.0:
+            stopped.discard(sign.id)  # far from this sign (a town has many)
+        elif crossed(start.x, start.y, ego.x, ego.y, sign):
+            if sign.id not in stopped:
+                record(sim, events, "stop_sign")
+            stopped.discard(sign.id)
+        elif in_stop_zone(ego.x, ego.y, sign):
+            if ego.v < STOP_SPEED:
+                stopped.add(sign.id)
+        else:
+            stopped.discard(sign.id)
+    sim.stopped_at = tuple(sorted(stopped))
+
+
+def in_stop_zone(x: float, y: float, sign: StopSign) -> bool:
+    """Whether ``(x, y)`` lies in the sign's stop zone: across the stop line's width and
+    at most ``zone`` metres before it (in the sign's direction of travel)."""
+    (ax, ay), (bx, by) = sign.stop_line
+    along = (x - 0.5 * (ax + bx)) * math.cos(sign.heading) + (y - 0.5 * (ay + by)) * math.sin(
+        sign.heading
+    )
+    ux, uy = bx - ax, by - ay
+    across = ((x - ax) * ux + (y - ay) * uy) / max(ux * ux + uy * uy, 1e-12)
+    return -sign.zone <= along <= 0.0 and 0.0 <= across <= 1.0
+
+
+def crossed(x0: float, y0: float, x1: float, y1: float, light: TrafficLight | StopSign) -> bool:
+    """Whether the move from ``(x0, y0)`` to ``(x1, y1)`` crosses the stop line of a light
+    or a stop sign in its direction of travel."""
     (ax, ay), (bx, by) = light.stop_line
     if (x1 - x0) * math.cos(light.heading) + (y1 - y0) * math.sin(light.heading) <= 0:
         return False

@@ -5,8 +5,8 @@ Everything here is plain numpy, with no simulator attached, so planners, percept
 labels and the scoring all read the same geometry the env drives on. Three seeded
 generators build the scenarios' networks: :func:`loop` (a curvy closed road with several
 lanes in one direction), :func:`highway` (a long multi-lane stretch) and
-:func:`intersection` (a 4-way junction with one lane per direction and a traffic light per
-approach).
+:func:`intersection` (a 4-way junction with one lane per direction and a traffic light, or a
+stop sign, per approach).
 
 Frame: metres, ``x`` east, ``y`` north, headings in radians from +x towards +y. Lateral
 offsets are positive to the left of a lane's direction of travel.
@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -33,17 +33,52 @@ def wrap_angle(a: float) -> float:
 def segment_intersection(
     a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray
 ) -> tuple[float, float] | None:
-    """Parameters ``(u, t)`` where segments ``a + u(b - a)`` and ``c + t(d - c)`` meet."""
-    r, s = b - a, d - c
-    den = r[0] * s[1] - r[1] * s[0]
+    """Parameters ``(u, t)`` where segments ``a + u(b - a)`` and ``c + t(d - c)`` meet.
+
+    Plain floats: the checks of every step call this for every light, and numpy's
+    overhead on two-element arrays was most of its cost (same float64 arithmetic)."""
+    ax, ay = _xy(a)
+    bx, by = _xy(b)
+    cx, cy = _xy(c)
+    dx, dy = _xy(d)
+    rx, ry, sx, sy = bx - ax, by - ay, dx - cx, dy - cy
+    den = rx * sy - ry * sx
     if abs(den) < 1e-12:
         return None
-    q = c - a
-    u = (q[0] * s[1] - q[1] * s[0]) / den
-    t = (q[0] * r[1] - q[1] * r[0]) / den
+    qx, qy = cx - ax, cy - ay
+    u = (qx * sy - qy * sx) / den
+    t = (qx * ry - qy * rx) / den
     if 0.0 <= u <= 1.0 and 0.0 <= t <= 1.0:
         return float(u), float(t)
     return None
+
+
+def _xy(p) -> list[float]:
+    return p.tolist() if isinstance(p, np.ndarray) else [float(p[0]), float(p[1])]
+
+
+def polyline_crossings(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[tuple[int, float]]:
+    """``(i, u)`` of every segment ``points[i] → points[i + 1]`` that meets segment
+    ``a → b``, at ``u`` along it: :func:`segment_intersection` over a whole polyline at
+    once (the same arithmetic), except that a polyline vertex lying on ``a → b`` counts
+    once, on the earlier segment, even when rounding puts it a hair to either side (a
+    route's vertex often is a lane's end, on the stop line)."""
+    tol = 1e-9
+    p = np.asarray(points, dtype=np.float64)
+    r = p[1:] - p[:-1]
+    sx, sy = float(b[0] - a[0]), float(b[1] - a[1])
+    den = r[:, 0] * sy - r[:, 1] * sx
+    qx, qy = a[0] - p[:-1, 0], a[1] - p[:-1, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = (qx * sy - qy * sx) / den
+        t = (qx * r[:, 1] - qy * r[:, 0]) / den
+    hit = (np.abs(den) >= 1e-12) & (u >= -tol) & (u <= 1.0 + tol) & (t >= 0.0) & (t <= 1.0)
+    out: list[tuple[int, float]] = []
+    for i in np.flatnonzero(hit).tolist():
+        if out and out[-1][0] == i - 1 and out[-1][1] >= 1.0 - tol and u[i] <= tol:
+            continue  # the same crossing, at the vertex between two segments
+        out.append((i, min(max(float(u[i]), 0.0), 1.0)))
+    return out
 
 
 def arc_length(points: np.ndarray) -> np.ndarray:
@@ -191,7 +226,9 @@ class RoadNetwork:
     """Lanes, lights and crosswalks of one world, with vectorised point queries.
 
     All lane segments are stacked into flat arrays once, so :meth:`locate` projects a point
-    onto every segment in a handful of numpy operations.
+    onto every segment in a handful of numpy operations. ``surfaces`` are convex polygons
+    (counter-clockwise) of paved ground outside the lanes, such as the gaps between a
+    junction's connectors: painted as road, and on the road for :meth:`locate`.
     """
 
     def __init__(
@@ -201,9 +238,14 @@ class RoadNetwork:
         lights: Sequence[TrafficLight] = (),
         crosswalks: Sequence[tuple[tuple[float, float], tuple[float, float]]] = (),
         stop_signs: Sequence[StopSign] = (),
+        surfaces: Sequence[np.ndarray] = (),
     ) -> None:
         self.kind = kind
         self.stop_signs = list(stop_signs)
+        self.surfaces = [np.asarray(poly, dtype=np.float64) for poly in surfaces]
+        self._surface_box = np.array(
+            [(*poly.min(axis=0), *poly.max(axis=0)) for poly in self.surfaces]
+        ).reshape(-1, 4)
         self.lanes = list(lanes)
         for i, lane in enumerate(self.lanes):
             if lane.id != i:
@@ -291,7 +333,7 @@ class RoadNetwork:
         dx, dy = px - t * abx, py - t * aby
         d2 = dx * dx + dy * dy
         inside = d2 <= seg[:, 6]
-        on_road = bool(inside.any())
+        on_road = bool(inside.any()) or self._on_surface(x, y)
         if heading is None:
             aligned = inside  # only used together with inside
             k = int(np.argmin(np.where(inside, d2, d2 + 1e6)))
@@ -310,6 +352,18 @@ class RoadNetwork:
             in_lane=bool(inside[k] and aligned[k]),
             on_road=on_road,
         )
+
+    def _on_surface(self, x: float, y: float) -> bool:
+        """Whether ``(x, y)`` lies on one of the paved :attr:`surfaces`."""
+        if not self.surfaces:
+            return False
+        b = self._surface_box
+        for i in np.flatnonzero((b[:, 0] <= x) & (x <= b[:, 2]) & (b[:, 1] <= y) & (y <= b[:, 3])):
+            p = self.surfaces[i]
+            e = np.roll(p, -1, axis=0) - p
+            if np.all(e[:, 0] * (y - p[:, 1]) - e[:, 1] * (x - p[:, 0]) >= 0.0):
+                return True
+        return False
 
     def poses(self, lanes: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(x, y, heading)`` arrays for arc lengths ``s`` on lanes ``lanes`` (vectorised
@@ -414,9 +468,15 @@ def sample_route(
 
 
 def build_route(
-    net: RoadNetwork, rng: np.random.Generator, lane_id: int, s_start: float, length: float
+    net: RoadNetwork,
+    rng: np.random.Generator,
+    lane_id: int,
+    s_start: float,
+    length: float,
+    choose: Callable[[Lane], int] | None = None,
 ) -> Route:
-    """A route from ``s_start`` on lane ``lane_id``, choosing random successors."""
+    """A route from ``s_start`` on lane ``lane_id``, choosing random successors, or the
+    lane ``choose(lane)`` names after each lane when given (then ``rng`` is not drawn)."""
     lane = net.lanes[lane_id]
     lanes, parts, left = [lane.id], [], length
     s = s_start
@@ -434,7 +494,10 @@ def build_route(
             left -= take
         if left <= 1e-6 or not lane.successors:
             break
-        lane = net.lanes[lane.successors[int(rng.integers(len(lane.successors)))]]
+        if choose is not None:
+            lane = net.lanes[choose(lane)]
+        else:
+            lane = net.lanes[lane.successors[int(rng.integers(len(lane.successors)))]]
         lanes.append(lane.id)
         s = 0.0
     return Route(lanes, np.vstack(parts))
@@ -539,6 +602,24 @@ def _bezier(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, spacing: float = 1.0
     return (1 - u) ** 2 * p0 + 2 * (1 - u) * u * p1 + u**2 * p2
 
 
+def connector(
+    p0: np.ndarray, before: np.ndarray, p2: np.ndarray, after: np.ndarray, spacing: float = 1.0
+) -> np.ndarray:
+    """Centre line of a junction lane from ``p0`` (the end of a lane whose previous vertex
+    is ``before``) to ``p2`` (the start of a lane whose next vertex is ``after``): straight
+    on when the two lanes are parallel, else a quadratic Bézier curve whose control point
+    is where the two lane lines meet; a vertex about every ``spacing`` metres."""
+    d0 = p0 - before
+    d2 = after - p2
+    if abs(d0[0] * d2[1] - d0[1] * d2[0]) < 1e-9:  # straight on
+        return np.linspace(p0, p2, max(int(np.linalg.norm(p2 - p0) / spacing), 4) + 1)
+    d0 /= np.linalg.norm(d0)
+    d2 /= np.linalg.norm(d2)
+    mat = np.stack([d0, -d2], axis=1)
+    t = np.linalg.solve(mat, p2 - p0)[0]
+    return _bezier(p0, p0 + t * d0, p2, spacing)
+
+
 def intersection(
     rng: np.random.Generator,
     lane_width: float = 3.5,
@@ -547,13 +628,19 @@ def intersection(
     green: float = 6.0,
     yellow: float = 2.0,
     all_red: float = 1.0,
+    control: str = "lights",
 ) -> RoadNetwork:
     """A 4-way junction, one lane each way per arm, one light per approach.
 
     Each approach has its own green phase in turn (protected phases), so vehicles that
     obey the lights never meet inside the junction. The lights start at a random point of
     their common cycle. A crosswalk spans each arm just outside the junction.
+    ``control="stop"`` makes it an all-way stop instead: a :class:`StopSign` on every
+    approach, at the stop line the light would have, and no lights (the lights' random
+    draw is still taken, so a seed gives the same network and routes either way).
     """
+    if control not in ("lights", "stop"):
+        raise ValueError(f"control must be 'lights' or 'stop', got {control!r}")
     half = 2.0 * lane_width + 1.0  # junction half size
     dirs = [np.array([math.cos(k * math.pi / 2), math.sin(k * math.pi / 2)]) for k in range(4)]
     lanes: list[Lane] = []
@@ -573,6 +660,7 @@ def intersection(
     cycle = 4 * (green + yellow + all_red)
     offset = float(rng.uniform(0.0, cycle))
     lights, crosswalks = [], []
+    signs: list[StopSign] = []
     finished: list[Lane] = []
     connectors: dict[int, list[int]] = {k: [] for k in range(4)}
     next_id = len(lanes)
@@ -582,17 +670,7 @@ def intersection(
             if m == k:
                 continue
             lout = lanes[outgoing[m]]
-            p0, p2 = lin.centre[-1], lout.centre[0]
-            d0 = p0 - lin.centre[-2]
-            d2 = lout.centre[1] - p2
-            if abs(d0[0] * d2[1] - d0[1] * d2[0]) < 1e-9:  # straight on
-                pts = np.linspace(p0, p2, max(int(np.linalg.norm(p2 - p0)), 4) + 1)
-            else:  # the control point is where the two lane lines meet
-                d0 /= np.linalg.norm(d0)
-                d2 /= np.linalg.norm(d2)
-                mat = np.stack([d0, -d2], axis=1)
-                t = np.linalg.solve(mat, p2 - p0)[0]
-                pts = _bezier(p0, p0 + t * d0, p2)
+            pts = connector(lin.centre[-1], lin.centre[-2], lout.centre[0], lout.centre[1])
             finished.append(
                 Lane(next_id, pts, lane_width, speed_limit * 0.75, (outgoing[m],), kind="junction")
             )
@@ -604,17 +682,21 @@ def intersection(
             tuple(d * half + left * 0.0),
             tuple(d * half + left * lane_width),
         )
-        lights.append(
-            TrafficLight(
-                id=k,
-                stop_line=stop,
-                heading=math.atan2(-d[1], -d[0]),
-                start=(k * (green + yellow + all_red) - offset) % cycle,
-                green=green,
-                yellow=yellow,
-                cycle=cycle,
+        heading = math.atan2(-d[1], -d[0])
+        if control == "stop":
+            signs.append(StopSign(id=k, stop_line=stop, heading=heading))
+        else:
+            lights.append(
+                TrafficLight(
+                    id=k,
+                    stop_line=stop,
+                    heading=heading,
+                    start=(k * (green + yellow + all_red) - offset) % cycle,
+                    green=green,
+                    yellow=yellow,
+                    cycle=cycle,
+                )
             )
-        )
         cw = d * (half + 2.5)
         crosswalks.append(
             (tuple(cw + left * (lane_width + 2.0)), tuple(cw - left * (lane_width + 2.0)))
@@ -623,9 +705,18 @@ def intersection(
     for ln in lanes:
         k = next((k for k, i in incoming.items() if i == ln.id), None)
         if k is not None:
+            light, stop = (None, k) if control == "stop" else (k, None)
             out.append(
-                Lane(ln.id, ln.centre, ln.width, ln.speed_limit, tuple(connectors[k]), light=k)
+                Lane(
+                    ln.id,
+                    ln.centre,
+                    ln.width,
+                    ln.speed_limit,
+                    tuple(connectors[k]),
+                    light=light,
+                    stop=stop,
+                )
             )
         else:
             out.append(ln)
-    return RoadNetwork("intersection", out + finished, lights, crosswalks)
+    return RoadNetwork("intersection", out + finished, lights, crosswalks, signs)

@@ -1,7 +1,8 @@
 """Scenario construction of the driving env: what a reset places, and where the bodies go.
 
 A reset draws, from the env's generator and in this order, the road network of the
-config's scenario, a route on it, the static obstacles, the traffic and the pedestrians;
+config's scenario (a town: which of the env's towns, see :class:`TownCache`), a route on
+it, the static obstacles, the traffic and the pedestrians;
 ``reset(options=...)`` may replace the random placements by scripted lists
 (:data:`RESET_OPTIONS`). :func:`sync_world` then puts every pybullet body where the
 episode's state says it is, after a reset, a step or a restored snapshot.
@@ -19,10 +20,12 @@ import numpy as np
 from pilot.errors import UserError, close_matches
 
 from . import roads
+from .clutter import Clutter
 from .config import DrivingConfig
 from .control import META_SPEEDS
-from .episode import EpisodeState
-from .roads import RoadNetwork, Route, segment_intersection
+from .episode import EpisodeState, StopLine
+from .roads import RoadNetwork, Route
+from .town import Town, town, town_clutter, town_route
 from .traffic import (
     EgoCar,
     PedestrianState,
@@ -46,8 +49,9 @@ class Scene:
     route: Route
     traffic_model: TrafficModel
     obstacles: np.ndarray  # (n, 3) x, y, heading
-    stops: list[tuple[float, int]]  # (route s of a stop line, light id), in order
+    stops: list[StopLine]  # the route's stop lines (lights and stop signs), in order
     sim: EpisodeState
+    clutter: Clutter = dataclasses.field(default_factory=Clutter.empty)  # roadside boxes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,24 +80,64 @@ def network(cfg: DrivingConfig, rng: np.random.Generator) -> RoadNetwork:
         length = max(1000.0, cfg.route_length + 200.0)
         return roads.highway(rng, cfg.lanes, cfg.lane_width, length, cfg.speed_limit)
     if cfg.scenario == "intersection":
-        return roads.intersection(rng, cfg.lane_width, speed_limit=cfg.speed_limit)
+        return roads.intersection(
+            rng, cfg.lane_width, speed_limit=cfg.speed_limit, control=cfg.junction_control
+        )
     return roads.loop(
         rng, cfg.lanes, cfg.lane_width, speed_limit=cfg.speed_limit, n_crosswalks=cfg.crosswalks
     )
 
 
+class TownCache:
+    """The towns of one env. With ``town_maps`` > 0 an episode draws one of that many
+    towns, town ``k`` grown from the seed ``(town_seed, k)``; each is built (network,
+    clutter, traffic model) the first time it is drawn and kept, so later resets there
+    only draw a route and traffic, as MetaDrive keeps its ``num_scenarios`` maps. With
+    ``town_maps`` = 0 every episode builds a new town from the env's generator."""
+
+    def __init__(self) -> None:
+        self._towns: dict[int, tuple[Town, Clutter, TrafficModel]] = {}
+
+    def draw(
+        self, cfg: DrivingConfig, rng: np.random.Generator
+    ) -> tuple[Town, Clutter, TrafficModel]:
+        if cfg.town_maps == 0:
+            return self._build(cfg, rng)
+        k = int(rng.integers(cfg.town_maps))
+        if k not in self._towns:
+            self._towns[k] = self._build(cfg, np.random.default_rng([cfg.town_seed, k]))
+        return self._towns[k]
+
+    @staticmethod
+    def _build(cfg: DrivingConfig, rng: np.random.Generator) -> tuple[Town, Clutter, TrafficModel]:
+        t = town(rng, cfg.lane_width, cfg.speed_limit)
+        model = TrafficModel(t.net, lane_change_rate=cfg.lane_change_rate)
+        return t, town_clutter(t, rng), model
+
+
 def build_scene(
-    cfg: DrivingConfig, rng: np.random.Generator, options: Mapping[str, Any], world: World
+    cfg: DrivingConfig,
+    rng: np.random.Generator,
+    options: Mapping[str, Any],
+    world: World,
+    towns: TownCache | None = None,
 ) -> Scene:
     """A new episode: network, route, the car on the route's first point heading along it,
     obstacles, traffic clear of the car and pedestrians, placed at random or as
-    ``options`` script them; scripted lists must fit ``world``'s pooled bodies."""
-    net = network(cfg, rng)
-    route, s_start = roads.sample_route(net, rng, cfg.route_length)
+    ``options`` script them; scripted lists must fit ``world``'s pooled bodies. A town
+    comes from ``towns`` (the env's, kept between episodes)."""
+    clutter = Clutter.empty()
+    if cfg.scenario == "town":
+        tw, clutter, model = (towns or TownCache()).draw(cfg, rng)
+        net = tw.net
+        route, s_start = town_route(tw, rng, cfg.route_length)
+    else:
+        net = network(cfg, rng)
+        route, s_start = roads.sample_route(net, rng, cfg.route_length)
+        model = TrafficModel(net, lane_change_rate=cfg.lane_change_rate)
     start = _Start(net, route, route.lanes[0], s_start)
     x, y, _ = net.lanes[start.lane].pose_at(s_start)
     ego = EgoCar(x, y, route.heading_at(0.0), cfg.initial_speed)
-    model = TrafficModel(net, lane_change_rate=cfg.lane_change_rate)
     obstacles = _place_obstacles(cfg, rng, start, model, options.get("obstacles"), world)
     keep_clear = [(start.lane, s_start)] + list(
         zip(model.static_lane.tolist(), model.static_s.tolist(), strict=True)
@@ -120,19 +164,18 @@ def build_scene(
         meta_speed=meta_speed,
         route_heading=route.heading_at(0.0),
     )
-    return Scene(net, route, model, obstacles, stops, sim)
+    return Scene(net, route, model, obstacles, stops, sim, clutter)
 
 
-def stop_lines_on(route: Route, net: RoadNetwork) -> list[tuple[float, int]]:
-    """``(route s, light id)`` of every stop line the route crosses, in order."""
+def stop_lines_on(route: Route, net: RoadNetwork) -> list[StopLine]:
+    """Every stop line the route crosses (a light's or a stop sign's), in order."""
     out = []
-    for light in net.lights:
-        a, b = (np.array(p) for p in light.stop_line)
-        for i in range(len(route.points) - 1):
-            hit = segment_intersection(route.points[i], route.points[i + 1], a, b)
-            if hit is not None:
-                out.append((float(route.s[i] + hit[0] * (route.s[i + 1] - route.s[i])), light.id))
-                break
+    guards = [("light", g) for g in net.lights] + [("stop_sign", g) for g in net.stop_signs]
+    for kind, guard in guards:
+        a, b = (np.array(p) for p in guard.stop_line)
+        for i, u in roads.polyline_crossings(route.points, a, b):  # a town route may pass twice
+            s = float(route.s[i] + u * (route.s[i + 1] - route.s[i]))
+            out.append(StopLine(s, kind, guard.id))
     return sorted(out)
 
 
@@ -159,7 +202,7 @@ def sync_world(
         pad[: len(obstacles)] = obstacles
         world.place(world.obstacles, pad[:, 0], pad[:, 1], pad[:, 2], active, OBSTACLE_HALF[2])
     if net.lights:
-        world.show_lights(net.light_states(sim.t))
+        world.set_light_clock(net, sim.t)
 
 
 # ------------------------------------------------------------------------------- scripted

@@ -30,6 +30,7 @@ from pilot.config import field
 
 from .roads import RED, YELLOW, LanePoint, RoadNetwork, Route
 from .traffic import EgoCar
+from .weather import CLUTTER, Weather, weather_rgb, weather_sweep
 from .world import CLASS_NAMES, PinholeCamera, World
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ class SensorFrame:
     last_command: tuple[float, float]  # the previous step's [steer, throttle]
     rng: np.random.Generator
     cache: dict[str, Any] = dataclasses.field(default_factory=dict)
+    weather: Weather | None = None  # the episode's weather (None: none)
+    step: int = 0  # the episode's step: the weather's noise is drawn per step
 
 
 # ------------------------------------------------------------------------------- ego state
@@ -129,7 +132,9 @@ class EgoState:
 
 # ------------------------------------------------------------------------------- camera
 class Camera:
-    """Forward RGB camera, uint8 ``height × width × 3``."""
+    """Forward RGB camera, uint8 ``height × width × 3``, under the frame's weather (the
+    sun on the bodies, then :mod:`.weather`'s post-effects; depth and segmentation are
+    the same in any weather)."""
 
     key = "camera"
 
@@ -137,16 +142,26 @@ class Camera:
         self.cam = cam
 
     def render(self, frame: SensorFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The render shared by the camera kinds: RGB in the weather's sunlight (no
+        post-effects yet), depth, classes."""
         if "camera" not in frame.cache:
-            e = frame.ego
-            frame.cache["camera"] = frame.world.camera(self.cam, e.x, e.y, e.yaw)
+            e, w = frame.ego, frame.weather
+            light = w.light_args() if w is not None else {}
+            frame.cache["camera"] = frame.world.camera(self.cam, e.x, e.y, e.yaw, **light)
         return frame.cache["camera"]
 
     def space(self) -> spaces.Box:
         return spaces.Box(0, 255, (self.cam.height, self.cam.width, 3), np.uint8)
 
     def observe(self, frame: SensorFrame) -> np.ndarray:
-        return self.render(frame)[0]
+        if "camera_rgb" not in frame.cache:
+            e = frame.ego
+            pose = (e.x, e.y, e.yaw)
+            rgb, depth, cls = self.render(frame)
+            frame.cache["camera_rgb"] = weather_rgb(
+                frame.world, self.cam, pose, rgb, depth, cls, frame.weather, frame.step
+            )
+        return frame.cache["camera_rgb"]
 
 
 class Depth(Camera):
@@ -207,7 +222,8 @@ class Lidar:
     Rays start at the mount, which sits ``mount_height`` above the ego's centre; the ego
     itself is invisible to them (collision filter). Rays that pass through every body
     stop at the flat ground. ``noise_std`` adds Gaussian range noise (metres) from the
-    env's generator to every return within range.
+    env's generator to every return within range. Fog and rain then drop, perturb and
+    add returns (:func:`.weather.weather_sweep`; spurious ones have id ``CLUTTER``).
     """
 
     key = "lidar"
@@ -263,6 +279,9 @@ class Lidar:
         if spec.noise_std > 0:
             noise = frame.rng.normal(0.0, spec.noise_std, len(ranges))
             ranges = np.where(frac < 1.0, np.clip(ranges + noise, 0.0, r), r)
+        weather = getattr(frame, "weather", None)  # callers may pass a bare namespace
+        if weather is not None:
+            ranges, ids = weather_sweep(ranges, ids, r, weather, frame.step)
         frame.cache["lidar"] = (ranges, ids)
         return ranges, ids
 
@@ -308,7 +327,7 @@ class LidarBEV(Lidar):
         n, ext = self.spec.bev_size, self.spec.bev_extent
         ranges, ids = self.sweep(frame)
         pts = self.points(frame)
-        hit = (ids >= 0) & (pts[:, 2] > 0.2)
+        hit = ((ids >= 0) | (ids == CLUTTER)) & (pts[:, 2] > 0.2)
         pts = pts[hit]
         row = ((ext / 2 - pts[:, 0]) / ext * n).astype(np.int64)
         col = ((ext / 2 - pts[:, 1]) / ext * n).astype(np.int64)

@@ -7,7 +7,9 @@ env passes in, so a state is a few arrays that copy exactly (see ``DrivingEnv.ge
 * Other vehicles follow lane centre lines with the Intelligent Driver Model (Treiber,
   Hennecke & Helbing 2000) towards the nearest thing ahead on their path: another vehicle,
   the ego, a pedestrian on a crosswalk, a static obstacle, or the stop line of a light that
-  is not green. Now and then one changes lane when the target lane has a gap.
+  is not green. At junctions they stop at stop signs and yield by the rules of
+  :mod:`.junctions`. Now and then one changes lane when the target lane has a gap; until
+  it has moved over, the lane it leaves still holds it.
 * Pedestrians walk to and fro across crosswalks, pausing at the kerb; they do not look.
 """
 
@@ -18,6 +20,7 @@ import math
 
 import numpy as np
 
+from .junctions import JunctionRules, box_contacts
 from .roads import GREEN, RoadNetwork, segment_intersection
 
 VEHICLE_LENGTH, VEHICLE_WIDTH = 4.5, 1.9
@@ -61,6 +64,10 @@ class TrafficState:
     next_lane: np.ndarray  # int, the lane taken at the end of this one (-1: none)
     active: np.ndarray  # bool
     cooldown: np.ndarray  # seconds until the next lane change may start
+    stop_wait: np.ndarray  # seconds stood still in the zone of this lane's stop sign
+    stop_ticket: np.ndarray  # when that stop was complete (inf: not yet): first come first
+    go: np.ndarray  # bool, let into the junction past this lane's stop sign
+    entered: np.ndarray  # when it entered the junction connector it is on (inf: not on one)
 
     @classmethod
     def empty(cls, n: int) -> TrafficState:
@@ -74,6 +81,10 @@ class TrafficState:
             next_lane=np.full(n, -1, dtype=np.int64),
             active=np.zeros(n, dtype=bool),
             cooldown=z.copy(),
+            stop_wait=z.copy(),
+            stop_ticket=np.full(n, np.inf),
+            go=np.zeros(n, dtype=bool),
+            entered=np.full(n, np.inf),
         )
 
 
@@ -177,7 +188,9 @@ def spawn_pedestrians(
 
 
 class TrafficModel:
-    """IDM car following, lights, lane changes and respawning for one road network."""
+    """IDM car following, lights, stop signs, right of way at junctions (:mod:`.junctions`;
+    ``yielding = False`` switches the right of way off, to show what it prevents), lane
+    changes and respawning for one road network."""
 
     def __init__(
         self,
@@ -200,6 +213,8 @@ class TrafficModel:
         #: static obstacles as (lane, s) pairs; set by the env after placing them
         self.static_lane = np.zeros(0, dtype=np.int64)
         self.static_s = np.zeros(0)
+        self.rules = JunctionRules(net, VEHICLE_LENGTH)
+        self.yielding = True
 
     # --- spawning ---------------------------------------------------------------------------
     def pick_next(self, lane: int, rng: np.random.Generator) -> int:
@@ -264,7 +279,16 @@ class TrafficModel:
         idx = np.flatnonzero(tr.active)
         if len(idx) == 0:
             return
+        if self.rules.has_stops:
+            self.rules.stop_signs(tr, idx, dt, t, ego, self.yielding)
         ob_lane, ob_s, ob_v, ob_half = self._obstacles(tr, t, ego, peds)
+        base = len(ob_s)  # then the junctions' obstacles, when there are any
+        junction = self._junction_obstacles(tr, ego)
+        if junction is not None:
+            ob_lane, ob_s, ob_v, ob_half = (
+                np.concatenate([a, b])
+                for a, b in zip((ob_lane, ob_s, ob_v, ob_half), junction[:4], strict=True)
+            )
         lane, s, v = tr.lane[idx], tr.s[idx], tr.v[idx]
         length = net.lane_lengths[lane]
         closed = net.lane_closed[lane]
@@ -281,6 +305,11 @@ class TrafficModel:
         stop_dist = v**2 / (2.0 * p.decel)
         dist = np.where(is_light[None, :] & (dist < stop_dist[:, None]), np.inf, dist)
         gap = dist - 0.5 * VEHICLE_LENGTH - ob_half[None, :]
+        if junction is not None:  # conflict points hold only who owes their owners the way
+            gap[:, base:] = self.rules.hold(gap[:, base:], tr.entered[idx], idx, *junction[4:])
+        if self.rules.has_stops:  # a standing obstacle past a stop sign's line until "go"
+            gap = np.concatenate([gap, self.rules.held_gap(tr, idx)[:, None]], axis=1)
+            ob_v = np.append(ob_v, 0.0)
         j = np.argmin(gap, axis=1)
         g = gap[np.arange(len(idx)), j]
         vl = np.maximum(ob_v[j], 0.0)
@@ -304,9 +333,15 @@ class TrafficModel:
         held_up = has & (g < 30.0) & (vl < 0.5 * tr.v0[idx])
         rate = np.where(held_up, 1.0, self.lane_change_rate) * dt
         for k, i in enumerate(idx.tolist()):
-            self._advance_lane(tr, i, rng)
+            self._advance_lane(tr, i, rng, ego)
             if tr.active[i] and tr.cooldown[i] <= 0.0 and draws[i, 0] < rate[k]:
                 self._try_lane_change(tr, i, draws[i, 1] < 0.5, ego)
+        if self.rules.active:  # a new lane: a new stop sign, a new entry time
+            moved = idx[tr.lane[idx] != lane]
+            tr.stop_wait[moved], tr.stop_ticket[moved], tr.go[moved] = 0.0, np.inf, False
+            tr.entered[moved] = np.inf
+            fresh = idx[self.rules.connector[tr.lane[idx]] & ~np.isfinite(tr.entered[idx])]
+            tr.entered[fresh] = t
 
     def _obstacles(self, tr, t, ego, peds):
         """Everything a vehicle may have to stop for, as (lane, s, speed, half length); a
@@ -327,6 +362,10 @@ class TrafficModel:
             ss.append(self.static_s)
             vs.append(np.zeros(len(self.static_s)))
             halves.append(np.full(len(self.static_s), 1.0))
+        ghosts = self._leaving(tr, act)
+        if ghosts is not None:
+            for out, value in zip((lanes, ss, vs, halves), ghosts, strict=True):
+                out.append(value)
         cr = self.crossings
         if len(cr.lane) and peds.active.any():
             on = peds.active[None, :] & (peds.crosswalk[None, :] == cr.crosswalk[:, None])
@@ -352,7 +391,53 @@ class TrafficModel:
             np.concatenate(halves),
         )
 
-    def _advance_lane(self, tr: TrafficState, i: int, rng: np.random.Generator) -> None:
+    def _leaving(self, tr: TrafficState, act: np.ndarray):
+        """Vehicles changing lane (of ``act``) whose footprint, turned towards the new
+        lane, still reaches into the lane they leave, as obstacles on that lane (lane, s,
+        speed, half length); None when there are none. Without them a follower in the old
+        lane drives into a car that has only just begun to move over."""
+        chg = act[np.abs(tr.d[act]) > 1e-6]
+        if not len(chg):
+            return None
+        net = self.net
+        rate = net.lanes[0].width / self.lane_change_time
+        tilt = np.arctan2(rate, np.maximum(tr.v[chg], 1.0))
+        reach = np.abs(tr.d[chg]) + 0.5 * (
+            VEHICLE_WIDTH * np.cos(tilt) + VEHICLE_LENGTH * np.sin(tilt)
+        )
+        x, y, _ = self.poses(tr)
+        rows = []
+        for k, i in enumerate(chg.tolist()):
+            lane = net.lanes[tr.lane[i]]
+            old = lane.left if tr.d[i] > 0 else lane.right
+            if old is not None and reach[k] > net.lanes[old].width - 0.5 * VEHICLE_WIDTH:
+                rows.append((old, net.lanes[old].project(x[i], y[i])[0], tr.v[i]))
+        if not rows:
+            return None
+        arr = np.array(rows, dtype=np.float64)
+        half = np.full(len(arr), 0.5 * VEHICLE_LENGTH)
+        return arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2], half
+
+    def _junction_obstacles(self, tr, ego):
+        """What vehicles in a junction (the ego among them, with the way always) put on
+        the connectors beside and across theirs: ``(lane, s, speed, half length, rank,
+        owner, conflict point)`` arrays (:meth:`.junctions.JunctionRules.obstacles`), or
+        None where the network has no junction or yielding is off."""
+        rules = self.rules
+        if not (self.yielding and rules.active):
+            return None
+        act = np.flatnonzero(tr.active)
+        which, conn, pos, rank = rules.movers(
+            tr.lane[act], tr.s[act], tr.next_lane[act], tr.entered[act]
+        )
+        speed, owner = tr.v[act][which], act[which]
+        if ego is not None and rules.connector[ego[0]]:
+            conn, pos = np.append(conn, ego[0]), np.append(pos, ego[1])
+            speed, rank = np.append(speed, ego[2]), np.append(rank, -np.inf)
+            owner = np.append(owner, -1)
+        return rules.obstacles(conn, pos, speed, rank, owner)
+
+    def _advance_lane(self, tr: TrafficState, i: int, rng: np.random.Generator, ego) -> None:
         net = self.net
         lane = net.lanes[tr.lane[i]]
         if tr.s[i] < lane.length:
@@ -365,10 +450,12 @@ class TrafficModel:
             tr.lane[i] = tr.next_lane[i]
             tr.next_lane[i] = self.pick_next(int(tr.lane[i]), rng)
             return
-        # the end of the network: come back in at a free source lane, or wait parked
+        # the end of the network: come back in at a free source lane (free for as far as it
+        # takes to stop from the speed it comes in at), or wait parked
+        clear = 15.0 + tr.v[i] ** 2 / (2.0 * self.idm.decel)
         for src in net.sources:
-            busy = tr.active & (tr.lane == src) & (tr.s < 15.0)
-            if not busy.any():
+            busy = tr.active & (tr.lane == src) & (tr.s < clear)
+            if not busy.any() and not (ego is not None and ego[0] == src and ego[1] < clear):
                 tr.lane[i], tr.s[i] = src, 0.0
                 tr.next_lane[i] = self.pick_next(src, rng)
                 tr.d[i] = 0.0
@@ -400,6 +487,16 @@ class TrafficModel:
         tr.lane[i], tr.s[i], tr.d[i] = target, s_t, lat
         tr.next_lane[i] = target if net.lanes[target].closed else -1
         tr.cooldown[i] = 10.0
+
+    def contacts(self, tr: TrafficState) -> tuple[tuple[int, int], ...]:
+        """Pairs of active vehicles whose footprints overlap now (none, when the model
+        keeps them apart)."""
+        act = np.flatnonzero(tr.active)
+        if len(act) < 2:
+            return ()
+        x, y, h = self.poses(tr)
+        i, j = box_contacts(x[act], y[act], h[act], VEHICLE_LENGTH, VEHICLE_WIDTH)
+        return tuple(zip(act[i].tolist(), act[j].tolist(), strict=True))
 
     def poses(self, tr: TrafficState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(x, y, heading)`` of every vehicle, lane-change offsets included."""

@@ -22,10 +22,12 @@ import dataclasses
 import functools
 import math
 import operator
+from typing import Any
 
 import numpy as np
 
 from . import import_pybullet_quietly
+from .clutter import KINDS, Clutter, ClutterBodies
 from .roads import GREEN, RED, YELLOW, RoadNetwork, arc_length
 from .traffic import VEHICLE_LENGTH, VEHICLE_WIDTH
 
@@ -54,6 +56,9 @@ EGO_Z = 0.2 + EGO_HALF[2]  # the body floats 0.2 m above the ground (ground clea
 PED_HALF = (0.25, 0.3, 0.9)
 OBSTACLE_HALF = (0.5, 1.1, 0.6)
 PARK_Z = -100.0
+#: Rays and contacts name roadside clutter box ``i`` with the id ``CLUTTER_IDS + i``: an id
+#: of its own, above those of pybullet's bodies (see .clutter).
+CLUTTER_IDS = 1 << 16
 
 # collision groups: rays carry group 1, so a body is hit by rays when its mask has bit 1
 _RAY, _EGO, _OTHER = 1, 4, 8
@@ -154,6 +159,9 @@ class _CameraRig:
             + gx[..., None] * self.right[None, None, :]
             + gy[..., None] * self.up[None, None, :]
         )  # optical-axis component 1: the ray parameter is the z-depth
+        # ego-frame ray of every pixel, one plane per axis (weather effects light the points)
+        self.rays = np.ascontiguousarray(dirs.transpose(2, 0, 1), dtype=np.float32)
+        self.ray_length = np.linalg.norm(self.rays, axis=0)  # metres per metre of z-depth
         mz = cam.mount[2]
         with np.errstate(divide="ignore"):
             t = np.where(dirs[..., 2] < -1e-9, -mz / dirs[..., 2], np.inf)
@@ -197,6 +205,7 @@ class GroundShapes:
             lb, rb = ln.left_boundary, ln.right_boundary
             quads.append(np.stack([lb[:-1], lb[1:], rb[1:], rb[:-1]], axis=1))
         self.quads = np.concatenate(quads)  # (n, 4, 2)
+        self.surfaces = [np.asarray(poly) for poly in net.surfaces]  # paved junction gaps
         self.solid: list[np.ndarray] = []  # polylines (k, 2)
         dashes = []
         for ln in net.lanes:
@@ -206,21 +215,21 @@ class GroundShapes:
                 if neighbour is None:
                     self.solid.append(boundary)
                 else:
-                    dashes.extend(_dashes(boundary, 3.0, 6.0))
-        self.dashes = np.array(dashes, dtype=np.float64).reshape(-1, 3, 2)
+                    dashes.append(_dashes(boundary, 3.0, 6.0))
+        self.dashes = np.concatenate([np.zeros((0, 3, 2)), *dashes])
         self.stop_lines = np.array(
-            [light.stop_line for light in net.lights], dtype=np.float64
+            [g.stop_line for g in [*net.lights, *net.stop_signs]], dtype=np.float64
         ).reshape(-1, 2, 2)
         stripes = []
+        corners = np.array(((-0.25, -1.5), (0.25, -1.5), (0.25, 1.5), (-0.25, 1.5)))
         for a, b in net.crosswalks:  # zebra stripes across the walking direction
             d = (b - a) / np.linalg.norm(b - a)
             n = np.array([-d[1], d[0]])
             length = float(np.linalg.norm(b - a))
-            for u in np.arange(0.5, length, 1.0):
-                c = a + d * u
-                corners = ((-0.25, -1.5), (0.25, -1.5), (0.25, 1.5), (-0.25, 1.5))
-                stripes.append([c + along * d + across * n for along, across in corners])
-        self.stripes = np.array(stripes, dtype=np.float64).reshape(-1, 4, 2)
+            c = a + d * np.arange(0.5, length, 1.0)[:, None]
+            along, across = corners[:, :1, None], corners[:, 1:, None]
+            stripes.append((c + along * d + across * n).transpose(1, 0, 2))
+        self.stripes = np.concatenate([np.zeros((0, 4, 2)), *stripes])
 
     def paint(
         self,
@@ -237,8 +246,12 @@ class GroundShapes:
         import cv2
 
         road_value, marking_value = values
-        if len(self.quads):
-            cv2.fillPoly(road, list(px(self.quads)), road_value, cv2.LINE_8, SHIFT)
+        # one polygon per call: cv2 fills a list of polygons even-odd, which left holes
+        # where lanes overlap (crossing connectors in a junction); only those in the image
+        corners = np.array(road.shape[1::-1]) << SHIFT
+        for poly in [*px(self.quads), *(px(p) for p in self.surfaces)]:
+            if (poly.max(axis=0) >= 0).all() and (poly.min(axis=0) < corners).all():
+                cv2.fillPoly(road, [poly], road_value, cv2.LINE_8, SHIFT)
         lines = [px(line) for line in self.solid] + list(px(self.dashes))
         if lines:
             cv2.polylines(marking, lines, False, marking_value, thick, cv2.LINE_8, SHIFT)
@@ -252,49 +265,105 @@ class GroundShapes:
 class GroundRaster:
     """The road network painted into a top-down class image (grass / road / markings) at
     ``resolution`` metres per pixel, for camera pixels that see the ground and for BEV
-    drawings."""
+    drawings.
+
+    The image is painted lazily, in square tiles of :attr:`TILE` pixels when a lookup
+    first needs them, and at most :attr:`KEEP` tiles are kept (least recently used go):
+    a town is a kilometre across, 100 megapixels at 10 cm, of which a camera sees a few
+    tiles. A tile is painted from the same fixed-point shapes shifted by whole pixels, so
+    it holds the pixels of the whole image painted at once (:attr:`image`).
+    """
+
+    TILE = 512
+    KEEP = 96
+    BORDER = 32
 
     def __init__(self, net: RoadNetwork, resolution: float = 0.1) -> None:
         self.resolution = resolution
         x0, y0, x1, y1 = net.bounds
         self.origin = np.array([x0, y0])
-        w = int(math.ceil((x1 - x0) / resolution))
-        h = int(math.ceil((y1 - y0) / resolution))
-        img = np.full((h, w), GRASS, dtype=np.uint8)
-        scale = (1 << SHIFT) / resolution
+        self.width = int(math.ceil((x1 - x0) / resolution))
+        self.height = int(math.ceil((y1 - y0) / resolution))
+        self.shapes = GroundShapes(net)
+        self._scale = (1 << SHIFT) / resolution
+        self._thick = max(1, round(0.15 / resolution))
+        self._tiles: dict[tuple[int, int], np.ndarray] = {}
+
+    def _paint(self, row0: int, col0: int, h: int, w: int) -> np.ndarray:
+        """Rows ``row0 ... + h`` and columns ``col0 ... + w`` of the image. cv2 clips
+        what crosses an image's edge a little differently from what it draws whole, so
+        the piece is painted with a border of :attr:`BORDER` pixels, then cut out."""
+        m = self.BORDER
+        img = np.full((h + 2 * m, w + 2 * m), GRASS, dtype=np.uint8)
+        corner = np.array([(col0 - m) << SHIFT, (row0 - m) << SHIFT], dtype=np.int32)
 
         def px(points: np.ndarray) -> np.ndarray:
-            return np.round((np.asarray(points) - self.origin) * scale).astype(np.int32)
+            pts = np.round((np.asarray(points) - self.origin) * self._scale).astype(np.int32)
+            return pts - corner
 
-        self.shapes = GroundShapes(net)
-        self.shapes.paint(img, img, px, max(1, round(0.15 / resolution)))
-        self.image = img
+        self.shapes.paint(img, img, px, self._thick)
+        return img[m : m + h, m : m + w].copy()
+
+    def tile(self, ty: int, tx: int) -> np.ndarray:
+        """Tile ``(ty, tx)``: rows ``ty * TILE ...`` and columns ``tx * TILE ...``."""
+        key = (ty, tx)
+        img = self._tiles.pop(key, None)
+        if img is None:
+            t = self.TILE
+            r0, c0 = ty * t, tx * t
+            img = self._paint(r0, c0, min(t, self.height - r0), min(t, self.width - c0))
+            if len(self._tiles) >= self.KEEP:
+                del self._tiles[next(iter(self._tiles))]
+        self._tiles[key] = img  # most recently used last
+        return img
+
+    @property
+    def image(self) -> np.ndarray:
+        """The whole image, painted now (large for a town: for pictures and checks)."""
+        return self._paint(0, 0, self.height, self.width)
 
     def lookup(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Class of the world points ``(x, y)``; outside the raster is grass."""
         col = ((x - self.origin[0]) / self.resolution).astype(np.int64)
         row = ((y - self.origin[1]) / self.resolution).astype(np.int64)
-        h, w = self.image.shape
-        ok = (col >= 0) & (col < w) & (row >= 0) & (row < h)
+        ok = (col >= 0) & (col < self.width) & (row >= 0) & (row < self.height)
         out = np.full(x.shape, GRASS, dtype=np.uint8)
-        out[ok] = self.image[row[ok], col[ok]]
+        row, col = row[ok], col[ok]
+        t = self.TILE
+        key = (row // t) * (self.width // t + 1) + col // t
+        values = np.empty(len(row), dtype=np.uint8)
+        for k in np.unique(key).tolist():
+            ty, tx = divmod(k, self.width // t + 1)
+            sel = key == k
+            values[sel] = self.tile(ty, tx)[row[sel] - ty * t, col[sel] - tx * t]
+        out[ok] = values
         return out
 
 
-def _dashes(line: np.ndarray, on: float, off: float) -> list[np.ndarray]:
-    """Dashes ``on`` metres long every ``on + off`` metres along a polyline, 3 points each."""
+def _dashes(line: np.ndarray, on: float, off: float) -> np.ndarray:
+    """Dashes ``on`` metres long every ``on + off`` metres along a polyline, 3 points each
+    (start, middle, end: the values ``np.linspace(start, start + on, 3)`` gives)."""
     s = arc_length(line)
-    out = []
-    for start in np.arange(0.0, s[-1] - on, on + off):
-        u = np.linspace(start, start + on, 3)
-        out.append(np.stack([np.interp(u, s, line[:, 0]), np.interp(u, s, line[:, 1])], axis=1))
-    return out
+    start = np.arange(0.0, s[-1] - on, on + off)
+    stop = start + on
+    u = np.stack([start, (stop - start) / 2 + start, stop], axis=1)
+    return np.stack([np.interp(u, s, line[:, 0]), np.interp(u, s, line[:, 1])], axis=2)
 
 
 class World:
     """A pybullet client with the pooled bodies of one env."""
 
-    def __init__(self, n_vehicles: int, n_pedestrians: int, n_obstacles: int, gui: bool) -> None:
+    def __init__(
+        self,
+        n_vehicles: int,
+        n_pedestrians: int,
+        n_obstacles: int,
+        gui: bool,
+        reach: float = 100.0,
+    ) -> None:
+        """Pooled bodies for that many vehicles, pedestrians and obstacles; roadside
+        clutter (:meth:`set_clutter`) is placed within ``reach`` metres of the car and
+        beyond, enough for every sensor."""
         self.client = Client(p.GUI if gui else p.DIRECT)
         self.gui = gui
         c = self.client
@@ -333,21 +402,57 @@ class World:
             body(obs_col, OBSTACLE_HALF, (0.95, 0.5, 0.1, 1), STATIC, _OTHER, other)
             for _ in range(n_obstacles)
         ]
-        self.light_heads = []
-        for _ in range(4):  # visual only: lidar and contacts ignore them
+        self.light_heads: list[int] = []
+        self._light_shown: list[int] = []
+        self._head_poses: list[tuple[float, float, float]] = []
+        self._heads_posed = True
+        self._light_clock: tuple[RoadNetwork, float] | None = None
+        self.body_class = np.zeros(max(classes) + 2, dtype=np.uint8)
+        for b, cls in classes.items():
+            self.body_class[b] = cls
+        self._add_light_heads(4)
+        self._clutter_shapes: dict[int, int] = {}
+        #: roadside clutter (buildings, trees, ...), pooled and placed around the car
+        self.clutter = ClutterBodies(c, self._make_clutter, CLUTTER_IDS, radius=reach + 20.0)
+        self._ego_pose = (0.0, 0.0, 0.0)
+        self._road_bodies: list[int] = []
+        self._rigs: dict[PinholeCamera, _CameraRig] = {}
+        self.raster: GroundRaster | None = None
+
+    def _classify(self, body: int, cls: int, count: int = 1) -> None:
+        """``body_class`` of ids ``body ... body + count - 1``."""
+        end = body + count
+        if end > len(self.body_class):
+            grown = np.zeros(end + 64, dtype=np.uint8)
+            grown[: len(self.body_class)] = self.body_class
+            self.body_class = grown
+        self.body_class[body:end] = cls
+
+    def _add_light_heads(self, n: int) -> None:
+        """Light heads (visual only: lidar and contacts ignore them) up to ``n``."""
+        c = self.client
+        while len(self.light_heads) < n:
             vis = c.createVisualShape(
                 p.GEOM_BOX, halfExtents=(0.3, 0.3, 0.5), rgbaColor=(0, 0, 0, 1)
             )
             b = c.createMultiBody(0, -1, vis, [0, 0, PARK_Z])
-            classes[b] = LIGHT
+            self._classify(b, LIGHT)
             self.light_heads.append(b)
-        self._light_shown = [-1] * 4
-        self.body_class = np.zeros(max(classes) + 2, dtype=np.uint8)
-        for b, cls in classes.items():
-            self.body_class[b] = cls
-        self._road_bodies: list[int] = []
-        self._rigs: dict[PinholeCamera, _CameraRig] = {}
-        self.raster: GroundRaster | None = None
+            self._light_shown.append(-1)
+
+    def _make_clutter(self, kind: int) -> int:
+        """A clutter body of ``kind``: a STATIC box, visual only (rays and contacts with
+        clutter are worked out in numpy, see :mod:`.clutter`)."""
+        c = self.client
+        if kind not in self._clutter_shapes:
+            k = KINDS[kind]
+            vis = c.createVisualShape(p.GEOM_BOX, halfExtents=k.half, rgbaColor=k.rgba)
+            self._clutter_shapes[kind] = vis
+        b = c.createMultiBody(0, -1, self._clutter_shapes[kind], [0, 0, self.clutter.park_z])
+        if b >= CLUTTER_IDS:
+            raise RuntimeError(f"over {CLUTTER_IDS} pybullet bodies: they would take clutter ids")
+        self._classify(b, STATIC)
+        return b
 
     # --- episode set-up ---------------------------------------------------------------------
     def set_road(self, net: RoadNetwork, raster_resolution: float) -> None:
@@ -357,18 +462,49 @@ class World:
         for b in self._road_bodies:
             c.removeBody(b)
         self._road_bodies = []
-        for i, light in enumerate(net.lights[:4]):
+        self._head_poses = []
+        for light in net.lights:
             a, b = np.array(light.stop_line[0]), np.array(light.stop_line[1])
             pos = b + (b - a) / np.linalg.norm(b - a) * 1.5
-            c.resetBasePositionAndOrientation(self.light_heads[i], [pos[0], pos[1], 3.5], _quat(0))
-        for i in range(len(net.lights), 4):
-            c.resetBasePositionAndOrientation(self.light_heads[i], [0, 0, PARK_Z], _quat(0))
-        self._light_shown = [-1] * 4
+            self._head_poses.append((float(pos[0]), float(pos[1]), 3.5))
+        for i, head in enumerate(self.light_heads):  # parked apart (see ClutterBodies.show)
+            c.resetBasePositionAndOrientation(head, [10.0 * i, 0.0, PARK_Z], _quat(0))
+        self._heads_posed = False
+        self._light_clock = None
+        self._light_shown = [-1] * len(self.light_heads)
         if self.gui:
             self._road_bodies = _road_meshes(c, net)
+            self._show_props()
+
+    def _show_props(self) -> None:
+        """Pose the light heads and the clutter near the car, which only pictures show (rays
+        and contacts ignore the heads and meet the clutter in numpy), so that a rollout
+        without a camera never poses or recolours them."""
+        if not self._heads_posed:
+            self._add_light_heads(len(self._head_poses))
+            for head, pose in zip(self.light_heads, self._head_poses, strict=False):
+                self.client.resetBasePositionAndOrientation(head, pose, _quat(0))
+            self._heads_posed = True
+            if self._light_clock is not None:
+                net, t = self._light_clock
+                self.show_lights(net.light_states(t))
+        self.clutter.show()
+
+    def set_clutter(self, layout: Clutter) -> None:
+        """Roadside clutter for a new episode (empty: none); it follows the car. Its boxes
+        answer rays and contacts with the ids ``CLUTTER_IDS + index``, of class STATIC."""
+        self.clutter.set_layout(layout)
+        self._classify(CLUTTER_IDS, STATIC, len(layout))
+
+    def set_light_clock(self, net: RoadNetwork, t: float) -> None:
+        """The lights' time: their heads show their colours then, once a picture needs
+        them (until then, working out every light's state each step is not needed)."""
+        self._light_clock = (net, t)
+        if self._heads_posed:
+            self.show_lights(net.light_states(t))
 
     def show_lights(self, states: list[int]) -> None:
-        for i, st in enumerate(states[:4]):
+        for i, st in enumerate(states):
             if self._light_shown[i] != st:
                 self.client.changeVisualShape(self.light_heads[i], -1, rgbaColor=_LIGHT_COLOURS[st])
                 self._light_shown[i] = st
@@ -376,6 +512,10 @@ class World:
     # --- poses ------------------------------------------------------------------------------
     def place_ego(self, x: float, y: float, yaw: float) -> None:
         self.client.resetBasePositionAndOrientation(self.ego, (x, y, EGO_Z), _quat(yaw))
+        self._ego_pose = (x, y, yaw)
+        self.clutter.follow(x, y)
+        if self.gui:
+            self._show_props()
 
     def place(self, bodies: list[int], x, y, yaw, active, z: float) -> None:
         """Pose pooled bodies; inactive ones are parked far below the ground."""
@@ -392,6 +532,8 @@ class World:
         c = self.client
         c.performCollisionDetection()
         hits = {pt[2] for pt in c.getContactPoints(bodyA=self.ego) if pt[8] < 0.01}
+        z = (EGO_Z - EGO_HALF[2], EGO_Z + EGO_HALF[2])
+        hits.update(self.clutter.touching(*self._ego_pose, EGO_HALF[:2], z, 0.01))
         return sorted(hits)
 
     def cast(self, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -400,7 +542,7 @@ class World:
         res = self.client.rayTestBatch(starts, ends, numThreads=1, collisionFilterMask=_OTHER)
         frac = np.fromiter(map(_third, res), dtype=np.float64, count=len(res))
         ids = np.fromiter(map(_first, res), dtype=np.int64, count=len(res))
-        return frac, ids
+        return self.clutter.cast(starts, ends, frac, ids)
 
     def rig(self, cam: PinholeCamera) -> _CameraRig:
         if cam not in self._rigs:
@@ -408,11 +550,13 @@ class World:
         return self._rigs[cam]
 
     def camera(
-        self, cam: PinholeCamera, x: float, y: float, yaw: float
+        self, cam: PinholeCamera, x: float, y: float, yaw: float, **light: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(rgb uint8 HxWx3, z-depth metres float32 HxW, class uint8 HxW)`` from a camera
-        on the ego at pose ``(x, y, yaw)``."""
+        on the ego at pose ``(x, y, yaw)``; ``light`` are getCameraImage's light keywords
+        (``lightDirection``, ...: the weather's sun), none for the renderer's own light."""
         rig = self.rig(cam)
+        self._show_props()
         w, h = cam.width, cam.height
         _, _, rgba, depth_buf, seg = self.client.getCameraImage(
             w,
@@ -421,6 +565,7 @@ class World:
             rig.projection,
             renderer=p.ER_TINY_RENDERER,
             shadow=0,
+            **light,
         )
         rgb = np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4)[..., :3].copy()
         zbuf = np.asarray(depth_buf, dtype=np.float64).reshape(h, w)
