@@ -363,3 +363,18 @@ def test_soak_keeps_memory_bounded():
 
     _, warm, end = soak(80, 1600, TOWN, warm_up=30, town_maps=2, camera={"width": 64, "height": 48})
     assert end - warm < 40.0  # MiB
+
+
+def test_town_traffic_keeps_its_cars_after_lane_changes():
+    """A car that changes lane takes one of the new lane's successors: before, its next
+    lane was 'none' and it left the network at the next junction (30 cars fell to 16 in
+    120 s); a town has no source lanes to bring them back."""
+    env = make_env("pilot/Driving-Town-v0", blocked_time=1000.0)
+    env.reset(seed=0)
+    u = env.unwrapped
+    start = int(u._sim.traffic.active.sum())
+    for _ in range(1200):  # the ego stands still for 120 s
+        env.step(np.array([0.0, -1.0], dtype=np.float32))
+    assert start == 30 and int(u._sim.traffic.active.sum()) == start
+    assert u._sim.traffic_contacts == 0
+    env.close()

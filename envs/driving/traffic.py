@@ -335,7 +335,7 @@ class TrafficModel:
         for k, i in enumerate(idx.tolist()):
             self._advance_lane(tr, i, rng, ego)
             if tr.active[i] and tr.cooldown[i] <= 0.0 and draws[i, 0] < rate[k]:
-                self._try_lane_change(tr, i, draws[i, 1] < 0.5, ego)
+                self._try_lane_change(tr, i, draws[i, 1] < 0.5, ego, draws[i, 2])
         if self.rules.active:  # a new lane: a new stop sign, a new entry time
             moved = idx[tr.lane[idx] != lane]
             tr.stop_wait[moved], tr.stop_ticket[moved], tr.go[moved] = 0.0, np.inf, False
@@ -462,7 +462,9 @@ class TrafficModel:
                 return
         tr.active[i] = False
 
-    def _try_lane_change(self, tr: TrafficState, i: int, left: bool, ego) -> None:
+    def _try_lane_change(self, tr: TrafficState, i: int, left: bool, ego, u: float = 0.0) -> None:
+        """Move vehicle ``i`` to a neighbouring lane when it has a gap there; its next lane
+        becomes one of the new lane's successors (picked by ``u`` in [0, 1))."""
         net = self.net
         lane = net.lanes[tr.lane[i]]
         target = lane.left if left else lane.right
@@ -485,7 +487,11 @@ class TrafficModel:
         if blocked.any():
             return
         tr.lane[i], tr.s[i], tr.d[i] = target, s_t, lat
-        tr.next_lane[i] = target if net.lanes[target].closed else -1
+        successors = net.lanes[target].successors
+        if net.lanes[target].closed:
+            tr.next_lane[i] = target
+        else:  # a town's lanes go on; without a successor the car would leave at the end
+            tr.next_lane[i] = successors[int(u * len(successors))] if successors else -1
         tr.cooldown[i] = 10.0
 
     def contacts(self, tr: TrafficState) -> tuple[tuple[int, int], ...]:
