@@ -21,6 +21,7 @@ import numpy as np
 from pilot.config import field, to_dict
 from pilot.envs.driving.env import CameraConfig, LidarConfig
 from pilot.envs.driving.sensors import Lidar
+from pilot.envs.driving.weather import WeatherConfig, render_camera
 from pilot.envs.driving.world import PinholeCamera
 
 from .expert import Expert, ExpertStyle
@@ -66,6 +67,9 @@ class CollectConfig:
     )
     labels: LabelConfig = field(LabelConfig(), "label grid, waypoints and light range")
     split_height: float = field(0.2, "lidar histogram: height (m) between its two bands")
+    weather: WeatherConfig = field(
+        WeatherConfig(), "weather and light of the camera and lidar ('random' draws per episode)"
+    )
 
     def __post_init__(self) -> None:
         if self.frames < 1 or self.every < 1:
@@ -133,6 +137,7 @@ def record_episode(
         sensors=("state",),
         camera=dataclasses.asdict(cfg.camera),
         lidar=dataclasses.asdict(cfg.lidar),
+        weather=dataclasses.asdict(cfg.weather),
         **kwargs,
     )
     frames: list[dict[str, Any]] = []
@@ -174,17 +179,20 @@ def sensor_arrays(
     camera: PinholeCamera | None,
     lidar: Lidar | None,
     noise: np.random.Generator | None,
+    weather=None,
+    step: int = 0,
 ) -> dict[str, np.ndarray]:
     """A frame's sensor arrays as a shard stores them: ``camera`` (the image of the
     ``camera`` spec from ``pose``), ``lidar`` (the sweep's raw ranges, noise drawn from
-    ``noise``) and ``lidar_bev`` (the histogram of its returns on the label grid); a
-    sensor given as None is skipped. Collection and the driving stack's learned
-    perception both build their frames here, so a network reads live what it trained on."""
+    ``noise``) and ``lidar_bev`` (the histogram of its returns on the label grid), under
+    the episode's ``weather`` at control step ``step`` (None: clear); a sensor given as
+    None is skipped. Collection and the driving stack's learned perception both build
+    their frames here, so a network reads live what it trained on."""
     out: dict[str, np.ndarray] = {}
     if camera is not None:
-        out["camera"] = world.camera(camera, *pose)[0]
+        out["camera"] = render_camera(world, camera, pose, weather, step)[0]
     if lidar is not None:
-        ranges, ids = sweep(lidar, world, pose, noise)
+        ranges, ids = sweep(lidar, world, pose, noise, weather, step)
         returns = lidar_points(lidar, ranges)[ids != -1]
         out["lidar"] = ranges.astype(np.float32)
         out["lidar_bev"] = lidar_histogram(returns, cfg.labels.grid, cfg.split_height)
@@ -195,7 +203,9 @@ def _frame(env, now, lidar, noise, offset, cfg: CollectConfig, step: int, action
     u = env.unwrapped
     labels = frame_labels(env, cfg.labels, offset=offset, now=now)
     return {
-        **sensor_arrays(u.world, now.pose, cfg, u.camera_spec, lidar, noise),
+        **sensor_arrays(
+            u.world, now.pose, cfg, u.camera_spec, lidar, noise, u.weather, u.get_state().sim.steps
+        ),
         "bev": labels.grid,
         "boxes": labels.boxes,
         "box_class": labels.box_class,

@@ -83,9 +83,18 @@ def lidar_points(lidar: Lidar, ranges: np.ndarray) -> np.ndarray:
     return pts
 
 
-def sweep(lidar: Lidar, world, pose: tuple[float, float, float], rng: np.random.Generator):
-    """``(ranges, hit ids)`` of one sweep from ``pose``. The lidar reads only the ego's pose,
-    the world and a generator for its noise; giving it a generator of our own keeps the
-    env's random stream, and so the episode, the same whether or not we record."""
+def sweep(
+    lidar: Lidar,
+    world,
+    pose: tuple[float, float, float],
+    rng: np.random.Generator,
+    weather=None,
+    step: int = 0,
+):
+    """``(ranges, hit ids)`` of one sweep from ``pose`` under ``weather`` (None: clear) at
+    control step ``step``. The lidar reads only the ego's pose, the world, the weather and
+    a generator for its noise; giving it a generator of our own keeps the env's random
+    stream, and so the episode, the same whether or not we record."""
     ego = SimpleNamespace(x=pose[0], y=pose[1], yaw=pose[2])
-    return lidar.sweep(SimpleNamespace(ego=ego, world=world, rng=rng, cache={}))
+    frame = SimpleNamespace(ego=ego, world=world, rng=rng, cache={}, weather=weather, step=step)
+    return lidar.sweep(frame)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from pilot.cli import main
+from pilot.envs.driving.weather import WeatherConfig
 from pilot.errors import UserError
 from pilot.perception.dataset import PerceptionDataset, collect, shard_name
 from pilot.perception.episodes import CollectConfig, episode_setup, record_episode
@@ -319,3 +320,18 @@ def test_expert_stops_at_a_red_light():
     assert info["infraction_counts"]["red_light"] == 0
     assert info["speed"] < 0.1 and info["outcome"] is None  # waiting at the line
     env.close()
+
+
+def test_collection_records_the_weather_in_the_sensors_and_never_in_the_labels():
+    """A fog shard's camera and lidar differ from the clear one of the same seed, and every
+    label, pose and action is the same (the weather has its own noise generator)."""
+    clear, _ = record_episode("Intersection", 3, TINY)
+    fog, _ = record_episode(
+        "Intersection", 3, CollectConfig(frames=3, every=2, weather=WeatherConfig(preset="fog"))
+    )
+    for key in ("bev", "boxes", "box_class", "light", "waypoints", "pose", "action", "speed"):
+        np.testing.assert_array_equal(clear[key], fog[key], err_msg=key)
+    assert fog["camera"].std() < 0.9 * clear["camera"].std()  # fog flattens the picture
+    assert (fog["lidar"] >= TINY.lidar.max_range - 1e-3).sum() > (
+        clear["lidar"] >= TINY.lidar.max_range - 1e-3
+    ).sum()  # and the lidar loses far returns

@@ -179,10 +179,11 @@ class LearnedPerception:
     def inputs(self, env) -> dict[str, np.ndarray]:
         """The network's input arrays for the env's current moment, built as the dataset
         builds a frame's (``camera`` and/or ``lidar`` + ``lidar_bev``)."""
-        ego = env.unwrapped.get_state().sim.ego
-        pose = (ego.x, ego.y, ego.yaw)
+        u = env.unwrapped
+        sim = u.get_state().sim
+        pose = (sim.ego.x, sim.ego.y, sim.ego.yaw)
         return sensor_arrays(
-            env.unwrapped.world, pose, self.collect, self.camera, self.lidar, self.noise
+            u.world, pose, self.collect, self.camera, self.lidar, self.noise, u.weather, sim.steps
         )
 
     @torch.no_grad()
