@@ -258,6 +258,8 @@ class RoadNetwork:
         self._len2 = np.maximum(np.sum(self._ab**2, axis=1), 1e-12)
         self._len = np.sqrt(self._len2)
         self._lane = np.concatenate([np.full(len(ln.centre) - 1, ln.id) for ln in self.lanes])
+        #: Every lane segment, lane after lane: start point, vector to its end, lane id.
+        self.segment_starts, self.segment_vectors, self.segment_lanes = a, self._ab, self._lane
         self._s0 = np.concatenate([ln.s[:-1] for ln in self.lanes])
         self._half = np.concatenate(
             [np.full(len(ln.centre) - 1, ln.width / 2) for ln in self.lanes]

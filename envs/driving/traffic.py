@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from .junctions import JunctionRules, box_contacts
-from .roads import GREEN, RoadNetwork, segment_intersection
+from .roads import GREEN, RoadNetwork
 
 VEHICLE_LENGTH, VEHICLE_WIDTH = 4.5, 1.9
 
@@ -112,17 +112,23 @@ class Crossings:
 
     def __init__(self, net: RoadNetwork) -> None:
         rows = []  # (crosswalk, lane, s on lane, u on crosswalk)
-        for c, cw in enumerate(net.crosswalks):
-            a, b = cw
-            for lane in net.lanes:
-                p = lane.centre
-                for i in range(len(p) - 1):
-                    hit = segment_intersection(a, b, p[i], p[i + 1])
-                    if hit is not None:
-                        u, t = hit
-                        s = lane.s[i] + t * (lane.s[i + 1] - lane.s[i])
-                        rows.append((c, lane.id, s, u * float(np.linalg.norm(b - a))))
-                        break
+        first = np.cumsum([0] + [len(ln.centre) - 1 for ln in net.lanes])  # lanes' 1st segment
+        c0, cd = net.segment_starts, net.segment_vectors
+        for c, (a, b) in enumerate(net.crosswalks):
+            # segment_intersection(a, b, every lane segment) at once, the same arithmetic
+            rx, ry = b[0] - a[0], b[1] - a[1]
+            den = rx * cd[:, 1] - ry * cd[:, 0]
+            qx, qy = c0[:, 0] - a[0], c0[:, 1] - a[1]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                u = (qx * cd[:, 1] - qy * cd[:, 0]) / den
+                t = (qx * ry - qy * rx) / den
+            hit = (np.abs(den) >= 1e-12) & (u >= 0.0) & (u <= 1.0) & (t >= 0.0) & (t <= 1.0)
+            seg = np.flatnonzero(hit)
+            lanes, at = np.unique(net.segment_lanes[seg], return_index=True)  # 1st per lane
+            for lane_id, k in zip(lanes.tolist(), seg[at].tolist(), strict=True):
+                lane, i = net.lanes[lane_id], k - int(first[lane_id])
+                s = lane.s[i] + float(t[k]) * (lane.s[i + 1] - lane.s[i])
+                rows.append((c, lane_id, s, float(u[k]) * float(np.linalg.norm(b - a))))
         arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
         self.crosswalk = arr[:, 0].astype(np.int64)
         self.lane = arr[:, 1].astype(np.int64)
