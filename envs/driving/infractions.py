@@ -80,8 +80,7 @@ def check_infractions(
         record(sim, events, COLLISION_TYPE[int(world.body_class[b])])
     # red lights: the car's centre crossed a stop line while its light was red
     for light in net.lights:
-        (ax, ay), (bx, by) = light.stop_line
-        if abs(ego.x - 0.5 * (ax + bx)) + abs(ego.y - 0.5 * (ay + by)) > 20.0:
+        if line_distance(ego.x, ego.y, light) > 20.0:
             continue  # a line the car cannot have crossed this step (a town has many)
         if light.state(sim.t) == RED and crossed(start.x, start.y, ego.x, ego.y, light):
             record(sim, events, "red_light")
@@ -111,8 +110,7 @@ def check_stop_signs(
     ego = sim.ego
     stopped = set(sim.stopped_at)
     for sign in net.stop_signs:
-        (ax, ay), (bx, by) = sign.stop_line
-        if abs(ego.x - 0.5 * (ax + bx)) + abs(ego.y - 0.5 * (ay + by)) > sign.zone + 20.0:
+        if line_distance(ego.x, ego.y, sign) > sign.zone + 20.0:
             stopped.discard(sign.id)  # far from this sign (a town has many)
         elif crossed(start.x, start.y, ego.x, ego.y, sign):
             if sign.id not in stopped:
@@ -136,6 +134,13 @@ def in_stop_zone(x: float, y: float, sign: StopSign) -> bool:
     ux, uy = bx - ax, by - ay
     across = ((x - ax) * ux + (y - ay) * uy) / max(ux * ux + uy * uy, 1e-12)
     return -sign.zone <= along <= 0.0 and 0.0 <= across <= 1.0
+
+
+def line_distance(x: float, y: float, line: TrafficLight | StopSign) -> float:
+    """Manhattan distance (m) from ``(x, y)`` to the middle of a light's or a sign's stop
+    line: a cheap test that rules out the lines a car is nowhere near."""
+    (ax, ay), (bx, by) = line.stop_line
+    return abs(x - 0.5 * (ax + bx)) + abs(y - 0.5 * (ay + by))
 
 
 def crossed(x0: float, y0: float, x1: float, y1: float, light: TrafficLight | StopSign) -> bool:
