@@ -173,6 +173,10 @@ def run_traffic(env_id: str, seed: int, steps: int, vehicles: int, yielding: boo
         yield u, before, info
 
 
+# Not a learning test: the traffic model is deterministic numpy. Measured with yielding on:
+# 0 traffic contacts on 10 seeds x 4,000 steps with 32 vehicles on both junctions; with it
+# off 1-3 per seed on the Intersection (24 vehicles, 3,000 steps) and 18-28 per seed on the
+# StopSign junction, so the bar (0) has that distance to a broken model.
 @pytest.mark.slow
 @pytest.mark.parametrize("env_id", [INTERSECTION, STOP_SIGN])
 def test_dense_traffic_never_touches_itself(env_id):
