@@ -140,6 +140,15 @@ def create(
     return run
 
 
+def run_dirs(folder: str | Path) -> list[Path]:
+    """The run directories directly in ``folder`` (those with a ``run.json``), oldest name
+    first; none when the folder does not exist."""
+    folder = Path(folder)
+    return (
+        sorted(p for p in folder.iterdir() if (p / "run.json").is_file()) if folder.is_dir() else []
+    )
+
+
 def open_run(path: str | Path) -> Run:
     """An existing run directory; a path that is not one is a :class:`UserError`."""
     path = Path(path)

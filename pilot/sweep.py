@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from pilot.config import _FLOAT, field, from_dict, merge, to_dict
 from pilot.errors import UserError
+from pilot.runs import run_dirs
 
 FORMAT = "pilot-sweep/1"
 STATE = "sweep.json"
@@ -228,10 +229,6 @@ def load_state(folder: str | Path) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------- one trial (worker)
-def run_dirs(folder: Path) -> list[Path]:
-    return (
-        sorted(p for p in folder.iterdir() if (p / "run.json").is_file()) if folder.is_dir() else []
-    )
 
 
 def final_return(run_dir: str | Path) -> tuple[float, int]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -276,6 +275,7 @@ def lane_keeping_speed(seed: int = 0, broken: bool = False, steps: int = 81_920)
 
     from pilot import cli
     from pilot.agents import load_agent
+    from pilot.runs import run_dirs
 
     argv = ["train", "ppo", "--env", LANEKEEP, "--steps", str(steps), "--seed", str(seed)]
     argv += ["--set", "env.sensors=[state]", "--no-progress", "--threads", "1"]
@@ -284,7 +284,7 @@ def lane_keeping_speed(seed: int = 0, broken: bool = False, steps: int = 81_920)
     with tempfile.TemporaryDirectory() as tmp:
         if cli.main([*argv, "--runs-dir", tmp]) != 0:
             raise RuntimeError("pilot train failed")
-        (run,) = [p for p in Path(tmp).iterdir() if (p / "run.json").is_file()]
+        (run,) = run_dirs(tmp)
         agent, _ = load_agent(run, device="cpu")
         out = drive(agent)
     return {"completion": out["completion"], "speed": out["speed"], "speeding": out["speeding"]}

@@ -24,6 +24,7 @@ import pytest
 from pilot import cli, ray_backend, sweep
 from pilot.config import load_yaml
 from pilot.errors import UserError
+from pilot.runs import run_dirs
 
 ray = pytest.importorskip("ray")
 
@@ -59,7 +60,7 @@ def _steps(run_dir: Path, name: str) -> list[int]:
 
 
 def _one_run(folder: Path) -> Path:
-    (run,) = [p for p in folder.iterdir() if (p / "run.json").is_file()]
+    (run,) = run_dirs(folder)
     return run
 
 

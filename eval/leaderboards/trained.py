@@ -22,13 +22,11 @@ def trained_run(job: Job) -> Path:
     ``RESULTS/runs/<entry>/<track>/seed-<n>/`` unless it has reached its budget."""
     from pilot import cli
     from pilot.agents.common import checkpoint
-    from pilot.runs import open_run
+    from pilot.runs import open_run, run_dirs
 
     folder = Path(job.results) / "runs" / job.entry.name / job.track.name / f"seed-{job.seed}"
     recipe = job.entry.recipe
-    runs = (
-        sorted(p for p in folder.glob("*") if (p / "run.json").is_file()) if folder.is_dir() else []
-    )
+    runs = run_dirs(folder)
     if runs:
         run = open_run(runs[-1])
         try:
@@ -51,4 +49,4 @@ def trained_run(job: Job) -> Path:
         status = cli.main(argv)
     if status != 0:
         raise UserError(f"{job.label}: training failed (exit {status}); see {folder / 'train.log'}")
-    return sorted(p for p in folder.glob("*") if (p / "run.json").is_file())[-1]
+    return run_dirs(folder)[-1]
