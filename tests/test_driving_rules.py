@@ -15,9 +15,11 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import pilot.envs  # noqa: F401 - registers the pilot/... ids
 from pilot.envs import make_env
 from pilot.envs.driving import roads
+from pilot.envs.driving.clutter import KIND
 from pilot.envs.driving.junctions import STAND_STILL, box_contacts
 from pilot.envs.driving.roads import GREEN, RED, STOP_SPEED
 from pilot.envs.driving.traffic import PedestrianState, TrafficModel, TrafficState
+from pilot.envs.driving.world import STATIC
 from pilot.eval.driving import PENALTIES, episode_score
 
 STOP_SIGN, INTERSECTION = "pilot/Driving-StopSign-v0", "pilot/Driving-Intersection-v0"
@@ -70,6 +72,28 @@ def test_gymnasium_and_sb3_check_env_on_the_stop_sign_id():
     assert info["traffic_contacts"] == 0 and env.unwrapped.net.stop_signs
 
 
+def test_each_sign_stands_beside_its_line_and_the_camera_and_lidar_see_it():
+    env, u = stop_sign_env(seed=2, sensors=("state", "lidar", "camera"))
+    layout = u.world.clutter.layout
+    plates = layout.kind == KIND["stop_plate"]
+    assert plates.sum() == (layout.kind == KIND["sign_pole"]).sum() == len(u.net.stop_signs)
+    for sign, x, y in zip(u.net.stop_signs, layout.x[plates], layout.y[plates], strict=True):
+        end = np.array(sign.stop_line[1])
+        assert np.hypot(x - end[0], y - end[1]) == pytest.approx(1.5)  # beyond the kerb end
+        assert u.net.locate(x, y).on_road is False
+    seen = lidar_hits = red = 0
+    for _ in range(40):  # the approach, up to the line: the signs ahead
+        obs, *_ = env.step(u.follow_route(8.0))
+        ranges, ids = u._frame_cache["lidar"]
+        lidar_hits += int((u.world.body_class[ids[ids >= 0]] == STATIC).sum())
+        frame = u.world.camera(u.CHASE, u._sim.ego.x, u._sim.ego.y, u._sim.ego.yaw)
+        seen += int((frame[2] == STATIC).sum())
+        rgb = obs["camera"].astype(int)  # the plates' red in the driver's camera
+        plate = (rgb[..., 0] > 120) & (rgb[..., 1] < 80) & (rgb[..., 2] < 80)
+        red = max(red, int(plate.sum()))
+    assert lidar_hits > 0 and seen > 0 and red > 20  # measured: 69 pixels near the line
+
+
 # --- the ego ---------------------------------------------------------------------------------
 def test_rolling_through_a_stop_sign_is_one_infraction_worth_0_80():
     env, u = stop_sign_env()
@@ -113,7 +137,7 @@ def test_a_stop_before_the_zone_does_not_count_and_waiting_at_a_sign_is_not_bloc
     env, u = stop_sign_env(seed=2, blocked_time=20.0)
     zone = u.net.stop_signs[u._stops[0].id].zone
     for _ in range(300):
-        if u._light_ahead().distance <= 12.0:
+        if u._light_ahead().distance <= zone + 7.0:
             break
         env.step(u.follow_route(8.0))
     for _ in range(250):  # 25 s standing well short of the zone, longer than blocked_time

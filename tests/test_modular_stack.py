@@ -8,12 +8,13 @@ import pytest
 
 from pilot.cli import main
 from pilot.envs import make_env
-from pilot.envs.driving.roads import GREEN, RED
+from pilot.envs.driving.roads import GREEN, RED, STOP_SPEED
 from pilot.errors import UserError
 from pilot.planning.stack.agent import ModularAgent
 from pilot.planning.stack.config import build_config
 
 INTERSECTION = "pilot/Driving-Intersection-v0"
+STOP_SIGN = "pilot/Driving-StopSign-v0"
 
 
 def drive(env, agent: ModularAgent, steps: int, on_step=None) -> dict:
@@ -58,6 +59,28 @@ def test_stops_at_red_light_and_goes_on_green():
     finally:
         env.close()
     assert seen == {"stopped_on_red": True, "moving_on_green": True}
+    assert_clean(info)
+    assert info["outcome"] == "route_completed" and info["route_completion"] == 1.0
+
+
+def test_stops_at_a_stop_sign_in_its_zone_then_goes():
+    # the sign's zone covers the crosswalk in front of the line: the stack stops short of
+    # the crosswalk, inside the zone, and the sign is served (no stop_sign infraction)
+    env = make_env(STOP_SIGN)
+    env.reset(seed=0, options={"vehicles": [], "pedestrians": []})
+    u = env.unwrapped
+    sign = u.net.stop_signs[u._stops[0].id]
+    stood = []
+
+    def watch(env, info):
+        if info["speed"] < STOP_SPEED and u._light_ahead().distance > 0.0:
+            stood.append(u._light_ahead().distance)
+
+    try:
+        info = drive(env, ModularAgent(STOP_SIGN), 600, watch)
+    finally:
+        env.close()
+    assert stood and max(stood) <= sign.zone  # it stood still, centre in the zone
     assert_clean(info)
     assert info["outcome"] == "route_completed" and info["route_completion"] == 1.0
 

@@ -79,9 +79,8 @@ def check_infractions(
     for b in new:
         record(sim, events, COLLISION_TYPE[int(world.body_class[b])])
     # red lights: the car's centre crossed a stop line while its light was red
-    for light in net.lights:
-        if line_distance(ego.x, ego.y, light) > 20.0:
-            continue  # a line the car cannot have crossed this step (a town has many)
+    for k in near_lines(ego.x, ego.y, net.light_mids, 20.0):  # a town has many lines
+        light = net.lights[k]
         if light.state(sim.t) == RED and crossed(start.x, start.y, ego.x, ego.y, light):
             record(sim, events, "red_light")
     check_stop_signs(sim, net, start, events)
@@ -108,11 +107,10 @@ def check_stop_signs(
     leaves the zone other than over the line. ``sim.stopped_at`` keeps the signs stopped
     at, which also turns the sign ahead GREEN for :func:`.episode.light_ahead`."""
     ego = sim.ego
-    stopped = set(sim.stopped_at)
-    for sign in net.stop_signs:
-        if line_distance(ego.x, ego.y, sign) > sign.zone + 20.0:
-            stopped.discard(sign.id)  # far from this sign (a town has many)
-        elif crossed(start.x, start.y, ego.x, ego.y, sign):
+    near = {int(k) for k in near_lines(ego.x, ego.y, net.sign_mids, net.sign_zone + 20.0)}
+    stopped = set(sim.stopped_at) & near  # far from a sign, its stop lapses
+    for sign in (net.stop_signs[k] for k in sorted(near)):  # a town has many
+        if crossed(start.x, start.y, ego.x, ego.y, sign):
             if sign.id not in stopped:
                 record(sim, events, "stop_sign")
             stopped.discard(sign.id)
@@ -136,11 +134,11 @@ def in_stop_zone(x: float, y: float, sign: StopSign) -> bool:
     return -sign.zone <= along <= 0.0 and 0.0 <= across <= 1.0
 
 
-def line_distance(x: float, y: float, line: TrafficLight | StopSign) -> float:
-    """Manhattan distance (m) from ``(x, y)`` to the middle of a light's or a sign's stop
-    line: a cheap test that rules out the lines a car is nowhere near."""
-    (ax, ay), (bx, by) = line.stop_line
-    return abs(x - 0.5 * (ax + bx)) + abs(y - 0.5 * (ay + by))
+def near_lines(x: float, y: float, mids: np.ndarray, reach: float | np.ndarray) -> np.ndarray:
+    """Indices of the stop lines whose middles ``mids`` (``n × 2``) lie within Manhattan
+    distance ``reach`` of ``(x, y)``: a cheap test that rules out the lines a car is
+    nowhere near (a line's ``reach`` may be its own)."""
+    return np.flatnonzero(np.abs(mids[:, 0] - x) + np.abs(mids[:, 1] - y) <= reach)
 
 
 def crossed(x0: float, y0: float, x1: float, y1: float, light: TrafficLight | StopSign) -> bool:

@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from .roads import STOP_SPEED
 
@@ -48,9 +49,11 @@ INSIDE = 0.5
 #: The ego, driving faster than ``EGO_CLAIM_SPEED`` m/s within ``EGO_CLAIM`` m of a stop
 #: line, claims the connectors ahead (it may be about to enter).
 EGO_CLAIM, EGO_CLAIM_SPEED = 10.0, 0.5
+#: Spacing (m) of the samples along junction connectors that find their conflict areas.
+SAMPLE_STEP = 0.5
 
 
-def _resample(lane: Lane, step: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+def _resample(lane: Lane, step: float = SAMPLE_STEP) -> tuple[np.ndarray, np.ndarray]:
     """``(s, points)`` every ``step`` metres along a lane's centre line."""
     s = np.append(np.arange(0.0, lane.length, step), lane.length)
     pts = np.stack(
@@ -59,13 +62,40 @@ def _resample(lane: Lane, step: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
     return s, pts
 
 
-def _near(points: np.ndarray, line: np.ndarray) -> np.ndarray:
-    """Which ``points`` lie within :data:`CLEARANCE` of the polyline ``line``."""
-    a, ab = line[:-1], np.diff(line, axis=0)
-    rel = points[:, None, :] - a[None, :, :]
-    along = np.einsum("psk,sk->ps", rel, ab) / np.maximum(np.einsum("sk,sk->s", ab, ab), 1e-12)
-    d = rel - np.clip(along, 0.0, 1.0)[:, :, None] * ab[None, :, :]
-    return np.einsum("psk,psk->ps", d, d).min(axis=1) < CLEARANCE**2
+def _near_pairs(
+    samples: dict[int, tuple[np.ndarray, np.ndarray]],
+) -> dict[tuple[int, int], tuple[float, float]]:
+    """For every ordered pair ``(a, b)`` of lanes whose centre lines come within
+    :data:`CLEARANCE` of each other: an arc-length interval ``(first, last)`` on ``a``
+    that holds every point of ``a`` that close to ``b``'s centre line.
+
+    One KD-tree over all lanes' samples (:data:`SAMPLE_STEP` apart) finds the close sample
+    pairs. A point's distance to ``b``'s nearest sample exceeds its distance to ``b``'s
+    centre line by at most half a step across it, so the search radius is widened by
+    that much, and the interval by a step at either end (the true first and last close
+    points lie between samples): the areas come out up to a step longer, never short."""
+    ids = list(samples)
+    owner = np.concatenate([np.full(len(samples[i][0]), i) for i in ids])
+    arc = np.concatenate([samples[i][0] for i in ids])
+    pts = np.concatenate([samples[i][1] for i in ids])
+    radius = float(np.hypot(CLEARANCE, 0.5 * SAMPLE_STEP))
+    pairs = cKDTree(pts).query_pairs(radius, output_type="ndarray")
+    pairs = pairs[owner[pairs[:, 0]] != owner[pairs[:, 1]]]
+    a = np.concatenate([pairs[:, 0], pairs[:, 1]])  # both directions
+    b = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    base = int(owner.max()) + 1
+    key = owner[a] * base + owner[b]
+    first = np.full(base * base, np.inf)
+    last = np.full(base * base, -np.inf)
+    np.minimum.at(first, key, arc[a])
+    np.maximum.at(last, key, arc[a])
+    lengths = {i: float(samples[i][0][-1]) for i in ids}
+    out = {}
+    for k in np.flatnonzero(np.isfinite(first)).tolist():
+        la, lb = divmod(k, base)
+        lo = max(float(first[k]) - SAMPLE_STEP, 0.0)
+        out[la, lb] = (lo, min(float(last[k]) + SAMPLE_STEP, lengths[la]))
+    return out
 
 
 class JunctionRules:
@@ -87,26 +117,15 @@ class JunctionRules:
             for nxt in ln.successors:
                 preds[nxt].add(ln.id)
         ids = [int(i) for i in np.flatnonzero(self.connector)]
-        samples = {i: _resample(lanes[i]) for i in ids}
         sib, con = [], []  # (from, onto, length) and (yielding, other, in, other in, other out)
         self.conflict = np.zeros((len(lanes), len(lanes)), dtype=bool)
-        lo = np.array([lanes[i].centre.min(axis=0) for i in ids]).reshape(-1, 2) - CLEARANCE
-        hi = np.array([lanes[i].centre.max(axis=0) for i in ids]).reshape(-1, 2) + CLEARANCE
-        boxes_meet = np.all((lo[:, None] <= hi[None, :]) & (lo[None, :] <= hi[:, None]), axis=2)
-        for ka, kb in zip(*np.nonzero(np.triu(boxes_meet, 1)), strict=True):  # near pairs
-            a, b = ids[ka], ids[kb]
-            sa, near_a = samples[a][0], _near(samples[a][1], lanes[b].centre)
-            sb, near_b = samples[b][0], _near(samples[b][1], lanes[a].centre)
-            if not near_a.any() or not near_b.any():
+        near = _near_pairs({i: _resample(lanes[i]) for i in ids}) if ids else {}
+        for (a, b), (a_in, a_out) in near.items():
+            if a > b or (b, a) not in near:
                 continue
-            a_in, a_out, b_in, b_out = (
-                sa[near_a].min(),
-                sa[near_a].max(),
-                sb[near_b].min(),
-                sb[near_b].max(),
-            )
+            b_in, b_out = near[b, a]
             if preds[a] & preds[b]:  # side by side out of one lane
-                sib += [(b, a, float(b_out)), (a, b, float(a_out))]
+                sib += [(b, a, b_out), (a, b, a_out)]
             else:
                 con += [(a, b, a_in, b_in, b_out), (b, a, b_in, a_in, a_out)]
                 self.conflict[a, b] = self.conflict[b, a] = True

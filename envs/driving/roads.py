@@ -83,25 +83,31 @@ def polyline_crossings(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> list
 
 def arc_length(points: np.ndarray) -> np.ndarray:
     """Distance along a polyline at each of its vertices (0 at the first)."""
-    steps = np.hypot(*np.diff(points, axis=0).T)
-    return np.concatenate([[0.0], np.cumsum(steps)])
+    d = points[1:] - points[:-1]
+    out = np.zeros(len(points))
+    np.cumsum(np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]), out=out[1:])
+    return out
 
 
 def _left_normals(points: np.ndarray, closed: bool) -> np.ndarray:
     """Unit normals pointing left of the direction of travel, one per vertex (averaged over
     the two segments that meet there, so offset curves stay parallel through bends)."""
-    d = np.diff(points, axis=0)
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    if len(points) == 2 and not closed:  # one segment (most lanes): its normal, at both ends
+        dx, dy = float(points[1, 0] - points[0, 0]), float(points[1, 1] - points[0, 1])
+        norm = math.hypot(dx, dy)
+        return np.array([[-dy / norm, dx / norm], [-dy / norm, dx / norm]])
+    d = points[1:] - points[:-1]
+    d /= np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1])[:, None]
     if closed:  # the last point repeats the first
-        prev = np.vstack([d[-1:], d])
-        nxt = np.vstack([d, d[:1]])
+        prev = np.concatenate([d[-1:], d])
+        nxt = np.concatenate([d, d[:1]])
     else:
-        prev = np.vstack([d[:1], d])
-        nxt = np.vstack([d, d[-1:]])
+        prev = np.concatenate([d[:1], d])
+        nxt = np.concatenate([d, d[-1:]])
     t = prev + nxt
-    t /= np.linalg.norm(t, axis=1, keepdims=True)
+    t /= np.sqrt(t[:, 0] * t[:, 0] + t[:, 1] * t[:, 1])[:, None]
     # scale so that the offset of both adjacent segments is exactly the requested one
-    cos_half = np.clip(np.sum(t * nxt, axis=1), 0.5, 1.0)
+    cos_half = np.clip(t[:, 0] * nxt[:, 0] + t[:, 1] * nxt[:, 1], 0.5, 1.0)
     return np.stack([-t[:, 1], t[:, 0]], axis=1) / cos_half[:, None]
 
 
@@ -194,6 +200,15 @@ class TrafficLight:
         return YELLOW if u < self.green + self.yellow else RED
 
 
+#: A stop sign's zone (m) before its line, or before a crosswalk in front of the line: the
+#: zone then covers the crosswalk too (CARLA's stop trigger volumes cover the approach), so
+#: a car that stops short of the crosswalk, as it must, has stopped in the zone.
+SIGN_ZONE = 5.0
+#: The single junction's crosswalks lie this far (m, centre) before its stop lines, and
+#: their stripes reach this far to either side of that centre.
+CROSSWALK_OUT, CROSSWALK_HALF_WIDTH = 2.5, 1.5
+
+
 @dataclasses.dataclass(frozen=True)
 class StopSign:
     """A stop sign at an unsignalised junction: a vehicle must come to a stop (speed under
@@ -203,7 +218,7 @@ class StopSign:
     id: int
     stop_line: tuple[tuple[float, float], tuple[float, float]]
     heading: float
-    zone: float = 5.0
+    zone: float = SIGN_ZONE
 
 
 #: A car slower than this (m/s) has stopped, for stop signs (CARLA's criterion is 0.1 m/s).
@@ -242,6 +257,16 @@ class RoadNetwork:
     ) -> None:
         self.kind = kind
         self.stop_signs = list(stop_signs)
+        self.lights = list(lights)
+
+        def mids(guards) -> np.ndarray:
+            lines = np.array([g.stop_line for g in guards], dtype=np.float64).reshape(-1, 2, 2)
+            return lines.mean(axis=1)
+
+        #: The middles of the lights' and the signs' stop lines (``n × 2``), and each
+        #: sign's zone length, for the infraction checks' near-line test.
+        self.light_mids, self.sign_mids = mids(self.lights), mids(self.stop_signs)
+        self.sign_zone = np.array([g.zone for g in self.stop_signs], dtype=np.float64)
         self.surfaces = [np.asarray(poly, dtype=np.float64) for poly in surfaces]
         self._surface_box = np.array(
             [(*poly.min(axis=0), *poly.max(axis=0)) for poly in self.surfaces]
@@ -250,8 +275,12 @@ class RoadNetwork:
         for i, lane in enumerate(self.lanes):
             if lane.id != i:
                 raise ValueError("lane ids must be 0..n-1 in order")
-        self.lights = list(lights)
         self.crosswalks = [np.asarray(c, dtype=np.float64) for c in crosswalks]
+        walks = np.array(self.crosswalks, dtype=np.float64).reshape(-1, 2, 2)
+        #: Every crosswalk's first end, the vector to its other end and its length.
+        self.crosswalk_starts = walks[:, 0]
+        self.crosswalk_vectors = walks[:, 1] - walks[:, 0]
+        self.crosswalk_lengths = np.sqrt(np.sum(self.crosswalk_vectors**2, axis=1))
         a = np.concatenate([ln.centre[:-1] for ln in self.lanes])
         b = np.concatenate([ln.centre[1:] for ln in self.lanes])
         self._a, self._ab = a, b - a
@@ -290,13 +319,17 @@ class RoadNetwork:
         reach = float(self._half.max()) + 0.5 * self._cell * math.sqrt(2.0) + 1.0
         lo = np.minimum(a, b) - reach
         hi = np.maximum(a, b) + reach
-        c0 = np.floor(lo / self._cell).astype(int)
-        c1 = np.floor(hi / self._cell).astype(int)
-        cells: dict[tuple[int, int], list[int]] = {}
-        for i in range(len(a)):
-            for cx in range(c0[i, 0], c1[i, 0] + 1):
-                for cy in range(c0[i, 1], c1[i, 1] + 1):
-                    cells.setdefault((cx, cy), []).append(i)
+        c0 = np.floor(lo / self._cell).astype(np.int64)
+        span = np.floor(hi / self._cell).astype(np.int64) - c0 + 1  # cells across, per axis
+        count = span[:, 0] * span[:, 1]
+        seg = np.repeat(np.arange(len(a)), count)  # one row per (segment, cell it covers)
+        k = np.arange(len(seg)) - np.repeat(np.cumsum(count) - count, count)
+        cx = c0[seg, 0] + k // span[seg, 1]
+        cy = c0[seg, 1] + k % span[seg, 1]
+        order = np.lexsort((seg, cy, cx))  # by cell, segments in order within one
+        seg, cx, cy = seg[order], cx[order], cy[order]
+        start = np.flatnonzero(np.diff(cx, prepend=cx[:1] - 1) | np.diff(cy, prepend=cy[:1] - 1))
+        end = np.append(start[1:], len(seg))
         # one packed row per segment, so a query slices columns (views) of one array
         packed = np.stack(
             [
@@ -313,7 +346,13 @@ class RoadNetwork:
             ],
             axis=1,
         )
-        self._buckets = {k: packed[np.array(v)] for k, v in cells.items()}
+        rows = packed[seg]  # each cell's segments are a slice (a view) of these rows
+        self._buckets = {
+            (x, y): rows[i:j]
+            for x, y, i, j in zip(
+                cx[start].tolist(), cy[start].tolist(), start.tolist(), end.tolist(), strict=True
+            )
+        }
         self._all = packed
         preds = {ln.id: 0 for ln in self.lanes}
         for ln in self.lanes:
@@ -615,10 +654,11 @@ def connector(
     d2 = after - p2
     if abs(d0[0] * d2[1] - d0[1] * d2[0]) < 1e-9:  # straight on
         return np.linspace(p0, p2, max(int(np.linalg.norm(p2 - p0) / spacing), 4) + 1)
-    d0 /= np.linalg.norm(d0)
-    d2 /= np.linalg.norm(d2)
-    mat = np.stack([d0, -d2], axis=1)
-    t = np.linalg.solve(mat, p2 - p0)[0]
+    d0 /= math.hypot(d0[0], d0[1])
+    d2 /= math.hypot(d2[0], d2[1])
+    # p0 + t d0 = p2 + r d2, for t (Cramer's rule)
+    rx, ry = float(p2[0] - p0[0]), float(p2[1] - p0[1])
+    t = (rx * -d2[1] + d2[0] * ry) / (d0[0] * -d2[1] + d2[0] * d0[1])
     return _bezier(p0, p0 + t * d0, p2, spacing)
 
 
@@ -685,8 +725,9 @@ def intersection(
             tuple(d * half + left * lane_width),
         )
         heading = math.atan2(-d[1], -d[0])
-        if control == "stop":
-            signs.append(StopSign(id=k, stop_line=stop, heading=heading))
+        if control == "stop":  # the zone reaches 5 m before the crosswalk in front of the line
+            zone = SIGN_ZONE + CROSSWALK_OUT + CROSSWALK_HALF_WIDTH
+            signs.append(StopSign(id=k, stop_line=stop, heading=heading, zone=zone))
         else:
             lights.append(
                 TrafficLight(
@@ -699,7 +740,7 @@ def intersection(
                     cycle=cycle,
                 )
             )
-        cw = d * (half + 2.5)
+        cw = d * (half + CROSSWALK_OUT)
         crosswalks.append(
             (tuple(cw + left * (lane_width + 2.0)), tuple(cw - left * (lane_width + 2.0)))
         )

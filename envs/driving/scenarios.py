@@ -25,7 +25,7 @@ from .config import DrivingConfig
 from .control import META_SPEEDS
 from .episode import EpisodeState, StopLine
 from .roads import RoadNetwork, Route
-from .town import Town, town, town_clutter, town_route
+from .town import Town, guard_poles, town, town_clutter, town_route
 from .traffic import (
     EgoCar,
     PedestrianState,
@@ -133,6 +133,8 @@ def build_scene(
         route, s_start = town_route(tw, rng, cfg.route_length)
     else:
         net = network(cfg, rng)
+        if net.stop_signs:  # the signs stand beside the road, for the camera and lidar
+            clutter = Clutter.of(guard_poles(net, lights=False))
         route, s_start = roads.sample_route(net, rng, cfg.route_length)
         model = TrafficModel(net, lane_change_rate=cfg.lane_change_rate)
     start = _Start(net, route, route.lanes[0], s_start)

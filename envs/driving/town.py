@@ -368,16 +368,23 @@ def town_clutter(town: Town, rng: np.random.Generator) -> Clutter:
                 _row(rows, rng, frame, lo, hi, kerb + 6.5, (12.0, 12.0), (KIND["fence"],), 0.1)
             if "buildings" in what:
                 _buildings(rows, rng, frame, arm.stop + 24.0, length - back.stop - 24.0, kerb)
-    for guard, name in [(g, "light_pole") for g in town.net.lights] + [
-        (g, "sign_pole") for g in town.net.stop_signs
-    ]:
+    return Clutter.of(rows + guard_poles(town.net, lights=True))
+
+
+def guard_poles(net: RoadNetwork, lights: bool) -> list[tuple[int, float, float, float]]:
+    """Clutter rows for a pole 1.5 m beyond the kerb end of every stop sign's line, with
+    its red plate, and (``lights``) one under every traffic light's head."""
+    guards = [(g, "sign_pole") for g in net.stop_signs]
+    guards += [(g, "light_pole") for g in net.lights] if lights else []
+    rows = []
+    for guard, name in guards:
         (ax, ay), (bx, by) = guard.stop_line
-        u = np.array([bx - ax, by - ay]) / math.hypot(bx - ax, by - ay)
-        x, y = bx + 1.5 * u[0], by + 1.5 * u[1]
+        length = math.hypot(bx - ax, by - ay)
+        x, y = bx + 1.5 * (bx - ax) / length, by + 1.5 * (by - ay) / length
         rows.append((KIND[name], x, y, guard.heading))
         if name == "sign_pole":
             rows.append((KIND["stop_plate"], x, y, guard.heading))
-    return Clutter.of(rows)
+    return rows
 
 
 def _row(rows, rng, frame, lo, hi, offset, gap, kinds, skip, crowned=False) -> None:
@@ -385,14 +392,16 @@ def _row(rows, rng, frame, lo, hi, offset, gap, kinds, skip, crowned=False) -> N
     metres out from its centre line, facing along it; each left out with chance ``skip``."""
     origin, d, out, side = frame
     yaw = math.atan2(d[1], d[0]) + (math.pi if side > 0 else 0.0)  # the near lane's way
+    x0, y0 = float(origin[0] + out[0] * offset), float(origin[1] + out[1] * offset)
+    dx, dy = float(d[0]), float(d[1])
     t = lo + float(rng.uniform(0.0, gap[0]))
     while t < hi:
         kind = kinds[int(rng.integers(len(kinds)))]
         if rng.random() >= skip:
-            p = origin + d * t + out * offset
-            rows.append((kind, float(p[0]), float(p[1]), yaw))
+            x, y = x0 + dx * t, y0 + dy * t
+            rows.append((kind, x, y, yaw))
             if crowned:
-                rows.append((KIND["crown"], float(p[0]), float(p[1]), yaw))
+                rows.append((KIND["crown"], x, y, yaw))
         t += float(rng.uniform(*gap))
 
 

@@ -140,18 +140,15 @@ class Crossings:
 def crosswalk_positions(
     net: RoadNetwork, peds: PedestrianState
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(x, y, heading)`` of every pedestrian (inactive ones included)."""
-    n = len(peds.u)
-    x, y, h = np.zeros(n), np.zeros(n), np.zeros(n)
-    for i in range(n):
-        if not peds.active[i]:
-            continue
-        a, b = net.crosswalks[peds.crosswalk[i]]
-        length = float(np.linalg.norm(b - a))
-        p = a + (b - a) * (peds.u[i] / length)
-        x[i], y[i] = p
-        d = (b - a) * peds.direction[i]
-        h[i] = math.atan2(d[1], d[0])
+    """``(x, y, heading)`` of every pedestrian (inactive ones at 0)."""
+    if not net.crosswalks:
+        return np.zeros(len(peds.u)), np.zeros(len(peds.u)), np.zeros(len(peds.u))
+    c = np.where(peds.active, peds.crosswalk, 0)
+    start, d = net.crosswalk_starts[c], net.crosswalk_vectors[c]
+    u = peds.u / net.crosswalk_lengths[c]
+    x = np.where(peds.active, start[:, 0] + d[:, 0] * u, 0.0)
+    y = np.where(peds.active, start[:, 1] + d[:, 1] * u, 0.0)
+    h = np.where(peds.active, np.arctan2(d[:, 1] * peds.direction, d[:, 0] * peds.direction), 0.0)
     return x, y, h
 
 
@@ -162,17 +159,17 @@ def step_pedestrians(
     if not len(peds.u):  # no pool: nothing to draw (an empty draw leaves the stream as is)
         return
     pause = rng.uniform(2.0, 12.0, len(peds.u))
-    for i in np.flatnonzero(peds.active):
-        if peds.wait[i] > 0:
-            peds.wait[i] = max(peds.wait[i] - dt, 0.0)
-            continue
-        a, b = net.crosswalks[peds.crosswalk[i]]
-        length = float(np.linalg.norm(b - a))
-        peds.u[i] += peds.direction[i] * peds.speed[i] * dt
-        if peds.u[i] >= length or peds.u[i] <= 0.0:
-            peds.u[i] = min(max(peds.u[i], 0.0), length)
-            peds.direction[i] = -peds.direction[i]
-            peds.wait[i] = pause[i]
+    waiting = peds.active & (peds.wait > 0)
+    peds.wait[waiting] = np.maximum(peds.wait[waiting] - dt, 0.0)
+    walk = np.flatnonzero(peds.active & ~waiting)
+    if not len(walk):
+        return
+    length = net.crosswalk_lengths[peds.crosswalk[walk]]
+    u = peds.u[walk] + peds.direction[walk] * peds.speed[walk] * dt
+    turn = (u >= length) | (u <= 0.0)  # at a kerb: turn round and wait there
+    peds.u[walk] = np.minimum(np.maximum(u, 0.0), length)
+    peds.direction[walk] = np.where(turn, -peds.direction[walk], peds.direction[walk])
+    peds.wait[walk] = np.where(turn, pause[walk], peds.wait[walk])
 
 
 def spawn_pedestrians(
@@ -183,7 +180,7 @@ def spawn_pedestrians(
         return peds
     for i in range(n):
         c = int(rng.integers(len(net.crosswalks)))
-        length = float(np.linalg.norm(net.crosswalks[c][1] - net.crosswalks[c][0]))
+        length = float(net.crosswalk_lengths[c])
         peds.crosswalk[i] = c
         peds.direction[i] = 1.0 if rng.random() < 0.5 else -1.0
         peds.u[i] = 0.0 if peds.direction[i] > 0 else length
@@ -220,6 +217,7 @@ class TrafficModel:
         self.static_lane = np.zeros(0, dtype=np.int64)
         self.static_s = np.zeros(0)
         self.rules = JunctionRules(net, VEHICLE_LENGTH)
+        self._poses_memo: tuple | None = None  # (state copied, poses): see poses()
         self.yielding = True
 
     # --- spawning ---------------------------------------------------------------------------
@@ -511,10 +509,19 @@ class TrafficModel:
         return tuple(zip(act[i].tolist(), act[j].tolist(), strict=True))
 
     def poses(self, tr: TrafficState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(x, y, heading)`` of every vehicle, lane-change offsets included."""
+        """``(x, y, heading)`` of every vehicle, lane-change offsets included (read-only
+        arrays: the last answer is kept and given again while the state is the same, as it
+        is for the several asks of one step)."""
+        state = (tr.lane, tr.s, tr.d, tr.v)
+        memo = self._poses_memo
+        if memo is not None and all(map(np.array_equal, memo[0], state)):
+            return memo[1]
         x, y, h = self.net.poses(tr.lane, tr.s)
         x = x - np.sin(h) * tr.d
         y = y + np.cos(h) * tr.d
         rate = self.net.lanes[0].width / self.lane_change_time
         h = h - np.sign(tr.d) * np.arctan2(rate, np.maximum(tr.v, 1.0)) * (np.abs(tr.d) > 1e-6)
+        for a in (x, y, h):
+            a.flags.writeable = False
+        self._poses_memo = (tuple(a.copy() for a in state), (x, y, h))
         return x, y, h

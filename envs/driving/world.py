@@ -414,6 +414,8 @@ class World:
         self._clutter_shapes: dict[int, int] = {}
         #: roadside clutter (buildings, trees, ...), pooled and placed around the car
         self.clutter = ClutterBodies(c, self._make_clutter, CLUTTER_IDS, radius=reach + 20.0)
+        self._reach = reach + 20.0  # vehicles, pedestrians and obstacles are posed as near
+        self._parked = np.zeros(len(self.body_class), dtype=bool)  # all stacked at first
         self._ego_pose = (0.0, 0.0, 0.0)
         self._road_bodies: list[int] = []
         self._rigs: dict[PinholeCamera, _CameraRig] = {}
@@ -518,13 +520,22 @@ class World:
             self._show_props()
 
     def place(self, bodies: list[int], x, y, yaw, active, z: float) -> None:
-        """Pose pooled bodies; inactive ones are parked far below the ground."""
+        """Pose pooled bodies (after :meth:`place_ego`): the active ones within the
+        sensors' reach of the car, like the clutter; the others are parked far below the
+        ground, each once, out of every ray's and camera's way (with the GUI on, every
+        active body is posed)."""
         reset = self.client.resetBasePositionAndOrientation
+        ex, ey, _ = self._ego_pose
+        near = np.asarray(active, dtype=bool)
+        if not self.gui:
+            near = near & (np.abs(x - ex) < self._reach) & (np.abs(y - ey) < self._reach)
         for i, b in enumerate(bodies):
-            if active[i]:
+            if near[i]:
                 reset(b, (float(x[i]), float(y[i]), z), _quat(float(yaw[i])))
-            else:
+                self._parked[b] = False
+            elif not self._parked[b]:
                 reset(b, (0.0, 0.0, PARK_Z - 10.0 * i), _quat(0.0))
+                self._parked[b] = True
 
     # --- queries ----------------------------------------------------------------------------
     def ego_contacts(self) -> list[int]:

@@ -3,7 +3,8 @@
 Everything is expressed as *leads* for the IDM speed profile of a candidate, ``(gap from
 the ego's front bumper, speed along the route, jam distance)``: a vehicle in the target
 lane, a static obstacle in it, a stop line whose light is red (or yellow when the car can
-still stop comfortably), a pedestrian on, or about to be on, the target lane. A lane
+still stop comfortably) or whose stop sign the car has not stopped at yet, a pedestrian
+on, or about to be on, the target lane. A lane
 change to pass is just a lateral target whose lane has nothing standing in it."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 
 import numpy as np
 
-from pilot.envs.driving.roads import RED, YELLOW, RoadNetwork
+from pilot.envs.driving.roads import RED, STOP_SPEED, YELLOW, RoadNetwork
 from pilot.envs.driving.world import CLASS_NAMES
 
 from .config import ModularConfig
@@ -72,10 +73,12 @@ def leads_for(
     s0: float,
     lane_width: float,
     cfg: ModularConfig,
+    sign_s: float = math.inf,
 ) -> list[Lead]:
     """What a candidate with lateral target ``d1`` keeps behind: things in or entering
-    that lane ahead of the car, and the stop line of a light it must stop for (or the
-    crosswalk just before that line: a car waiting on it is walked into)."""
+    that lane ahead of the car, and the stop line of a light it must stop for or of a
+    stop sign not yet stopped at (``sign_s`` on the route), or the crosswalk just before
+    that line (:func:`stop_point`)."""
     leads: list[Lead] = []
     front = s0 + EGO_HALF_LENGTH
     half_lane = 0.5 * lane_width
@@ -92,11 +95,39 @@ def leads_for(
             jam = 6.0 if cls == STATIC else cfg.min_gap
             leads.append((gap, max(v_along, 0.0), jam))
     if p.light in (RED, YELLOW) and math.isfinite(p.light_distance):
-        line = s0 + p.light_distance
-        walks = frame.crosswalk_s[(frame.crosswalk_s > line - 6.0) & (frame.crosswalk_s < line)]
-        stop = float(walks.min()) - CROSSWALK_HALF if len(walks) else line
-        gap = stop - s0 - EGO_HALF_LENGTH
+        gap = stop_point(frame, s0 + p.light_distance) - s0 - EGO_HALF_LENGTH
         can_stop = p.speed**2 <= 2.0 * cfg.yellow_decel * max(gap - cfg.stop_margin, 0.01)
         if p.light == RED or can_stop:
             leads.append((gap, 0.0, cfg.stop_margin))
+    if math.isfinite(sign_s):  # a stop sign not yet stopped at: as a red light
+        leads.append((stop_point(frame, sign_s) - s0 - EGO_HALF_LENGTH, 0.0, cfg.stop_margin))
     return leads
+
+
+def stop_point(frame: RouteFrame, line: float) -> float:
+    """Where on the route the car's front must stay behind for a stop line at ``line``:
+    the line, or the crosswalk just before it (a car waiting on it is walked into)."""
+    walks = frame.crosswalk_s[(frame.crosswalk_s > line - 6.0) & (frame.crosswalk_s < line)]
+    return float(walks.min()) - CROSSWALK_HALF if len(walks) else line
+
+
+class StopSigns:
+    """The stop signs on a route (from the map, as ``(line s, zone)``) and which of them
+    the car has stopped at: a sign counts as served once the car stood still (under
+    :data:`~pilot.envs.driving.roads.STOP_SPEED`) with its centre in the sign's zone, as
+    the leaderboard's criterion has it; a route may pass one sign twice, each a new stop."""
+
+    def __init__(self, lines: list[tuple[float, float]]) -> None:
+        self.lines = lines
+        self.served: set[int] = set()
+
+    def ahead(self, s0: float, speed: float) -> float:
+        """The route ``s`` of the next sign's line still to stop at (inf: none)."""
+        for k, (line, zone) in enumerate(self.lines):
+            if k in self.served or line < s0:
+                continue
+            if line - zone <= s0 and speed < STOP_SPEED:
+                self.served.add(k)
+                continue
+            return line
+        return math.inf

@@ -15,6 +15,7 @@ import numpy as np
 
 from pilot.envs.driving.dynamics import pedal_for
 from pilot.envs.driving.roads import wrap_angle
+from pilot.envs.driving.scenarios import stop_lines_on
 from pilot.planning.trackers import MPC, PurePursuit, Reference, Stanley
 
 from . import behaviour, frenet
@@ -54,6 +55,7 @@ class ModularStack:
         self._route = None
         self._frame: frenet.RouteFrame | None = None
         self._tracker = None
+        self._signs = behaviour.StopSigns([])
 
     def step(self, env) -> tuple[np.ndarray, Plan]:
         cfg, u = self.cfg, env.unwrapped
@@ -61,6 +63,10 @@ class ModularStack:
         if u.route is not self._route:  # a new episode: a new reference line
             self._route, self._frame = u.route, frenet.RouteFrame(u.route, u.net.crosswalks)
             self._tracker = make_tracker(cfg, car.wheelbase, car.dt)
+            signs = [ln for ln in stop_lines_on(u.route, u.net) if ln.kind == "stop_sign"]
+            self._signs = behaviour.StopSigns(
+                [(ln.s, u.net.stop_signs[ln.id].zone) for ln in signs]
+            )
         frame = self._frame
         t0 = time.perf_counter()
         # perceive: objects and the light (ground truth through the labels' code, or a network)
@@ -78,9 +84,10 @@ class ModularStack:
         v_target = min(cfg.target_speed, car.speed_limit)
         v_target = min(v_target, frame.curve_speed(s0, 10.0 + 2.0 * p.speed, cfg.lateral_accel))
         objs = behaviour.objects_on_route(frame, p, s0)
+        sign_s = self._signs.ahead(s0, p.speed)  # the map's stop signs, as on CARLA's map track
         targets = []
         for d1 in behaviour.open_offsets(u.net, frame, s0, lane_width, cfg):
-            leads = behaviour.leads_for(d1, p, objs, frame, s0, lane_width, cfg)
+            leads = behaviour.leads_for(d1, p, objs, frame, s0, lane_width, cfg, sign_s)
             targets += [(d1, f * v_target, leads) for f in cfg.speed_factors]
         targets.append((d0, 0.0, [(0.0, 0.0, 0.0)]))  # brake where we are
         t3 = time.perf_counter()
