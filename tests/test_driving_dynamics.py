@@ -125,6 +125,26 @@ def test_driving_over_the_limit_is_speeding_and_a_lawful_drive_is_not():
     assert info["speeding_time"] == 0.0 and not [e for e in events if e["type"] == "speeding"]
 
 
+def test_where_junction_paths_overlap_the_most_permissive_limit_holds():
+    # a car going straight over a town junction is, near its start, also inside the
+    # slower turning connector beside it: it is judged by the straight one's limit
+    env = make_env("pilot/Driving-Town-v0")
+    env.reset(seed=0)
+    net = env.unwrapped.net
+    pairs = 0
+    for lane in (ln for ln in net.lanes if ln.kind == "junction"):
+        for s in np.linspace(0.0, lane.length, 12):
+            x, y, h = lane.pose_at(float(s))
+            for off in (-0.8, 0.8):  # off the centre line, where the neighbour is nearer
+                p = net.locate(x - math.sin(h) * off, y + math.cos(h) * off, h)
+                inside = [lane.speed_limit] + ([net.lanes[p.lane].speed_limit] if p.in_lane else [])
+                assert p.speed_limit >= max(inside) - 1e-9
+                pairs += p.in_lane and p.lane != lane.id
+    assert pairs > 100  # overlaps are common; the nearest lane alone would often be slower
+    p = net.locate(1e5, 1e5, 0.0)  # far off the road: the nearest lane's limit
+    assert not p.in_lane and p.speed_limit == net.lanes[p.lane].speed_limit
+
+
 # --- minimum speed (CARLA's MinimumSpeedRouteTest) -----------------------------------------
 def test_minimum_speed_coefficient_by_hand():
     base = driving_score(1.0, {}, 500.0)

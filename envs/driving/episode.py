@@ -172,8 +172,9 @@ def light_ahead(sim: EpisodeState, stops: Sequence[StopLine], net: RoadNetwork) 
 
 
 def speed_limit(cfg: DrivingConfig, net: RoadNetwork, lane: LanePoint) -> float:
-    """The limit of the car's lane; off the lanes, the network's."""
-    return net.lanes[lane.lane].speed_limit if lane.lane >= 0 else cfg.speed_limit
+    """The limit of the car's lane (where a junction's connectors overlap, the highest
+    of theirs); off the lanes, the network's."""
+    return lane.speed_limit if lane.lane >= 0 else cfg.speed_limit
 
 
 def target_speed(

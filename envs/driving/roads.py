@@ -235,6 +235,10 @@ class LanePoint:
     heading_error: float  # point heading minus lane heading, wrapped (0 when not given)
     in_lane: bool  # within the lane's half width (and, with a heading, facing its way)
     on_road: bool  # within the half width of some lane, whatever its direction
+    #: The highest speed limit among the lanes that contain the point (and face the
+    #: heading): where a junction's connectors overlap, the most permissive one's (the
+    #: nearest lane's limit when none contains it).
+    speed_limit: float = math.inf
 
 
 class RoadNetwork:
@@ -343,6 +347,7 @@ class RoadNetwork:
                 self._heading,
                 self._s0,
                 self._lane.astype(np.float64),
+                np.concatenate([np.full(len(ln.centre) - 1, ln.speed_limit) for ln in self.lanes]),
             ],
             axis=1,
         )
@@ -385,13 +390,15 @@ class RoadNetwork:
         row = seg[k]
         lateral = (row[2] * py[k] - row[3] * px[k]) / row[5]
         err = 0.0 if heading is None else wrap_angle(heading - float(row[7]))
+        within = inside & aligned
         return LanePoint(
             lane=int(row[9]),
             s=float(row[8] + t[k] * row[5]),
             lateral=float(lateral),
             heading_error=err,
-            in_lane=bool(inside[k] and aligned[k]),
+            in_lane=bool(within[k]),
             on_road=on_road,
+            speed_limit=float(seg[within, 10].max()) if within[k] else float(row[10]),
         )
 
     def _on_surface(self, x: float, y: float) -> bool:

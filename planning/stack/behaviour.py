@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from pilot.envs.driving.roads import RED, STOP_SPEED, YELLOW, RoadNetwork
+from pilot.envs.driving.traffic import VEHICLE_WIDTH
 from pilot.envs.driving.world import CLASS_NAMES
 
 from .config import ModularConfig
@@ -22,6 +23,9 @@ from .perception import Percept
 
 PEDESTRIAN = CLASS_NAMES.index("pedestrian")
 STATIC = CLASS_NAMES.index("static")
+#: Half the ego's width (m): a pedestrian closer than this (and its own half width) to
+#: the path is in the way.
+EGO_HALF_WIDTH = 0.5 * VEHICLE_WIDTH
 
 #: Half the width of a crosswalk's walking strip as far as stopping is concerned (m).
 CROSSWALK_HALF = 1.0
@@ -82,15 +86,14 @@ def leads_for(
     leads: list[Lead] = []
     front = s0 + EGO_HALF_LENGTH
     half_lane = 0.5 * lane_width
-    times = np.linspace(0.0, cfg.horizon, 5)
     for cls, (s, d, v_along, half_len, half_w, v_lat) in zip(p.classes, objs, strict=True):
         if not math.isfinite(s) or s + half_len < front - 0.5:
             continue
         gap = s - half_len - front
-        if cls == PEDESTRIAN:  # on our lane now or within the horizon: stand before it
-            reach = np.abs(d + v_lat * times - d1).min()
-            if reach < half_lane + cfg.pedestrian_corridor:
-                leads.append((gap, 0.0, cfg.stop_margin))
+        if cls == PEDESTRIAN and _yield_to_pedestrian(
+            d - d1, v_lat, half_w, gap, half_len, half_lane, p, cfg
+        ):
+            leads.append((gap, 0.0, cfg.stop_margin))
         elif abs(d - d1) < half_lane + half_w - 0.2:
             jam = 6.0 if cls == STATIC else cfg.min_gap
             leads.append((gap, max(v_along, 0.0), jam))
@@ -102,6 +105,37 @@ def leads_for(
     if math.isfinite(sign_s):  # a stop sign not yet stopped at: as a red light
         leads.append((stop_point(frame, sign_s) - s0 - EGO_HALF_LENGTH, 0.0, cfg.stop_margin))
     return leads
+
+
+def _yield_to_pedestrian(
+    d: float,
+    v_lat: float,
+    half_w: float,
+    gap: float,
+    half_len: float,
+    half_lane: float,
+    p: Percept,
+    cfg: ModularConfig,
+) -> bool:
+    """Whether to stand before a pedestrian ``d`` metres to the left of the candidate's
+    lane (moving ``v_lat`` across it) whose path lies ``gap`` metres ahead of the front.
+
+    One near the lane (within its half width and ``cfg.pedestrian_corridor``), now or over
+    the horizon, is waited for when the car can still stop comfortably before it. When it
+    cannot, it waits only if the pedestrian could step into the car's path before the car,
+    rear and all, is a second past it: a car that stops late stands on the crosswalk, in
+    the way of one who does not look."""
+    times = np.linspace(0.0, cfg.horizon, 41)
+    lateral = np.abs(d + v_lat * times)
+    if not (lateral < half_lane + cfg.pedestrian_corridor).any():
+        return False
+    if p.speed**2 <= 2.0 * cfg.decel * max(gap - cfg.stop_margin, 0.01):
+        return True
+    hit = lateral < EGO_HALF_WIDTH + half_w + 0.5
+    if not hit.any():
+        return False
+    clear = gap + 2.0 * (half_len + EGO_HALF_LENGTH)
+    return p.speed * (float(times[hit.argmax()]) - 1.0) < clear
 
 
 def stop_point(frame: RouteFrame, line: float) -> float:

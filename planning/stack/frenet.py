@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from pilot.envs.driving.roads import Route, segment_intersection
+from pilot.envs.driving.roads import RoadNetwork, Route, segment_intersection
 
 from .config import ModularConfig
 from .prediction import Occupancy
@@ -27,10 +27,20 @@ class RouteFrame:
     """Frenet coordinates on a route: points at ``(s, d)``, extrapolated straight past the
     route's ends so a plan near the goal stays well formed."""
 
-    def __init__(self, route: Route, crosswalks: list[np.ndarray] = ()) -> None:
+    def __init__(self, route: Route, net: RoadNetwork | None = None) -> None:
         self.route = route
         #: Route arc lengths where a crosswalk crosses it, ascending.
-        self.crosswalk_s = np.array(sorted(_crossings(route, crosswalks)))
+        self.crosswalk_s = np.array(sorted(_crossings(route, net.crosswalks if net else ())))
+        #: The speed limit on each route segment: its lane's, from the map (inf: none).
+        mid = 0.5 * (route.points[1:] + route.points[:-1])
+        self.limits = np.array(
+            [
+                net.locate(x, y, h).speed_limit
+                for (x, y), h in zip(mid.tolist(), route.headings.tolist(), strict=True)
+            ]
+            if net is not None
+            else np.full(len(mid), np.inf)
+        )
         self.s = route.s
         heading = np.unwrap(np.append(route.headings, route.headings[-1]))
         # headings at vertices: the mean of the two segments meeting there
@@ -45,6 +55,12 @@ class RouteFrame:
         kappa = self.curvature[(self.s >= s0 - 2.0) & (self.s <= s0 + reach)]
         top = float(kappa.max()) if len(kappa) else 0.0
         return math.sqrt(lateral_accel / top) if top > 1e-6 else math.inf
+
+    def limit_ahead(self, s0: float, reach: float) -> float:
+        """The lowest speed limit on the route over ``[s0, s0 + reach]``."""
+        first = max(int(np.searchsorted(self.s, s0, side="right")) - 1, 0)
+        last = int(np.searchsorted(self.s, s0 + reach, side="left"))
+        return float(self.limits[first : max(last, first + 1)].min())
 
     def heading_at(self, s: np.ndarray) -> np.ndarray:
         return np.interp(s, self.s, self.heading)

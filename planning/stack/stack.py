@@ -61,7 +61,7 @@ class ModularStack:
         cfg, u = self.cfg, env.unwrapped
         car = u.config
         if u.route is not self._route:  # a new episode: a new reference line
-            self._route, self._frame = u.route, frenet.RouteFrame(u.route, u.net.crosswalks)
+            self._route, self._frame = u.route, frenet.RouteFrame(u.route, u.net)
             self._tracker = make_tracker(cfg, car.wheelbase, car.dt)
             signs = [ln for ln in stop_lines_on(u.route, u.net) if ln.kind == "stop_sign"]
             self._signs = behaviour.StopSigns(
@@ -81,8 +81,9 @@ class ModularStack:
         s0, d0, h = frame.route.project(x, y, p.route_s)
         slope0 = math.tan(max(min(wrap_angle(yaw - h), 0.5), -0.5))
         lane_width = car.lane_width
-        v_target = min(cfg.target_speed, car.speed_limit)
-        v_target = min(v_target, frame.curve_speed(s0, 10.0 + 2.0 * p.speed, cfg.lateral_accel))
+        reach = 10.0 + 2.0 * p.speed  # bends and lower limits ahead are slowed for in time
+        v_target = min(cfg.target_speed, car.speed_limit, frame.limit_ahead(s0, reach))
+        v_target = min(v_target, frame.curve_speed(s0, reach, cfg.lateral_accel))
         objs = behaviour.objects_on_route(frame, p, s0)
         sign_s = self._signs.ahead(s0, p.speed)  # the map's stop signs, as on CARLA's map track
         targets = []
