@@ -7,14 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from pilot.envs.driving import roads
+from pilot.envs.driving import layouts, roads
 from pilot.envs.driving.roads import GREEN, RED, YELLOW
 from pilot.eval.driving import PENALTIES, driving_score, episode_score, mean_scores
 
 
 # --- geometry ------------------------------------------------------------------------------
 def test_loop_lanes_are_closed_parallel_and_linked():
-    net = roads.loop(np.random.default_rng(0), n_lanes=3, lane_width=3.5)
+    net = layouts.loop(np.random.default_rng(0), n_lanes=3, lane_width=3.5)
     assert [ln.id for ln in net.lanes] == [0, 1, 2]
     for ln in net.lanes:
         assert ln.closed and ln.successors == (ln.id,)
@@ -28,11 +28,11 @@ def test_loop_lanes_are_closed_parallel_and_linked():
     x, y, _ = net.lanes[0].pose_at(57.0)
     _, lateral = net.lanes[1].project(x, y)
     assert lateral == pytest.approx(3.5, abs=0.05)
-    assert roads.min_turn_radius(net.lanes[0].centre) >= 20.0
+    assert layouts.min_turn_radius(net.lanes[0].centre) >= 20.0
 
 
 def test_locate_reports_lane_offset_heading_and_road_membership():
-    net = roads.highway(np.random.default_rng(1), n_lanes=3, lane_width=3.75)
+    net = layouts.highway(np.random.default_rng(1), n_lanes=3, lane_width=3.75)
     lane = net.lanes[1]
     x, y, h = lane.pose_at(300.0)
     nx, ny = -math.sin(h), math.cos(h)  # left normal
@@ -51,7 +51,7 @@ def test_locate_reports_lane_offset_heading_and_road_membership():
 
 def test_route_projection_progress_and_points():
     rng = np.random.default_rng(2)
-    net = roads.loop(rng)
+    net = layouts.loop(rng)
     route = roads.build_route(net, rng, 0, net.lanes[0].length - 50.0, 200.0)
     assert route.length == pytest.approx(200.0, abs=0.5)  # wraps past the loop's seam
     p = route.point_at(120.0)
@@ -61,7 +61,7 @@ def test_route_projection_progress_and_points():
 
 def test_intersection_topology_and_routes():
     rng = np.random.default_rng(3)
-    net = roads.intersection(rng)
+    net = layouts.intersection(rng)
     assert len(net.sources) == 4 and len(net.lights) == 4 and len(net.crosswalks) == 4
     for src in net.sources:
         lane = net.lanes[src]
@@ -75,7 +75,7 @@ def test_intersection_topology_and_routes():
 
 
 def test_light_phases_are_deterministic_and_never_green_together():
-    net = roads.intersection(np.random.default_rng(4), green=6.0, yellow=2.0, all_red=1.0)
+    net = layouts.intersection(np.random.default_rng(4), green=6.0, yellow=2.0, all_red=1.0)
     cycle = net.lights[0].cycle
     assert cycle == pytest.approx(36.0)
     greens = np.zeros(4)
@@ -92,9 +92,9 @@ def test_light_phases_are_deterministic_and_never_green_together():
 
 
 def test_generators_are_seeded():
-    a = roads.loop(np.random.default_rng(7)).lanes[0].centre
-    b = roads.loop(np.random.default_rng(7)).lanes[0].centre
-    c = roads.loop(np.random.default_rng(8)).lanes[0].centre
+    a = layouts.loop(np.random.default_rng(7)).lanes[0].centre
+    b = layouts.loop(np.random.default_rng(7)).lanes[0].centre
+    c = layouts.loop(np.random.default_rng(8)).lanes[0].centre
     np.testing.assert_array_equal(a, b)
     assert a.shape != c.shape or not np.allclose(a, c)
 

@@ -14,7 +14,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import pilot.envs  # noqa: F401 - registers the pilot/... ids
 from pilot.envs import make_env
-from pilot.envs.driving import roads
+from pilot.envs.driving import layouts
 from pilot.envs.driving.clutter import KIND
 from pilot.envs.driving.junctions import STAND_STILL, box_contacts
 from pilot.envs.driving.roads import GREEN, RED, STOP_SPEED
@@ -46,8 +46,8 @@ def stop_sign_env(seed: int = 0, **kwargs):
 
 # --- the network -----------------------------------------------------------------------------
 def test_the_all_way_stop_is_the_signalled_junction_with_signs_instead_of_lights():
-    lit = roads.intersection(np.random.default_rng(4))
-    stop = roads.intersection(np.random.default_rng(4), control="stop")
+    lit = layouts.intersection(np.random.default_rng(4))
+    stop = layouts.intersection(np.random.default_rng(4), control="stop")
     assert len(lit.lights) == 4 and not lit.stop_signs
     assert not stop.lights and [s.id for s in stop.stop_signs] == [0, 1, 2, 3]
     for a, b in zip(lit.lanes, stop.lanes, strict=True):
@@ -59,7 +59,7 @@ def test_the_all_way_stop_is_the_signalled_junction_with_signs_instead_of_lights
     for light, sign in zip(lit.lights, stop.stop_signs, strict=True):
         assert sign.stop_line == light.stop_line and sign.heading == light.heading
     with pytest.raises(ValueError, match="control"):
-        roads.intersection(np.random.default_rng(0), control="yield")
+        layouts.intersection(np.random.default_rng(0), control="yield")
 
 
 def test_gymnasium_and_sb3_check_env_on_the_stop_sign_id():
@@ -232,7 +232,7 @@ def test_dense_highway_traffic_never_touches_itself():
 def test_a_car_moving_over_still_holds_the_lane_it_leaves():
     """A slow car has just begun to move from lane 0 into lane 1 (2 m still to go); a car
     10 m behind it in lane 0 at 8 m/s waits until it has moved over, then passes."""
-    net = roads.highway(np.random.default_rng(0), n_lanes=2)
+    net = layouts.highway(np.random.default_rng(0), n_lanes=2)
     model = TrafficModel(net)
     tr = TrafficState.empty(2)
     tr.lane[:], tr.s[:], tr.d[:] = [1, 0], [100.0, 90.0], [2.0, 0.0]

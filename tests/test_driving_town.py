@@ -15,7 +15,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import pilot.envs  # noqa: F401 - registers the pilot/... ids
 from pilot.envs import make_env
-from pilot.envs.driving import boxcast, clutter, roads
+from pilot.envs.driving import boxcast, clutter, layouts, roads
 from pilot.envs.driving.clutter import KIND, Clutter
 from pilot.envs.driving.roads import GREEN
 from pilot.envs.driving.town import ARTERIAL, town, town_clutter, town_route
@@ -318,8 +318,8 @@ def test_the_routes_stop_lines_include_its_lights_and_stop_signs(empty):
 
 def test_tiled_ground_raster_matches_the_whole_image():
     for net in (
-        roads.loop(rng(0), 2, n_crosswalks=2),
-        roads.intersection(rng(1)),
+        layouts.loop(rng(0), 2, n_crosswalks=2),
+        layouts.intersection(rng(1)),
     ):
         g = GroundRaster(net, 0.1)
         whole = g.image

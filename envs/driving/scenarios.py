@@ -19,7 +19,7 @@ import numpy as np
 
 from pilot.errors import UserError, close_matches
 
-from . import roads
+from . import layouts, roads
 from .clutter import Clutter
 from .config import DrivingConfig
 from .control import META_SPEEDS
@@ -78,12 +78,12 @@ def network(cfg: DrivingConfig, rng: np.random.Generator) -> RoadNetwork:
     """The road network of the config's scenario, generated from ``rng``."""
     if cfg.scenario == "highway":
         length = max(1000.0, cfg.route_length + 200.0)
-        return roads.highway(rng, cfg.lanes, cfg.lane_width, length, cfg.speed_limit)
+        return layouts.highway(rng, cfg.lanes, cfg.lane_width, length, cfg.speed_limit)
     if cfg.scenario == "intersection":
-        return roads.intersection(
+        return layouts.intersection(
             rng, cfg.lane_width, speed_limit=cfg.speed_limit, control=cfg.junction_control
         )
-    return roads.loop(
+    return layouts.loop(
         rng, cfg.lanes, cfg.lane_width, speed_limit=cfg.speed_limit, n_crosswalks=cfg.crosswalks
     )
 

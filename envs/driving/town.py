@@ -9,11 +9,11 @@ metres, a few street links left out) and builds the :class:`~.roads.RoadNetwork`
   the left lane turns left or goes straight on, the right lane goes straight on or turns
   right (a single lane does all three); no U-turns.
 * every junction (three or four arms) has either traffic lights, one per approach with its
-  own protected phase in turn (as in :func:`.roads.intersection`), or an all-way stop with a
+  own protected phase in turn (as in :func:`.layouts.intersection`), or an all-way stop with a
   :class:`~.roads.StopSign` per approach; junctions on an arterial always have lights. The
   grid's corners are bends, with neither.
 * connector lanes (``kind == "junction"``) for every movement, drawn by
-  :func:`.roads.connector`; their speed limit keeps the lateral acceleration of a turn
+  :func:`.layouts.connector`; their speed limit keeps the lateral acceleration of a turn
   near 2.5 m/s².
 * a crosswalk across every arm of every junction, between the stop line and the junction,
   and the junction paved between its connectors (the network's ``surfaces``).
@@ -33,6 +33,7 @@ import math
 import numpy as np
 
 from .clutter import BUILDINGS, KIND, KINDS, PARKED, Clutter
+from .layouts import connector, min_turn_radius
 from .roads import (
     Lane,
     RoadNetwork,
@@ -40,8 +41,6 @@ from .roads import (
     StopSign,
     TrafficLight,
     build_route,
-    connector,
-    min_turn_radius,
 )
 
 ARTERIAL, STREET = 2, 1  # lanes per direction
@@ -274,7 +273,7 @@ def _connect(spec, incoming, arm, mine, out_of, k) -> None:
 
 
 def _controls(mine, into, spec, centre, lw, control, lights, signs, crosswalks, rng) -> None:
-    """A light (protected phases in turn, like :func:`.roads.intersection`) or a stop sign
+    """A light (protected phases in turn, like :func:`.layouts.intersection`) or a stop sign
     on every approach of junction ``centre``, and a crosswalk across every arm."""
     green = [10.0 if arm.lanes == ARTERIAL else 6.0 for arm in mine]
     yellow, all_red = 2.0, 1.0
