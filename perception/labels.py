@@ -24,18 +24,18 @@ import math
 import numpy as np
 
 from pilot.config import field
+from pilot.envs.driving.ground import SHIFT, GroundShapes
+from pilot.envs.driving.pedestrians import crosswalk_positions
 from pilot.envs.driving.roads import wrap_angle
-from pilot.envs.driving.traffic import VEHICLE_LENGTH, VEHICLE_WIDTH, crosswalk_positions
+from pilot.envs.driving.traffic import VEHICLE_LENGTH, VEHICLE_WIDTH
 from pilot.envs.driving.world import (
     CLASS_NAMES,
     OBSTACLE_HALF,
     PARK_Z,
     PED_HALF,
     PEDESTRIAN,
-    SHIFT,
     STATIC,
     VEHICLE,
-    GroundShapes,
 )
 
 from .grid import GridConfig, fill_boxes

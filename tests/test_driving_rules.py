@@ -17,8 +17,9 @@ from pilot.envs import make_env
 from pilot.envs.driving import layouts
 from pilot.envs.driving.clutter import KIND
 from pilot.envs.driving.junctions import STAND_STILL, box_contacts
+from pilot.envs.driving.pedestrians import PedestrianState
 from pilot.envs.driving.roads import GREEN, RED, STOP_SPEED
-from pilot.envs.driving.traffic import PedestrianState, TrafficModel, TrafficState
+from pilot.envs.driving.traffic import TrafficModel, TrafficState
 from pilot.envs.driving.world import STATIC
 from pilot.eval.driving import PENALTIES, episode_score
 

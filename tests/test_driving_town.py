@@ -17,6 +17,7 @@ import pilot.envs  # noqa: F401 - registers the pilot/... ids
 from pilot.envs import make_env
 from pilot.envs.driving import boxcast, clutter, layouts, roads
 from pilot.envs.driving.clutter import KIND, Clutter
+from pilot.envs.driving.ground import GroundRaster
 from pilot.envs.driving.roads import GREEN
 from pilot.envs.driving.town import ARTERIAL, town, town_clutter, town_route
 from pilot.envs.driving.world import (
@@ -25,7 +26,6 @@ from pilot.envs.driving.world import (
     EGO_Z,
     STATIC,
     Client,
-    GroundRaster,
     World,
     p,
 )

@@ -16,9 +16,10 @@ import numpy as np
 
 from ..rendering import warn_no_render_mode
 from .episode import EpisodeState
+from .pedestrians import crosswalk_positions
 from .roads import GREEN, RED, YELLOW, RoadNetwork, Route
 from .sensors import Lidar, LidarConfig
-from .traffic import TrafficModel, crosswalk_positions
+from .traffic import TrafficModel
 from .weather import Weather, render_camera
 from .world import OBSTACLE_HALF, PALETTE, PEDESTRIAN, STATIC, VEHICLE, PinholeCamera, World
 

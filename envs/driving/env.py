@@ -50,12 +50,13 @@ from .episode import (
     update_blocked,
 )
 from .infractions import INFRACTIONS, check_infractions
+from .pedestrians import step_pedestrians
 from .rewards import REWARD_TERMS, reward_terms
 from .roads import LanePoint, RoadNetwork, Route
 from .scenarios import TownCache, build_scene, check_options, sync_world
 from .sensors import SensorFrame, make_sensor
 from .speed_rules import check_speed_rules
-from .traffic import TrafficModel, step_pedestrians
+from .traffic import TrafficModel
 from .weather import Weather, draw_weather
 from .world import PinholeCamera, World
 

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .dynamics import bicycle_step
 from .infractions import INFRACTIONS, record
+from .pedestrians import PedestrianState
 from .roads import GREEN, RED, YELLOW
 from .speed_rules import SpeedLog
-from .traffic import EgoCar, PedestrianState, TrafficState
+from .traffic import EgoCar, TrafficState
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -24,16 +24,10 @@ from .clutter import Clutter
 from .config import DrivingConfig
 from .control import META_SPEEDS
 from .episode import EpisodeState, StopLine
+from .pedestrians import PedestrianState, crosswalk_positions, spawn_pedestrians
 from .roads import RoadNetwork, Route
 from .town import Town, guard_poles, town, town_clutter, town_route
-from .traffic import (
-    EgoCar,
-    PedestrianState,
-    TrafficModel,
-    TrafficState,
-    crosswalk_positions,
-    spawn_pedestrians,
-)
+from .traffic import EgoCar, TrafficModel, TrafficState
 from .world import EGO_Z, OBSTACLE_HALF, PED_HALF, World
 
 #: Keys ``reset(options=...)`` accepts (see :class:`.env.DrivingEnv`'s Starting State).

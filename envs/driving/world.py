@@ -18,7 +18,6 @@ network has thousands of them.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import math
 import operator
@@ -27,29 +26,27 @@ from typing import Any
 import numpy as np
 
 from . import import_pybullet_quietly
+from .camera import CameraRig, PinholeCamera
 from .clutter import KINDS, Clutter, ClutterBodies
-from .roads import GREEN, RED, YELLOW, RoadNetwork, arc_length
+from .ground import GroundRaster
+from .roads import GREEN, RED, YELLOW, RoadNetwork
+from .semantics import (  # noqa: F401 - the classes are the world's, for its users too
+    CLASS_NAMES,
+    EGO,
+    GRASS,
+    LIGHT,
+    MARKING,
+    PALETTE,
+    PEDESTRIAN,
+    ROAD,
+    SKY,
+    STATIC,
+    VEHICLE,
+)
 from .traffic import VEHICLE_LENGTH, VEHICLE_WIDTH
 
 p = import_pybullet_quietly()
 
-# semantic classes (camera segmentation, BEV drawing)
-SKY, GRASS, ROAD, MARKING, EGO, VEHICLE, PEDESTRIAN, STATIC, LIGHT = range(9)
-CLASS_NAMES = ("sky", "grass", "road", "marking", "ego", "vehicle", "pedestrian", "static", "light")
-PALETTE = np.array(
-    [
-        (150, 190, 230),  # sky
-        (74, 125, 62),  # grass
-        (82, 82, 88),  # road
-        (235, 235, 235),  # marking
-        (220, 40, 40),  # ego
-        (40, 90, 200),  # vehicle
-        (240, 200, 40),  # pedestrian
-        (240, 130, 20),  # static
-        (30, 30, 30),  # light
-    ],
-    dtype=np.uint8,
-)
 
 EGO_HALF = (0.5 * VEHICLE_LENGTH, 0.5 * VEHICLE_WIDTH, 0.75)
 EGO_Z = 0.2 + EGO_HALF[2]  # the body floats 0.2 m above the ground (ground clearance)
@@ -111,243 +108,6 @@ class Client:
 
 def _quat(yaw: float) -> tuple[float, float, float, float]:
     return (0.0, 0.0, math.sin(0.5 * yaw), math.cos(0.5 * yaw))
-
-
-@dataclasses.dataclass(frozen=True)
-class PinholeCamera:
-    """A camera fixed to the ego: mount ``(x forward, y left, z up)`` in metres, pitched
-    down by ``pitch`` degrees, vertical field of view ``fov`` degrees."""
-
-    width: int
-    height: int
-    fov: float
-    mount: tuple[float, float, float]
-    pitch: float
-    near: float = 0.1
-    far: float = 100.0
-
-
-class _CameraRig:
-    """Matrices and the per-pixel ground geometry of one :class:`PinholeCamera`, computed
-    once: the camera is rigid on the ego and the ground is flat, so the ego-frame point
-    each pixel sees on the ground never changes."""
-
-    def __init__(self, cam: PinholeCamera) -> None:
-        self.cam = cam
-        pitch = math.radians(cam.pitch)
-        self.forward = np.array([math.cos(pitch), 0.0, -math.sin(pitch)])
-        self.right = np.array([0.0, -1.0, 0.0])
-        self.up = np.cross(self.right, self.forward)
-        aspect = cam.width / cam.height
-        f = 1.0 / math.tan(math.radians(cam.fov) / 2)
-        n, fa = cam.near, cam.far
-        proj = np.array(
-            [
-                [f / aspect, 0, 0, 0],
-                [0, f, 0, 0],
-                [0, 0, (fa + n) / (n - fa), 2 * fa * n / (n - fa)],
-                [0, 0, -1, 0],
-            ]
-        )
-        self.projection = proj.T.reshape(-1).tolist()
-        tan_v = math.tan(math.radians(cam.fov) / 2)
-        xs = (2 * (np.arange(cam.width) + 0.5) / cam.width - 1) * tan_v * aspect
-        ys = (1 - 2 * (np.arange(cam.height) + 0.5) / cam.height) * tan_v
-        gx, gy = np.meshgrid(xs, ys)
-        dirs = (
-            self.forward[None, None, :]
-            + gx[..., None] * self.right[None, None, :]
-            + gy[..., None] * self.up[None, None, :]
-        )  # optical-axis component 1: the ray parameter is the z-depth
-        # ego-frame ray of every pixel, one plane per axis (weather effects light the points)
-        self.rays = np.ascontiguousarray(dirs.transpose(2, 0, 1), dtype=np.float32)
-        self.ray_length = np.linalg.norm(self.rays, axis=0)  # metres per metre of z-depth
-        mz = cam.mount[2]
-        with np.errstate(divide="ignore"):
-            t = np.where(dirs[..., 2] < -1e-9, -mz / dirs[..., 2], np.inf)
-        self.ground = t < cam.far
-        self.ground_depth = t[self.ground]
-        self.ground_xy = np.stack(
-            [
-                cam.mount[0] + t[self.ground] * dirs[..., 0][self.ground],
-                cam.mount[1] + t[self.ground] * dirs[..., 1][self.ground],
-            ],
-            axis=1,
-        )
-
-    def view(self, x: float, y: float, yaw: float) -> list[float]:
-        """The OpenGL view matrix (column-major, as pybullet takes it) for the ego pose."""
-        c, s = math.cos(yaw), math.sin(yaw)
-        rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-        mx, my, mz = self.cam.mount
-        eye = np.array([x + c * mx - s * my, y + s * mx + c * my, mz])
-        f, r, u = rot @ self.forward, rot @ self.right, rot @ self.up
-        m = np.eye(4)
-        m[0, :3], m[1, :3], m[2, :3] = r, u, -f
-        m[:3, 3] = [-r @ eye, -u @ eye, f @ eye]
-        return m.T.reshape(-1).tolist()
-
-
-#: Fractional bits of the fixed-point pixel coordinates given to cv2's drawing functions.
-SHIFT = 2
-
-
-class GroundShapes:
-    """What is painted on the ground of a road network, as world-frame shapes: lane
-    surfaces (one quad per centre-line segment), lane lines (solid polylines at the road's
-    edges, 3 m dashes every 9 m between lanes of one direction), stop lines and crosswalk
-    stripes. Built once per network, so the world raster (camera ground, BEV drawings) and
-    the perception labels paint the same road from the same shapes."""
-
-    def __init__(self, net: RoadNetwork) -> None:
-        quads = []
-        for ln in net.lanes:
-            lb, rb = ln.left_boundary, ln.right_boundary
-            quads.append(np.stack([lb[:-1], lb[1:], rb[1:], rb[:-1]], axis=1))
-        self.quads = np.concatenate(quads)  # (n, 4, 2)
-        self.surfaces = [np.asarray(poly) for poly in net.surfaces]  # paved junction gaps
-        self.solid: list[np.ndarray] = []  # polylines (k, 2)
-        dashes = []
-        for ln in net.lanes:
-            if ln.kind != "road":
-                continue
-            for boundary, neighbour in ((ln.left_boundary, ln.left), (ln.right_boundary, ln.right)):
-                if neighbour is None:
-                    self.solid.append(boundary)
-                else:
-                    dashes.append(_dashes(boundary, 3.0, 6.0))
-        self.dashes = np.concatenate([np.zeros((0, 3, 2)), *dashes])
-        self.stop_lines = np.array(
-            [g.stop_line for g in [*net.lights, *net.stop_signs]], dtype=np.float64
-        ).reshape(-1, 2, 2)
-        stripes = []
-        corners = np.array(((-0.25, -1.5), (0.25, -1.5), (0.25, 1.5), (-0.25, 1.5)))
-        for a, b in net.crosswalks:  # zebra stripes across the walking direction
-            d = (b - a) / np.linalg.norm(b - a)
-            n = np.array([-d[1], d[0]])
-            length = float(np.linalg.norm(b - a))
-            c = a + d * np.arange(0.5, length, 1.0)[:, None]
-            along, across = corners[:, :1, None], corners[:, 1:, None]
-            stripes.append((c + along * d + across * n).transpose(1, 0, 2))
-        self.stripes = np.concatenate([np.zeros((0, 4, 2)), *stripes])
-
-    def paint(
-        self,
-        road: np.ndarray,
-        marking: np.ndarray,
-        px,
-        thick: int,
-        values: tuple[int, int] = (ROAD, MARKING),
-    ) -> None:
-        """Fill the lane surfaces into ``road`` and draw the markings into ``marking`` (the
-        same image or two), with ``values`` (road, marking). ``px`` maps world points
-        ``(..., 2)`` to cv2 pixel coordinates in fixed point with :data:`SHIFT` fractional
-        bits (int32); lines are ``thick`` pixels wide, stop lines three times that."""
-        import cv2
-
-        road_value, marking_value = values
-        # one polygon per call: cv2 fills a list of polygons even-odd, which left holes
-        # where lanes overlap (crossing connectors in a junction); only those in the image
-        corners = np.array(road.shape[1::-1]) << SHIFT
-        for poly in [*px(self.quads), *(px(p) for p in self.surfaces)]:
-            if (poly.max(axis=0) >= 0).all() and (poly.min(axis=0) < corners).all():
-                cv2.fillPoly(road, [poly], road_value, cv2.LINE_8, SHIFT)
-        lines = [px(line) for line in self.solid] + list(px(self.dashes))
-        if lines:
-            cv2.polylines(marking, lines, False, marking_value, thick, cv2.LINE_8, SHIFT)
-        for a, b in px(self.stop_lines).tolist():
-            cv2.line(marking, tuple(a), tuple(b), marking_value, 3 * thick, cv2.LINE_8, SHIFT)
-        if len(self.stripes):
-            for stripe in px(self.stripes):
-                cv2.fillPoly(marking, [stripe], marking_value, cv2.LINE_8, SHIFT)
-
-
-class GroundRaster:
-    """The road network painted into a top-down class image (grass / road / markings) at
-    ``resolution`` metres per pixel, for camera pixels that see the ground and for BEV
-    drawings.
-
-    The image is painted lazily, in square tiles of :attr:`TILE` pixels when a lookup
-    first needs them, and at most :attr:`KEEP` tiles are kept (least recently used go):
-    a town is a kilometre across, 100 megapixels at 10 cm, of which a camera sees a few
-    tiles. A tile is painted from the same fixed-point shapes shifted by whole pixels, so
-    it holds the pixels of the whole image painted at once (:attr:`image`).
-    """
-
-    TILE = 512
-    KEEP = 96
-    BORDER = 32
-
-    def __init__(self, net: RoadNetwork, resolution: float = 0.1) -> None:
-        self.resolution = resolution
-        x0, y0, x1, y1 = net.bounds
-        self.origin = np.array([x0, y0])
-        self.width = int(math.ceil((x1 - x0) / resolution))
-        self.height = int(math.ceil((y1 - y0) / resolution))
-        self.shapes = GroundShapes(net)
-        self._scale = (1 << SHIFT) / resolution
-        self._thick = max(1, round(0.15 / resolution))
-        self._tiles: dict[tuple[int, int], np.ndarray] = {}
-
-    def _paint(self, row0: int, col0: int, h: int, w: int) -> np.ndarray:
-        """Rows ``row0 ... + h`` and columns ``col0 ... + w`` of the image. cv2 clips
-        what crosses an image's edge a little differently from what it draws whole, so
-        the piece is painted with a border of :attr:`BORDER` pixels, then cut out."""
-        m = self.BORDER
-        img = np.full((h + 2 * m, w + 2 * m), GRASS, dtype=np.uint8)
-        corner = np.array([(col0 - m) << SHIFT, (row0 - m) << SHIFT], dtype=np.int32)
-
-        def px(points: np.ndarray) -> np.ndarray:
-            pts = np.round((np.asarray(points) - self.origin) * self._scale).astype(np.int32)
-            return pts - corner
-
-        self.shapes.paint(img, img, px, self._thick)
-        return img[m : m + h, m : m + w].copy()
-
-    def tile(self, ty: int, tx: int) -> np.ndarray:
-        """Tile ``(ty, tx)``: rows ``ty * TILE ...`` and columns ``tx * TILE ...``."""
-        key = (ty, tx)
-        img = self._tiles.pop(key, None)
-        if img is None:
-            t = self.TILE
-            r0, c0 = ty * t, tx * t
-            img = self._paint(r0, c0, min(t, self.height - r0), min(t, self.width - c0))
-            if len(self._tiles) >= self.KEEP:
-                del self._tiles[next(iter(self._tiles))]
-        self._tiles[key] = img  # most recently used last
-        return img
-
-    @property
-    def image(self) -> np.ndarray:
-        """The whole image, painted now (large for a town: for pictures and checks)."""
-        return self._paint(0, 0, self.height, self.width)
-
-    def lookup(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Class of the world points ``(x, y)``; outside the raster is grass."""
-        col = ((x - self.origin[0]) / self.resolution).astype(np.int64)
-        row = ((y - self.origin[1]) / self.resolution).astype(np.int64)
-        ok = (col >= 0) & (col < self.width) & (row >= 0) & (row < self.height)
-        out = np.full(x.shape, GRASS, dtype=np.uint8)
-        row, col = row[ok], col[ok]
-        t = self.TILE
-        key = (row // t) * (self.width // t + 1) + col // t
-        values = np.empty(len(row), dtype=np.uint8)
-        for k in np.unique(key).tolist():
-            ty, tx = divmod(k, self.width // t + 1)
-            sel = key == k
-            values[sel] = self.tile(ty, tx)[row[sel] - ty * t, col[sel] - tx * t]
-        out[ok] = values
-        return out
-
-
-def _dashes(line: np.ndarray, on: float, off: float) -> np.ndarray:
-    """Dashes ``on`` metres long every ``on + off`` metres along a polyline, 3 points each
-    (start, middle, end: the values ``np.linspace(start, start + on, 3)`` gives)."""
-    s = arc_length(line)
-    start = np.arange(0.0, s[-1] - on, on + off)
-    stop = start + on
-    u = np.stack([start, (stop - start) / 2 + start, stop], axis=1)
-    return np.stack([np.interp(u, s, line[:, 0]), np.interp(u, s, line[:, 1])], axis=2)
 
 
 class World:
@@ -418,7 +178,7 @@ class World:
         self._parked = np.zeros(len(self.body_class), dtype=bool)  # all stacked at first
         self._ego_pose = (0.0, 0.0, 0.0)
         self._road_bodies: list[int] = []
-        self._rigs: dict[PinholeCamera, _CameraRig] = {}
+        self._rigs: dict[PinholeCamera, CameraRig] = {}
         self.raster: GroundRaster | None = None
 
     def _classify(self, body: int, cls: int, count: int = 1) -> None:
@@ -555,9 +315,9 @@ class World:
         ids = np.fromiter(map(_first, res), dtype=np.int64, count=len(res))
         return self.clutter.cast(starts, ends, frac, ids)
 
-    def rig(self, cam: PinholeCamera) -> _CameraRig:
+    def rig(self, cam: PinholeCamera) -> CameraRig:
         if cam not in self._rigs:
-            self._rigs[cam] = _CameraRig(cam)
+            self._rigs[cam] = CameraRig(cam)
         return self._rigs[cam]
 
     def camera(
