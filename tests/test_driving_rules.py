@@ -150,6 +150,23 @@ def test_a_stop_before_the_zone_does_not_count_and_waiting_at_a_sign_is_not_bloc
     assert info["outcome"] == "route_completed" and info["infraction_counts"]["stop_sign"] == 1
 
 
+def test_standing_at_a_sign_after_the_stop_is_not_blocked_but_past_it_is():
+    env, u = stop_sign_env(seed=2, blocked_time=20.0)
+    for _ in range(400):  # drive up and stop in the zone: the sign turns green
+        env.step(u.follow_route())
+        if u._sim.stopped_at:
+            break
+    assert u._light_ahead().state == GREEN and u._light_ahead().stop_sign
+    for _ in range(250):  # 25 s more at the line, as if cross traffic kept coming
+        _, _, term, _, info = env.step(u.follow_route(0.0))
+        assert not term
+    assert info["infraction_counts"]["agent_blocked"] == 0
+    while u._light_ahead().distance < math.inf:  # just over the line, then stand: blocked
+        env.step(u.follow_route(8.0))
+    info = drive(env, lambda e: e.unwrapped.follow_route(0.0), max_steps=300)
+    assert info["outcome"] == "agent_blocked"
+
+
 def test_a_snapshot_keeps_the_stop_already_made():
     env, u = stop_sign_env(seed=2)
     for _ in range(300):

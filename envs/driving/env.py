@@ -245,7 +245,7 @@ class DrivingEnv(DrivingViews, gym.Env):
         collisions = check_infractions(sim, self.world, net, lane, start, step_len, events)
         project_on_route(sim, route)
         light = self._light_ahead()
-        update_blocked(sim, cfg, light.state, light.distance)
+        update_blocked(sim, cfg, light)
         terminated = judge_outcome(sim, cfg, route, lane, collisions, events)
         limit = speed_limit(cfg, net, lane)
         check_speed_rules(sim, cfg, route, limit, step_len, events)

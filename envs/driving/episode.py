@@ -199,12 +199,11 @@ def target_speed(
     return target
 
 
-def update_blocked(
-    sim: EpisodeState, cfg: DrivingConfig, light_state: int, light_dist: float
-) -> None:
-    """Time the car has stood still; waiting within 40 m of a red or yellow light does
+def update_blocked(sim: EpisodeState, cfg: DrivingConfig, ahead: Ahead) -> None:
+    """Time the car has stood still; waiting within 40 m of a red or yellow light, or of
+    a stop sign's line (before the stop and after it, while other traffic crosses), does
     not count."""
-    waiting = light_state in (RED, YELLOW) and light_dist < 40.0
+    waiting = (ahead.state in (RED, YELLOW) or ahead.stop_sign) and ahead.distance < 40.0
     sim.blocked_for = sim.blocked_for + cfg.dt if sim.ego.v < 0.1 and not waiting else 0.0
 
 
