@@ -194,8 +194,10 @@ def test_ctrl_c_then_resume_finishes_the_sweep(tmp_path, no_stray_ray):
         run = _one_run(out / t["id"])
         _check_written_once(run, total)
         info = json.loads((run / "run.json").read_text())
-        if stopped_at[t["id"]] < total:  # went on from where Ctrl-C saved it
+        if 0 < stopped_at[t["id"]] < total:  # went on from where Ctrl-C saved it
             assert info["resumed"][-1] == stopped_at[t["id"]]
+        elif stopped_at[t["id"]] == 0:  # stopped before its first checkpoint: from scratch
+            assert "resumed" not in info
 
 
 @pytest.mark.slow

@@ -5,7 +5,9 @@ of them the camera's ground pixels and the BEV drawings are coloured from
 
 from __future__ import annotations
 
+import functools
 import math
+import weakref
 
 import numpy as np
 
@@ -108,10 +110,16 @@ class GroundRaster:
         self.origin = np.array([x0, y0])
         self.width = int(math.ceil((x1 - x0) / resolution))
         self.height = int(math.ceil((y1 - y0) / resolution))
-        self.shapes = GroundShapes(net)
+        self._net = net
         self._scale = (1 << SHIFT) / resolution
         self._thick = max(1, round(0.15 / resolution))
         self._tiles: dict[tuple[int, int], np.ndarray] = {}
+
+    @functools.cached_property
+    def shapes(self) -> GroundShapes:
+        """The network's ground shapes (made when first painted: a rollout without a
+        camera or a drawing never needs them)."""
+        return ground_shapes(self._net)
 
     def _paint(self, row0: int, col0: int, h: int, w: int) -> np.ndarray:
         """Rows ``row0 ... + h`` and columns ``col0 ... + w`` of the image. cv2 clips
@@ -172,3 +180,14 @@ def _dashes(line: np.ndarray, on: float, off: float) -> np.ndarray:
     stop = start + on
     u = np.stack([start, (stop - start) / 2 + start, stop], axis=1)
     return np.stack([np.interp(u, s, line[:, 0]), np.interp(u, s, line[:, 1])], axis=2)
+
+
+_SHAPES: weakref.WeakKeyDictionary[RoadNetwork, GroundShapes] = weakref.WeakKeyDictionary()
+
+
+def ground_shapes(net: RoadNetwork) -> GroundShapes:
+    """:class:`GroundShapes` of ``net``, made once per network (a town is kept between
+    episodes, and so are its shapes)."""
+    if net not in _SHAPES:
+        _SHAPES[net] = GroundShapes(net)
+    return _SHAPES[net]

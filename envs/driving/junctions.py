@@ -35,7 +35,7 @@ from scipy.spatial import cKDTree
 from .roads import STOP_SPEED
 
 if TYPE_CHECKING:
-    from .roads import Lane, RoadNetwork
+    from .roads import RoadNetwork
 
 #: Centre lines closer than this (m) carry vehicles (1.9 m wide) that could touch.
 CLEARANCE = 2.5
@@ -53,33 +53,25 @@ EGO_CLAIM, EGO_CLAIM_SPEED = 10.0, 0.5
 SAMPLE_STEP = 0.5
 
 
-def _resample(lane: Lane, step: float = SAMPLE_STEP) -> tuple[np.ndarray, np.ndarray]:
-    """``(s, points)`` every ``step`` metres along a lane's centre line."""
-    s = np.append(np.arange(0.0, lane.length, step), lane.length)
-    pts = np.stack(
-        [np.interp(s, lane.s, lane.centre[:, 0]), np.interp(s, lane.s, lane.centre[:, 1])], 1
-    )
-    return s, pts
+def _near_pairs(net: RoadNetwork, ids: np.ndarray) -> dict[tuple[int, int], tuple[float, float]]:
+    """For every ordered pair ``(a, b)`` of the lanes ``ids`` whose centre lines come
+    within :data:`CLEARANCE` of each other: an arc-length interval ``(first, last)`` on
+    ``a`` that holds every point of ``a`` that close to ``b``'s centre line.
 
-
-def _near_pairs(
-    samples: dict[int, tuple[np.ndarray, np.ndarray]],
-) -> dict[tuple[int, int], tuple[float, float]]:
-    """For every ordered pair ``(a, b)`` of lanes whose centre lines come within
-    :data:`CLEARANCE` of each other: an arc-length interval ``(first, last)`` on ``a``
-    that holds every point of ``a`` that close to ``b``'s centre line.
-
-    One KD-tree over all lanes' samples (:data:`SAMPLE_STEP` apart) finds the close sample
-    pairs. A point's distance to ``b``'s nearest sample exceeds its distance to ``b``'s
-    centre line by at most half a step across it, so the search radius is widened by
-    that much, and the interval by a step at either end (the true first and last close
-    points lie between samples): the areas come out up to a step longer, never short."""
-    ids = list(samples)
-    owner = np.concatenate([np.full(len(samples[i][0]), i) for i in ids])
-    arc = np.concatenate([samples[i][0] for i in ids])
-    pts = np.concatenate([samples[i][1] for i in ids])
+    The lanes are sampled every :data:`SAMPLE_STEP` metres (and at their ends), and one
+    KD-tree over all the samples finds the close pairs. A point's distance to ``b``'s
+    nearest sample exceeds its distance to ``b``'s centre line by at most half a step
+    across it, so the search radius is widened by that much, and the interval by a step
+    at either end (the true first and last close points lie between samples): the areas
+    come out up to a step longer, never short."""
+    lengths = net.lane_lengths[ids]
+    count = np.ceil(lengths / SAMPLE_STEP).astype(np.int64) + 1  # ... and the lane's end
+    owner = np.repeat(ids, count)
+    k = np.arange(len(owner)) - np.repeat(np.cumsum(count) - count, count)
+    arc = np.minimum(k * SAMPLE_STEP, np.repeat(lengths, count))
+    x, y, _ = net.poses(owner, arc)
     radius = float(np.hypot(CLEARANCE, 0.5 * SAMPLE_STEP))
-    pairs = cKDTree(pts).query_pairs(radius, output_type="ndarray")
+    pairs = cKDTree(np.stack([x, y], axis=1)).query_pairs(radius, output_type="ndarray")
     pairs = pairs[owner[pairs[:, 0]] != owner[pairs[:, 1]]]
     a = np.concatenate([pairs[:, 0], pairs[:, 1]])  # both directions
     b = np.concatenate([pairs[:, 1], pairs[:, 0]])
@@ -89,12 +81,11 @@ def _near_pairs(
     last = np.full(base * base, -np.inf)
     np.minimum.at(first, key, arc[a])
     np.maximum.at(last, key, arc[a])
-    lengths = {i: float(samples[i][0][-1]) for i in ids}
     out = {}
     for k in np.flatnonzero(np.isfinite(first)).tolist():
         la, lb = divmod(k, base)
         lo = max(float(first[k]) - SAMPLE_STEP, 0.0)
-        out[la, lb] = (lo, min(float(last[k]) + SAMPLE_STEP, lengths[la]))
+        out[la, lb] = (lo, min(float(last[k]) + SAMPLE_STEP, float(net.lane_lengths[la])))
     return out
 
 
@@ -119,7 +110,7 @@ class JunctionRules:
         ids = [int(i) for i in np.flatnonzero(self.connector)]
         sib, con = [], []  # (from, onto, length) and (yielding, other, in, other in, other out)
         self.conflict = np.zeros((len(lanes), len(lanes)), dtype=bool)
-        near = _near_pairs({i: _resample(lanes[i]) for i in ids}) if ids else {}
+        near = _near_pairs(net, np.array(ids, dtype=np.int64)) if ids else {}
         for (a, b), (a_in, a_out) in near.items():
             if a > b or (b, a) not in near:
                 continue

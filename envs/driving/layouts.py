@@ -46,10 +46,11 @@ def _smooth_closed_curve(rng: np.random.Generator, radius: float, spacing: float
 
 def min_turn_radius(points: np.ndarray) -> float:
     """Smallest radius of curvature along a polyline (heading change per metre)."""
-    d = np.diff(points, axis=0)
-    h = np.unwrap(np.arctan2(d[:, 1], d[:, 0]))
-    step = np.hypot(d[:, 0], d[:, 1])
-    k = np.abs(np.diff(h)) / (0.5 * (step[1:] + step[:-1]))
+    d = points[1:] - points[:-1]
+    h = np.arctan2(d[:, 1], d[:, 0])
+    turn = np.abs((h[1:] - h[:-1] + np.pi) % (2.0 * np.pi) - np.pi)  # wrapped to [0, π]
+    step = np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1])
+    k = turn / (0.5 * (step[1:] + step[:-1]))
     return float(1.0 / max(k.max(), 1e-9))
 
 

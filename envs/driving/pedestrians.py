@@ -40,21 +40,22 @@ class Crossings:
         rows = []  # (crosswalk, lane, s on lane, u on crosswalk)
         first = np.cumsum([0] + [len(ln.centre) - 1 for ln in net.lanes])  # lanes' 1st segment
         c0, cd = net.segment_starts, net.segment_vectors
-        for c, (a, b) in enumerate(net.crosswalks):
-            # segment_intersection(a, b, every lane segment) at once, the same arithmetic
-            rx, ry = b[0] - a[0], b[1] - a[1]
-            den = rx * cd[:, 1] - ry * cd[:, 0]
-            qx, qy = c0[:, 0] - a[0], c0[:, 1] - a[1]
+        if net.crosswalks:  # segment_intersection(crosswalk, every lane segment), all at once
+            a, r = net.crosswalk_starts[:, None, :], net.crosswalk_vectors[:, None, :]
+            rx, ry = r[..., 0], r[..., 1]
+            den = rx * cd[None, :, 1] - ry * cd[None, :, 0]
+            qx, qy = c0[None, :, 0] - a[..., 0], c0[None, :, 1] - a[..., 1]
             with np.errstate(divide="ignore", invalid="ignore"):
-                u = (qx * cd[:, 1] - qy * cd[:, 0]) / den
+                u = (qx * cd[None, :, 1] - qy * cd[None, :, 0]) / den
                 t = (qx * ry - qy * rx) / den
             hit = (np.abs(den) >= 1e-12) & (u >= 0.0) & (u <= 1.0) & (t >= 0.0) & (t <= 1.0)
-            seg = np.flatnonzero(hit)
-            lanes, at = np.unique(net.segment_lanes[seg], return_index=True)  # 1st per lane
-            for lane_id, k in zip(lanes.tolist(), seg[at].tolist(), strict=True):
-                lane, i = net.lanes[lane_id], k - int(first[lane_id])
-                s = lane.s[i] + float(t[k]) * (lane.s[i + 1] - lane.s[i])
-                rows.append((c, lane_id, s, float(u[k]) * float(np.linalg.norm(b - a))))
+            for c, k in zip(*np.nonzero(hit), strict=True):  # by crosswalk, then segment
+                lane_id = int(net.segment_lanes[k])
+                if rows and rows[-1][0] == c and rows[-1][1] == lane_id:
+                    continue  # the lane's first segment that meets this crosswalk only
+                lane, i = net.lanes[lane_id], int(k) - int(first[lane_id])
+                s = lane.s[i] + float(t[c, k]) * (lane.s[i + 1] - lane.s[i])
+                rows.append((int(c), lane_id, s, float(u[c, k]) * net.crosswalk_lengths[c]))
         arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
         self.crosswalk = arr[:, 0].astype(np.int64)
         self.lane = arr[:, 1].astype(np.int64)
