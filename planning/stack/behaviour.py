@@ -90,10 +90,9 @@ def leads_for(
         if not math.isfinite(s) or s + half_len < front - 0.5:
             continue
         gap = s - half_len - front
-        if cls == PEDESTRIAN and _yield_to_pedestrian(
-            d - d1, v_lat, half_w, gap, half_len, half_lane, p, cfg
-        ):
-            leads.append((gap, 0.0, cfg.stop_margin))
+        if cls == PEDESTRIAN:
+            if _yield_to_pedestrian(d - d1, v_lat, half_w, gap, half_len, half_lane, p, cfg):
+                leads.append((gap, 0.0, cfg.stop_margin))
         elif abs(d - d1) < half_lane + half_w - 0.2:
             jam = 6.0 if cls == STATIC else cfg.min_gap
             leads.append((gap, max(v_along, 0.0), jam))
@@ -118,24 +117,27 @@ def _yield_to_pedestrian(
     cfg: ModularConfig,
 ) -> bool:
     """Whether to stand before a pedestrian ``d`` metres to the left of the candidate's
-    lane (moving ``v_lat`` across it) whose path lies ``gap`` metres ahead of the front.
-
-    One near the lane (within its half width and ``cfg.pedestrian_corridor``), now or over
-    the horizon, is waited for when the car can still stop comfortably before it. When it
-    cannot, it waits only if the pedestrian could step into the car's path before the car,
-    rear and all, is a second past it: a car that stops late stands on the crosswalk, in
-    the way of one who does not look."""
+    path (walking ``v_lat`` across it) whose own path lies ``gap`` metres ahead of the
+    car's front. One in the car's path now or within the horizon has the right of way:
+    the car stops for it when it can stop comfortably; when it cannot, only if the
+    pedestrian could be in its path before the car, rear and all, is a second past (from
+    its speed, at ``cfg.accel``), so a car too late to stop does not stop on the
+    crosswalk, in the way of one who does not look. One walking away and a metre off
+    the lane already is not waited for."""
+    in_path = EGO_HALF_WIDTH + half_w + cfg.pedestrian_corridor
+    can_stop = p.speed**2 <= 2.0 * cfg.decel * max(gap - cfg.stop_margin, 0.01)
+    if d * v_lat > 0.0:  # walking away: waited for until a metre off the lane
+        return abs(d) < in_path or (can_stop and abs(d) < half_lane + half_w + 1.0)
     times = np.linspace(0.0, cfg.horizon, 41)
-    lateral = np.abs(d + v_lat * times)
-    if not (lateral < half_lane + cfg.pedestrian_corridor).any():
-        return False
-    if p.speed**2 <= 2.0 * cfg.decel * max(gap - cfg.stop_margin, 0.01):
-        return True
-    hit = lateral < EGO_HALF_WIDTH + half_w + 0.5
+    hit = np.abs(d + v_lat * times) < in_path
     if not hit.any():
         return False
-    clear = gap + 2.0 * (half_len + EGO_HALF_LENGTH)
-    return p.speed * (float(times[hit.argmax()]) - 1.0) < clear
+    if can_stop:
+        return True  # it has the right of way, and the car can stop comfortably
+    clear = gap + 2.0 * (half_len + EGO_HALF_LENGTH)  # until the rear is past its path
+    v, a = max(p.speed, 0.0), cfg.accel
+    t_clear = (math.sqrt(v * v + 2.0 * a * max(clear, 0.0)) - v) / a
+    return float(times[hit.argmax()]) < t_clear + 1.0
 
 
 def stop_point(frame: RouteFrame, line: float) -> float:

@@ -49,7 +49,7 @@ class ModularConfig:
     ego_radius: float = field(1.3, "radius of each of the ego's three covering discs (m)")
     growth: float = field(0.3, "predicted footprints grow this much per second (m/s)")
     pedestrian_corridor: float = field(
-        1.5, "a pedestrian this close to the ego's lane edges (m), or heading in, is yielded to"
+        0.5, "a pedestrian this close to the car's sides (m), now or soon, is in its path"
     )
     w_progress: float = field(1.0, "cost per metre of progress missing over the horizon")
     w_offset: float = field(2.0, "cost per metre of lateral offset at the plan's end")
