@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from pilot.envs.driving import layouts, roads
+from pilot.envs.driving import layouts, routes
 from pilot.envs.driving.roads import GREEN, RED, YELLOW
 from pilot.eval.driving import PENALTIES, driving_score, episode_score, mean_scores
 
@@ -52,7 +52,7 @@ def test_locate_reports_lane_offset_heading_and_road_membership():
 def test_route_projection_progress_and_points():
     rng = np.random.default_rng(2)
     net = layouts.loop(rng)
-    route = roads.build_route(net, rng, 0, net.lanes[0].length - 50.0, 200.0)
+    route = routes.build_route(net, rng, 0, net.lanes[0].length - 50.0, 200.0)
     assert route.length == pytest.approx(200.0, abs=0.5)  # wraps past the loop's seam
     p = route.point_at(120.0)
     s, lateral, _ = route.project(float(p[0]), float(p[1]), 110.0)
@@ -69,7 +69,7 @@ def test_intersection_topology_and_routes():
         for c in lane.successors:
             (out,) = net.lanes[c].successors
             assert net.lanes[c].kind == "junction" and not net.lanes[out].successors
-    route, s0 = roads.sample_route(net, rng, 500.0)
+    route, s0 = routes.sample_route(net, rng, 500.0)
     assert len(route.lanes) == 3 and route.lanes[0] in net.sources
     assert route.length < 500.0  # the network ends at the outgoing arm
 

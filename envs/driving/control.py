@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .dynamics import pedal_for
-from .roads import RoadNetwork, Route
+from .roads import RoadNetwork
+from .routes import Route
 from .traffic import EgoCar
 
 if TYPE_CHECKING:

@@ -17,7 +17,8 @@ import numpy as np
 from ..rendering import warn_no_render_mode
 from .episode import EpisodeState
 from .pedestrians import crosswalk_positions
-from .roads import GREEN, RED, YELLOW, RoadNetwork, Route
+from .roads import GREEN, RED, YELLOW, RoadNetwork
+from .routes import Route
 from .sensors import Lidar, LidarConfig
 from .traffic import TrafficModel
 from .weather import Weather, render_camera

@@ -52,7 +52,8 @@ from .episode import (
 from .infractions import INFRACTIONS, check_infractions
 from .pedestrians import step_pedestrians
 from .rewards import REWARD_TERMS, reward_terms
-from .roads import LanePoint, RoadNetwork, Route
+from .roads import LanePoint, RoadNetwork
+from .routes import Route
 from .scenarios import TownCache, build_scene, check_options, sync_world
 from .sensors import SensorFrame, make_sensor
 from .speed_rules import check_speed_rules

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .config import DrivingConfig
-    from .roads import LanePoint, RoadNetwork, Route
+    from .roads import LanePoint, RoadNetwork
+    from .routes import Route
 
 
 @dataclasses.dataclass

@@ -25,7 +25,8 @@ from .config import DrivingConfig
 from .control import META_SPEEDS
 from .episode import EpisodeState, StopLine
 from .pedestrians import PedestrianState, crosswalk_positions, spawn_pedestrians
-from .roads import RoadNetwork, Route
+from .roads import RoadNetwork
+from .routes import Route, sample_route
 from .town import Town, guard_poles, town, town_clutter, town_route
 from .traffic import EgoCar, TrafficModel, TrafficState
 from .world import EGO_Z, OBSTACLE_HALF, PED_HALF, World
@@ -129,7 +130,7 @@ def build_scene(
         net = network(cfg, rng)
         if net.stop_signs:  # the signs stand beside the road, for the camera and lidar
             clutter = Clutter.of(guard_poles(net, lights=False))
-        route, s_start = roads.sample_route(net, rng, cfg.route_length)
+        route, s_start = sample_route(net, rng, cfg.route_length)
         model = TrafficModel(net, lane_change_rate=cfg.lane_change_rate)
     start = _Start(net, route, route.lanes[0], s_start)
     x, y, _ = net.lanes[start.lane].pose_at(s_start)

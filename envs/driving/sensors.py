@@ -28,7 +28,8 @@ from gymnasium import spaces
 
 from pilot.config import field
 
-from .roads import RED, YELLOW, LanePoint, RoadNetwork, Route
+from .roads import RED, YELLOW, LanePoint, RoadNetwork
+from .routes import Route
 from .traffic import EgoCar
 from .weather import CLUTTER, Weather, weather_rgb, weather_sweep
 from .world import CLASS_NAMES, PinholeCamera, World

@@ -24,7 +24,7 @@ from .infractions import record
 if TYPE_CHECKING:
     from .config import DrivingConfig
     from .episode import EpisodeState
-    from .roads import Route
+    from .routes import Route
 
 
 @dataclasses.dataclass

@@ -34,14 +34,8 @@ import numpy as np
 
 from .clutter import BUILDINGS, KIND, KINDS, PARKED, Clutter
 from .layouts import connector, min_turn_radius
-from .roads import (
-    Lane,
-    RoadNetwork,
-    Route,
-    StopSign,
-    TrafficLight,
-    build_route,
-)
+from .roads import Lane, RoadNetwork, StopSign, TrafficLight
+from .routes import Route, build_route
 
 ARTERIAL, STREET = 2, 1  # lanes per direction
 JITTER = 6.0  # metres a junction may sit off its grid position

@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-from pilot.envs.driving.roads import RoadNetwork, Route, segment_intersection
+from pilot.envs.driving.roads import RoadNetwork, segment_intersection
+from pilot.envs.driving.routes import Route
 
 from .config import ModularConfig
 from .prediction import Occupancy

@@ -1,0 +1,137 @@
+"""Routes: a driving task as a polyline through a sequence of lanes, from a start point to
+a goal, with the ego's progress along it (:class:`Route`), and routes drawn through a
+network (:func:`sample_route`, :func:`build_route`)."""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .roads import Lane, RoadNetwork, arc_length
+
+
+class Route:
+    """A driving task: a polyline through a sequence of lanes, from a start point to a goal.
+
+    Progress is the arc length of the ego's projection onto the route, searched only in a
+    window around the last progress so that a loop's start and end never get confused.
+    """
+
+    def __init__(self, lanes: Sequence[int], points: np.ndarray) -> None:
+        self.lanes = tuple(int(i) for i in lanes)
+        pts = np.asarray(points, dtype=np.float64)
+        keep = np.concatenate([[True], np.hypot(*np.diff(pts, axis=0).T) > 1e-6])
+        self.points = pts[keep]
+        self.s = arc_length(self.points)
+        self.length = float(self.s[-1])
+        d = np.diff(self.points, axis=0)
+        self.headings = np.arctan2(d[:, 1], d[:, 0])
+        self._len2 = np.maximum(np.sum(d * d, axis=1), 1e-12)
+        self._x = np.ascontiguousarray(self.points[:, 0])
+        self._y = np.ascontiguousarray(self.points[:, 1])
+        # contiguous columns and a list of ``s`` for bisect: project() runs every step
+        self._abx = np.ascontiguousarray(d[:, 0])
+        self._aby = np.ascontiguousarray(d[:, 1])
+        self._s_list = self.s.tolist()
+
+    def project(
+        self, x: float, y: float, s_hint: float, behind: float = 10.0, ahead: float = 40.0
+    ) -> tuple[float, float, float]:
+        """``(s, lateral, route heading)`` of the nearest route point with ``s`` in
+        ``[s_hint - behind, s_hint + ahead]``."""
+        s_list = self._s_list
+        lo = max(bisect.bisect_left(s_list, s_hint - behind) - 1, 0)
+        hi = min(bisect.bisect_left(s_list, s_hint + ahead) + 1, len(s_list) - 1)
+        hi = max(hi, lo + 1)
+        abx, aby, ll = self._abx[lo:hi], self._aby[lo:hi], self._len2[lo:hi]
+        px, py = x - self._x[lo:hi], y - self._y[lo:hi]
+        t = np.minimum(np.maximum((px * abx + py * aby) / ll, 0.0), 1.0)
+        dx, dy = px - t * abx, py - t * aby
+        i = int(np.argmin(dx * dx + dy * dy))
+        seg = math.sqrt(ll[i])
+        lateral = (abx[i] * py[i] - aby[i] * px[i]) / seg
+        return float(s_list[lo + i] + t[i] * seg), float(lateral), float(self.headings[lo + i])
+
+    def point_at(self, s: float | np.ndarray) -> np.ndarray:
+        """Points at arc lengths ``s`` (clipped to the route), shape ``(..., 2)``."""
+        s = np.asarray(s, dtype=np.float64)
+        out = np.empty(s.shape + (2,))
+        out[..., 0] = np.interp(s, self.s, self._x)  # interp clamps to the ends
+        out[..., 1] = np.interp(s, self.s, self._y)
+        return out
+
+    def xy_at(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` arrays at arc lengths ``s``: :meth:`point_at` without the stacking."""
+        return np.interp(s, self.s, self._x), np.interp(s, self.s, self._y)
+
+    def heading_at(self, s: float) -> float:
+        i = int(np.searchsorted(self.s, s, side="right")) - 1
+        return float(self.headings[min(max(i, 0), len(self.headings) - 1)])
+
+
+def _lane_slice(lane: Lane, s0: float, s1: float) -> np.ndarray:
+    """The centre line between arc lengths ``s0 < s1`` of an open lane."""
+    inner = lane.centre[(lane.s > s0) & (lane.s < s1)]
+    a = np.array(lane.pose_at(s0)[:2])
+    b = np.array(lane.pose_at(s1)[:2])
+    return np.vstack([a, inner, b])
+
+
+def sample_route(
+    net: RoadNetwork, rng: np.random.Generator, length: float, start_margin: float = 15.0
+) -> tuple[Route, float]:
+    """A route of about ``length`` metres (shorter where the network ends) from a random
+    start, following random successors; returns the route and the start lane's ``s``.
+
+    On a loop the route runs around the chosen lane; on open networks it starts on a source
+    lane (where traffic enters) ``start_margin`` metres in, so the ego begins on the road.
+    """
+    if net.sources:
+        lane = net.lanes[net.sources[int(rng.integers(len(net.sources)))]]
+        s_start = min(start_margin + float(rng.uniform(0.0, 10.0)), 0.5 * lane.length)
+    else:
+        lane = net.lanes[int(rng.integers(len(net.lanes)))]
+        s_start = float(rng.uniform(0.0, lane.length))
+    return build_route(net, rng, lane.id, s_start, length), s_start
+
+
+def build_route(
+    net: RoadNetwork,
+    rng: np.random.Generator,
+    lane_id: int,
+    s_start: float,
+    length: float,
+    choose: Callable[[Lane], int] | None = None,
+) -> Route:
+    """A route from ``s_start`` on lane ``lane_id``, choosing random successors, or the
+    lane ``choose(lane)`` names after each lane when given (then ``rng`` is not drawn)."""
+    lane = net.lanes[lane_id]
+    lanes, parts, left = [lane.id], [], length
+    s = s_start
+    while left > 1e-6:
+        if lane.closed:
+            take = min(left, lane.length - s % lane.length)
+            s_mod = s % lane.length
+            parts.append(_lane_slice(lane, s_mod, s_mod + take))
+            left -= take
+            s = 0.0
+            continue
+        take = min(left, lane.length - s)
+        if take > 1e-6:
+            parts.append(_lane_slice(lane, s, s + take))
+            left -= take
+        if left <= 1e-6 or not lane.successors:
+            break
+        if choose is not None:
+            lane = net.lanes[choose(lane)]
+        else:
+            lane = net.lanes[lane.successors[int(rng.integers(len(lane.successors)))]]
+        lanes.append(lane.id)
+        s = 0.0
+    return Route(lanes, np.vstack(parts))
+
+
+# ------------------------------------------------------------------------------- generators
