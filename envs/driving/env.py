@@ -153,8 +153,8 @@ class DrivingEnv(DrivingViews, gym.Env):
     ``outcome`` and ``weather`` (the conditions in force, see below).
 
     A stop sign is judged as the CARLA leaderboard does: the car must come to a stop
-    (under 0.1 m/s) in the sign's stop zone (5 m before the line) before its centre
-    crosses the line, else one ``stop_sign`` infraction (coefficient 0.80). The route's
+    (under 0.1 m/s) in the sign's stop zone (5 m before the line, or before a crosswalk
+    in front of the line) before its centre crosses the line, else one ``stop_sign`` infraction (coefficient 0.80). The route's
     next stop line reads like a light: a sign is RED until the car has stopped in its
     zone, then GREEN, and the target speed brings the car to a stop with its front at the
     line (``follow_route()`` stops there and goes on).
