@@ -303,17 +303,23 @@ def test_a_scripted_drive_in_the_empty_town_keeps_to_its_lanes(empty):
 
 
 def test_the_routes_stop_lines_include_its_lights_and_stop_signs(empty):
+    past_the_end = 0
     for seed in range(3):
         empty.reset(seed=seed)
         u = empty.unwrapped
         expected = []
-        for i in u.route.lanes[:-1]:  # a lane the route leaves at its end
-            lane = u.net.lanes[i]
+        for i in u.route.lanes:  # the lanes the route leaves at their end, and its last
+            lane = u.net.lanes[i]  # lane's line, past the route's end (a queue waits there)
             if lane.light is not None:
                 expected.append(("light", lane.light))
             if lane.stop is not None:
                 expected.append(("stop_sign", lane.stop))
         assert expected and [(s.kind, s.id) for s in u._stops] == expected
+        last = u.net.lanes[u.route.lanes[-1]]
+        if last.light is not None or last.stop is not None:  # its line lies past the end
+            assert u._stops[-1].s > u.route.length
+            past_the_end += 1
+    assert past_the_end
 
 
 def test_tiled_ground_raster_matches_the_whole_image():

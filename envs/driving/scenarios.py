@@ -165,7 +165,9 @@ def build_scene(
 
 
 def stop_lines_on(route: Route, net: RoadNetwork) -> list[StopLine]:
-    """Every stop line the route crosses (a light's or a stop sign's), in order."""
+    """Every stop line the route crosses (a light's or a stop sign's), in order, and the
+    one at the end of the route's last lane when the route ends before it (a car that
+    waits at that red light, or in the queue before it, is waiting, not blocked)."""
     out = []
     guards = [("light", g) for g in net.lights] + [("stop_sign", g) for g in net.stop_signs]
     for kind, guard in guards:
@@ -173,6 +175,13 @@ def stop_lines_on(route: Route, net: RoadNetwork) -> list[StopLine]:
         for i, u in roads.polyline_crossings(route.points, a, b):  # a town route may pass twice
             s = float(route.s[i] + u * (route.s[i + 1] - route.s[i]))
             out.append(StopLine(s, kind, guard.id))
+    last = net.lanes[route.lanes[-1]]
+    s_end = last.project(*route.points[-1])[0]
+    beyond = route.length + last.length - s_end
+    if last.light is not None and beyond > route.length + 1e-6:
+        out.append(StopLine(beyond, "light", last.light))
+    elif last.stop is not None and beyond > route.length + 1e-6:
+        out.append(StopLine(beyond, "stop_sign", last.stop))
     return sorted(out)
 
 
