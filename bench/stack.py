@@ -18,7 +18,7 @@ import numpy as np
 from pilot.envs import make_env
 from pilot.planning.stack.agent import ModularAgent
 
-SCENARIOS = ("LaneKeep", "Highway", "Obstacles", "Intersection")
+SCENARIOS = ("LaneKeep", "Highway", "Obstacles", "Intersection", "StopSign", "Town")
 STAGES = ("perception", "prediction", "behaviour", "planning", "control")
 
 
