@@ -5,7 +5,6 @@ of them the camera's ground pixels and the BEV drawings are coloured from
 
 from __future__ import annotations
 
-import functools
 import math
 import weakref
 
@@ -115,10 +114,10 @@ class GroundRaster:
         self._thick = max(1, round(0.15 / resolution))
         self._tiles: dict[tuple[int, int], np.ndarray] = {}
 
-    @functools.cached_property
+    @property
     def shapes(self) -> GroundShapes:
         """The network's ground shapes (made when first painted: a rollout without a
-        camera or a drawing never needs them)."""
+        camera or a drawing never needs them; kept per network by :func:`ground_shapes`)."""
         return ground_shapes(self._net)
 
     def _paint(self, row0: int, col0: int, h: int, w: int) -> np.ndarray:
