@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from pilot.envs.driving.roads import RoadNetwork, segment_intersection
+from pilot.envs.driving.roads import RoadNetwork, polyline_crossings
 from pilot.envs.driving.routes import Route
 
 from .config import ModularConfig
@@ -79,13 +79,11 @@ class RouteFrame:
 
 
 def _crossings(route: Route, crosswalks) -> list[float]:
+    """Route arc lengths where each crosswalk crosses the route."""
     out = []
-    pts = route.points
     for a, b in crosswalks:
-        for i in range(len(pts) - 1):
-            hit = segment_intersection(pts[i], pts[i + 1], np.asarray(a), np.asarray(b))
-            if hit is not None:
-                out.append(float(route.s[i] + hit[0] * (route.s[i + 1] - route.s[i])))
+        for i, u in polyline_crossings(route.points, np.asarray(a), np.asarray(b)):
+            out.append(float(route.s[i] + u * (route.s[i + 1] - route.s[i])))
     return out
 
 
