@@ -236,11 +236,14 @@ def test_dense_traffic_never_touches_itself(env_id):
         assert entries >= 30  # the junction did carry traffic
 
 
+# Deterministic, not a learning test. Measured: 0 contacts on seeds 0-9 x 3,000 steps with
+# 30 vehicles; without the lane-changers' hold on the lane they leave (`_leaving`), seed 5
+# has one, so seed 5 is among the two run here.
 @pytest.mark.slow
 def test_dense_highway_traffic_never_touches_itself():
     """Behind a car standing in its lane: vehicles coming back in at the start of the road
     meet the queue, and many change lane round it."""
-    for seed in (0, 2):
+    for seed in (0, 5):
         contacts = 0
         for _, _, info in run_traffic(HIGHWAY, seed, 3000, vehicles=30):
             contacts = info["traffic_contacts"]
