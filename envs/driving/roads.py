@@ -93,7 +93,11 @@ def left_normals(points: np.ndarray, closed: bool) -> np.ndarray:
         norm = math.hypot(dx, dy)
         return np.array([[-dy / norm, dx / norm], [-dy / norm, dx / norm]])
     d = points[1:] - points[:-1]
-    d /= np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1])[:, None]
+    return _vertex_normals(d / np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1])[:, None], closed)
+
+
+def _vertex_normals(d: np.ndarray, closed: bool) -> np.ndarray:
+    """:func:`left_normals` from the polyline's unit segment directions ``d``."""
     if closed:  # the last point repeats the first
         prev = np.concatenate([d[-1:], d])
         nxt = np.concatenate([d, d[:1]])
@@ -144,11 +148,16 @@ class Lane:
         self.light = light
         self.stop = stop
         self.kind = kind
-        self.s = arc_length(self.centre)
+        d = self.centre[1:] - self.centre[:-1]  # segments: arc length, headings, normals
+        seg = np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1])
+        self.s = np.zeros(len(self.centre))
+        np.cumsum(seg, out=self.s[1:])  # as arc_length()
         self.length = float(self.s[-1])
-        d = np.diff(self.centre, axis=0)
         self.headings = np.arctan2(d[:, 1], d[:, 0])
-        normals = left_normals(self.centre, self.closed)
+        if len(d) == 1 and not self.closed:
+            normals = left_normals(self.centre, False)
+        else:
+            normals = _vertex_normals(d / seg[:, None], self.closed)
         self.left_boundary = self.centre + 0.5 * self.width * normals
         self.right_boundary = self.centre - 0.5 * self.width * normals
 
