@@ -215,7 +215,7 @@ def run_traffic(env_id: str, seed: int, steps: int, vehicles: int, yielding: boo
         yield u, before, info
 
 
-# Not a learning test: the traffic model is deterministic numpy. Measured with yielding on:
+# Not a learning test: the traffic model is deterministic. Measured with yielding on:
 # 0 traffic contacts on 10 seeds x 4,000 steps with 32 vehicles on both junctions; with it
 # off 1-3 per seed on the Intersection (24 vehicles, 3,000 steps) and 18-28 per seed on the
 # StopSign junction, so the bar (0) has that distance to a broken model.
@@ -237,7 +237,7 @@ def test_dense_traffic_never_touches_itself(env_id):
 
 
 # Deterministic, not a learning test. Measured: 0 contacts on seeds 0-9 x 3,000 steps with
-# 30 vehicles; without the lane-changers' hold on the lane they leave (`_leaving`), seed 5
+# 30 vehicles; without the lane-changers' hold on the lane they leave (in `obstacles`), seed 5
 # has one, so seed 5 is among the two run here.
 @pytest.mark.slow
 def test_dense_highway_traffic_never_touches_itself():

@@ -22,16 +22,19 @@ each step, both as IDM obstacles:
   a vehicle near the start of the other as a leader, as if they shared the lane.
 
 :func:`box_contacts` finds overlapping vehicle footprints (oriented boxes, separating axis
-test); the env counts them, and with these rules the count stays zero.
+test); the env counts them, and with these rules the count stays zero. The per-step loops
+are compiled (:mod:`.traffic_kernels`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.spatial import cKDTree
 
+from . import traffic_kernels as kernels
 from .roads import STOP_SPEED
 
 if TYPE_CHECKING:
@@ -138,140 +141,81 @@ class JunctionRules:
         )
 
     # --- yielding ---------------------------------------------------------------------------
-    def movers(
-        self, lane: np.ndarray, s: np.ndarray, next_lane: np.ndarray, entered: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(which, connector, s on it, rank)`` of the vehicles in the junction: those on a
-        connector, and those whose front is already over the line into their next one
-        (placed on it at a negative ``s``). The rank is the entry time (inf: not entered)."""
-        lengths = self.net.lane_lengths[lane]
-        on = self.connector[lane]
-        nxt = np.maximum(next_lane, 0)
-        over = ~on & (next_lane >= 0) & self.connector[nxt] & (s + self.half > lengths)
-        which = np.flatnonzero(on | over)
-        conn = np.where(on, lane, nxt)[which]
-        pos = np.where(on, s, s - lengths)[which]
-        return which, conn, pos, entered[which]
-
-    def obstacles(
-        self, conn: np.ndarray, s: np.ndarray, v: np.ndarray, rank: np.ndarray, owner: np.ndarray
-    ) -> tuple[np.ndarray, ...]:
-        """Obstacles ``(lane, s, speed, half length, rank, owner, conflict)`` that vehicles
-        in the junction (on connectors ``conn`` at ``s``, with speeds, ranks and owner
-        indices, -1 for the ego) put on other connectors: a leader's copy on the connectors
-        beside it, and a standing obstacle at the start of each conflict area it has not
-        left (rank -inf when it is inside that area: then everyone yields to it)."""
-        hit = (conn[None, :] == self.sib_from[:, None]) & (
-            s[None, :] - self.half < self.sib_len[:, None]
+    def obstacles(self, tr: kernels.Vehicles, ego) -> np.ndarray:
+        """What the vehicles of ``tr`` in the junction (on a connector, or with the front
+        over the line into their next one; and the ego, ``(lane, s, speed)`` or None, with
+        the way always) put on other connectors: a leader's copy on the connectors beside
+        theirs, and a standing obstacle at the start of each conflict area they have not
+        left, which holds only those that owe them the way (rank -inf when they are inside
+        the area: then everyone yields to them); an obstacle table
+        (:func:`.traffic_kernels.junction_obstacles`)."""
+        return kernels.junction_obstacles(
+            tr,
+            self.net.lane_lengths,
+            self.connector,
+            (self.sib_from, self.sib_onto, self.sib_len),
+            (self.con_lane, self.con_other, self.con_in, self.con_other_in, self.con_other_out),
+            self.half,
+            INSIDE,
+            kernels.ego_slot(ego),
         )
-        p, m = np.nonzero(hit)
-        n = len(p)
-        lanes1, s1, v1 = self.sib_onto[p], s[m], v[m]
-        hit = (conn[None, :] == self.con_other[:, None]) & (
-            s[None, :] - self.half < self.con_other_out[:, None]
-        )
-        q, k = np.nonzero(hit)
-        inside = s[k] + self.half > self.con_other_in[q] + INSIDE
-        return (
-            np.concatenate([lanes1, self.con_lane[q]]),
-            np.concatenate([s1, self.con_in[q]]),
-            np.concatenate([v1, np.zeros(len(q))]),
-            np.concatenate([np.full(n, self.half), np.zeros(len(q))]),
-            np.concatenate([np.full(n, -np.inf), np.where(inside, -np.inf, rank[k])]),
-            np.concatenate([owner[m], owner[k]]),
-            np.concatenate([np.zeros(n, dtype=bool), np.ones(len(q), dtype=bool)]),
-        )
-
-    @staticmethod
-    def hold(
-        gap: np.ndarray,
-        rank: np.ndarray,
-        idx: np.ndarray,
-        ob_rank: np.ndarray,
-        owner: np.ndarray,
-        conflict: np.ndarray,
-    ) -> np.ndarray:
-        """``gap`` (vehicles ``idx`` with entry ranks ``rank`` × the obstacles of
-        :meth:`obstacles`) with a conflict point's gap set to inf for every vehicle that
-        does not owe its owner the way: entered later (ties: the higher index yields), or
-        already inside the area itself."""
-        owes = (ob_rank[None, :] < rank[:, None]) | (
-            (ob_rank[None, :] == rank[:, None]) & (owner[None, :] < idx[:, None])
-        )
-        return np.where(conflict[None, :] & ~(owes & (gap > -INSIDE)), np.inf, gap)
 
     # --- stop signs -------------------------------------------------------------------------
-    def stop_signs(self, tr, idx: np.ndarray, dt: float, t: float, ego, yielding: bool) -> None:
+    def stop_signs(
+        self, tr: kernels.Vehicles, idx: np.ndarray, dt: float, t: float, ego, yielding: bool
+    ) -> None:
         """Count the time each vehicle (``idx``: the active ones) stands in its stop zone,
         give it its ticket after :data:`STAND_STILL` seconds, and let ticket holders into
         the junction, first come first served, when nothing conflicting is in it (all of
         them at once when ``yielding`` is off)."""
-        lane, s = tr.lane[idx], tr.s[idx]
-        lengths = self.net.lane_lengths[lane]
-        zone = self.stop_zone[lane]
-        standing = (lengths - s <= zone) & (tr.v[idx] < STOP_SPEED)  # False where nan
-        tr.stop_wait[idx[standing]] += dt
-        fresh = idx[(tr.stop_wait[idx] >= STAND_STILL - 1e-9) & ~np.isfinite(tr.stop_ticket[idx])]
-        tr.stop_ticket[fresh] = t
-        waiting = idx[np.isfinite(tr.stop_ticket[idx]) & ~tr.go[idx]]
-        if not len(waiting):
-            return
-        if not yielding:
-            tr.go[waiting] = True
-            return
-        taken = set(tr.lane[idx][self.connector[lane]].tolist())
-        gone = idx[tr.go[idx] & ~self.connector[lane]]  # let in, not yet over the line
-        taken.update(int(n) for n in tr.next_lane[gone] if n >= 0)
+        kernels.stop_signs(
+            idx,
+            tr,
+            self.net.lane_lengths,
+            self.stop_zone,
+            self.connector,
+            self.conflict,
+            self._ego_claims(ego),
+            dt,
+            t,
+            yielding,
+            STAND_STILL,
+            STOP_SPEED,
+        )
+
+    def _ego_claims(self, ego) -> np.ndarray:
+        """The connectors the ego (``(lane, s, speed)`` or None) takes: the one it is on,
+        or, while it drives up to a stop line, every one its lane leads to."""
         if ego is not None:
-            ego_lane, ego_s, ego_v = ego
-            ln = self.net.lanes[ego_lane]
-            if self.connector[ego_lane]:
-                taken.add(ego_lane)
-            elif (
-                np.isfinite(self.stop_zone[ego_lane])
-                and ego_v > EGO_CLAIM_SPEED
-                and ln.length - ego_s < EGO_CLAIM
-            ):
-                taken.update(ln.successors)
-        order = waiting[np.lexsort((waiting, tr.stop_ticket[waiting]))]
-        pending: list[int] = []
-        for i in order.tolist():
-            want = int(tr.next_lane[i])
-            if want < 0:
-                tr.go[i] = True
-                continue
-            row = self.conflict[want]
-            if any(row[c] for c in taken) or any(row[c] for c in pending):
-                pending.append(want)
-            else:
-                tr.go[i] = True
-                taken.add(want)
-
-    def held_gap(self, tr, idx: np.ndarray) -> np.ndarray:
-        """Gap (front to the stop sign's virtual obstacle) of each vehicle in ``idx``
-        that must still stop or wait at a sign; inf for the others."""
-        lane, s = tr.lane[idx], tr.s[idx]
-        held = np.isfinite(self.stop_zone[lane]) & ~tr.go[idx]
-        gap = self.net.lane_lengths[lane] + LINE_MARGIN - s - self.half
-        return np.where(held, gap, np.inf)
+            lane, s, v = ego
+            ln = self.net.lanes[lane]
+            if self.connector[lane]:
+                return np.array([lane], dtype=np.int64)
+            near = v > EGO_CLAIM_SPEED and ln.length - s < EGO_CLAIM
+            if np.isfinite(self.stop_zone[lane]) and near:
+                return np.array(ln.successors, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64)
 
 
-def box_contacts(
-    x: np.ndarray, y: np.ndarray, h: np.ndarray, length: float, width: float
-) -> tuple[np.ndarray, np.ndarray]:
+@kernels.compiled
+def box_contacts(x, y, h, length, width):
     """Index pairs ``(i, j)``, ``i < j``, of boxes (centres ``x, y``, headings ``h``,
     ``length × width``) that overlap: no separating axis among the four box edges."""
-    dx, dy = x[None, :] - x[:, None], y[None, :] - y[:, None]
-    i, j = np.nonzero(dx * dx + dy * dy < length * length + width * width)  # circles meet
-    keep = i < j
-    i, j = i[keep], j[keep]
-    if not len(i):  # the usual case: nobody near anybody
-        return i, j
-    dx, dy = dx[i, j], dy[i, j]
-    ci, si, cj, sj = np.cos(h[i]), np.sin(h[i]), np.cos(h[j]), np.sin(h[j])
-    separated = np.zeros(len(i), dtype=bool)
-    for ax, ay in ((ci, si), (-si, ci), (cj, sj), (-sj, cj)):
-        reach = 0.5 * length * (np.abs(ci * ax + si * ay) + np.abs(cj * ax + sj * ay))
-        reach += 0.5 * width * (np.abs(-si * ax + ci * ay) + np.abs(-sj * ax + cj * ay))
-        separated |= np.abs(dx * ax + dy * ay) > reach
-    return i[~separated], j[~separated]
+    n = len(x)
+    first, second, k = np.empty(n * n, np.int64), np.empty(n * n, np.int64), 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx, dy = x[j] - x[i], y[j] - y[i]
+            if not dx * dx + dy * dy < length * length + width * width:  # circles apart
+                continue
+            ci, si, cj, sj = math.cos(h[i]), math.sin(h[i]), math.cos(h[j]), math.sin(h[j])
+            separated = False
+            for a in range(4):  # the axes along and across each box
+                ax = (ci, -si, cj, -sj)[a]
+                ay = (si, ci, sj, cj)[a]
+                reach = 0.5 * length * (abs(ci * ax + si * ay) + abs(cj * ax + sj * ay))
+                reach += 0.5 * width * (abs(-si * ax + ci * ay) + abs(-sj * ax + cj * ay))
+                separated = separated or abs(dx * ax + dy * ay) > reach
+            if not separated:
+                first[k], second[k], k = i, j, k + 1
+    return first[:k], second[:k]

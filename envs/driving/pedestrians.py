@@ -8,9 +8,11 @@ them.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
+from . import traffic_kernels as kernels
 from .roads import RoadNetwork
 
 
@@ -70,13 +72,15 @@ def crosswalk_positions(
     """``(x, y, heading)`` of every pedestrian (inactive ones at 0)."""
     if not net.crosswalks:
         return np.zeros(len(peds.u)), np.zeros(len(peds.u)), np.zeros(len(peds.u))
-    c = np.where(peds.active, peds.crosswalk, 0)
-    start, d = net.crosswalk_starts[c], net.crosswalk_vectors[c]
-    u = peds.u / net.crosswalk_lengths[c]
-    x = np.where(peds.active, start[:, 0] + d[:, 0] * u, 0.0)
-    y = np.where(peds.active, start[:, 1] + d[:, 1] * u, 0.0)
-    h = np.where(peds.active, np.arctan2(d[:, 1] * peds.direction, d[:, 0] * peds.direction), 0.0)
-    return x, y, h
+    return _poses(
+        peds.active,
+        peds.crosswalk,
+        peds.u,
+        peds.direction,
+        net.crosswalk_starts,
+        net.crosswalk_vectors,
+        net.crosswalk_lengths,
+    )
 
 
 def step_pedestrians(
@@ -85,18 +89,18 @@ def step_pedestrians(
     """Walk, turn round at the far kerb, wait a random while, walk back."""
     if not len(peds.u):  # no pool: nothing to draw (an empty draw leaves the stream as is)
         return
-    pause = rng.uniform(2.0, 12.0, len(peds.u))
-    waiting = peds.active & (peds.wait > 0)
-    peds.wait[waiting] = np.maximum(peds.wait[waiting] - dt, 0.0)
-    walk = np.flatnonzero(peds.active & ~waiting)
-    if not len(walk):
-        return
-    length = net.crosswalk_lengths[peds.crosswalk[walk]]
-    u = peds.u[walk] + peds.direction[walk] * peds.speed[walk] * dt
-    turn = (u >= length) | (u <= 0.0)  # at a kerb: turn round and wait there
-    peds.u[walk] = np.minimum(np.maximum(u, 0.0), length)
-    peds.direction[walk] = np.where(turn, -peds.direction[walk], peds.direction[walk])
-    peds.wait[walk] = np.where(turn, pause[walk], peds.wait[walk])
+    pause = rng.uniform(2.0, 12.0, len(peds.u))  # one per pedestrian, used or not
+    _walk(
+        peds.active,
+        peds.crosswalk,
+        peds.u,
+        peds.direction,
+        peds.speed,
+        peds.wait,
+        net.crosswalk_lengths,
+        pause,
+        dt,
+    )
 
 
 def spawn_pedestrians(
@@ -115,3 +119,34 @@ def spawn_pedestrians(
         peds.wait[i] = rng.uniform(0.0, 15.0)
         peds.active[i] = True
     return peds
+
+
+@kernels.compiled
+def _walk(active, crosswalk, u, direction, speed, wait, lengths, pause, dt):
+    """Pedestrians wait out their pause, or walk; at a kerb they turn round and wait there
+    for ``pause``."""
+    for p in range(len(u)):
+        if not active[p]:
+            continue
+        if wait[p] > 0:
+            wait[p] = max(wait[p] - dt, 0.0)
+            continue
+        length = lengths[crosswalk[p]]
+        to = u[p] + direction[p] * speed[p] * dt
+        u[p] = min(max(to, 0.0), length)
+        if to >= length or to <= 0.0:
+            direction[p], wait[p] = -direction[p], pause[p]
+
+
+@kernels.compiled
+def _poses(active, crosswalk, u, direction, starts, vectors, lengths):
+    """``(x, y, heading)`` of pedestrians on crosswalks (inactive ones at 0)."""
+    n = len(u)
+    x, y, h = np.zeros(n), np.zeros(n), np.zeros(n)
+    for p in range(n):
+        if active[p]:
+            c, f = crosswalk[p], u[p] / lengths[crosswalk[p]]
+            x[p] = starts[c, 0] + vectors[c, 0] * f
+            y[p] = starts[c, 1] + vectors[c, 1] * f
+            h[p] = math.atan2(vectors[c, 1] * direction[p], vectors[c, 0] * direction[p])
+    return x, y, h

@@ -1,7 +1,9 @@
 """Motion of everything that moves: the ego's kinematic bicycle, IDM traffic and pedestrians.
 
-All of it is numpy on plain arrays, with every random draw taken from the generator the
-env passes in, so a state is a few arrays that copy exactly (see ``DrivingEnv.get_state``).
+A state is a few plain arrays that copy exactly (see ``DrivingEnv.get_state``), and every
+random draw comes from the generator the env passes in. The per-step arithmetic over all
+vehicles is compiled (:mod:`.traffic_kernels`); the rare per-vehicle events (the end of a
+lane, a lane change) stay here.
 
 * The ego's state (:class:`EgoCar`); its motion is :mod:`.dynamics`.
 * Other vehicles follow lane centre lines with the Intelligent Driver Model (Treiber,
@@ -17,13 +19,13 @@ env passes in, so a state is a few arrays that copy exactly (see ``DrivingEnv.ge
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
-from .junctions import JunctionRules, box_contacts
+from . import traffic_kernels as kernels
+from .junctions import INSIDE, LINE_MARGIN, JunctionRules, box_contacts
 from .pedestrians import Crossings, PedestrianState
-from .roads import GREEN, RoadNetwork
+from .roads import RoadNetwork
 
 VEHICLE_LENGTH, VEHICLE_WIDTH = 4.5, 1.9
 
@@ -117,8 +119,14 @@ class TrafficModel:
         self.static_lane = np.zeros(0, dtype=np.int64)
         self.static_s = np.zeros(0)
         self.rules = JunctionRules(net, VEHICLE_LENGTH)
-        self._poses_memo: tuple | None = None  # (state copied, poses): see poses()
         self.yielding = True
+        self.lanes = kernels.lane_tables(net)
+        self._no_obstacles = np.zeros((0, 7))  # an empty obstacle table
+
+    @property
+    def _rate(self) -> float:
+        """Sideways speed (m/s) of a lane change."""
+        return self.net.lanes[0].width / self.lane_change_time
 
     # --- spawning ---------------------------------------------------------------------------
     def pick_next(self, lane: int, rng: np.random.Generator) -> int:
@@ -178,168 +186,60 @@ class TrafficModel:
         ego is in a lane (it is then a leader like any other vehicle), else None."""
         if not len(tr.s):  # no pool: nothing to draw (an empty draw leaves the stream as is)
             return
-        net, p = self.net, self.idm
         draws = rng.random((len(tr.s), 3))  # fixed count per step keeps streams aligned
         idx = np.flatnonzero(tr.active)
         if len(idx) == 0:
             return
-        if self.rules.has_stops:
-            self.rules.stop_signs(tr, idx, dt, t, ego, self.yielding)
-        ob_lane, ob_s, ob_v, ob_half = self._obstacles(tr, t, ego, peds)
-        base = len(ob_s)  # then the junctions' obstacles, when there are any
-        junction = self._junction_obstacles(tr, ego)
-        if junction is not None:
-            ob_lane, ob_s, ob_v, ob_half = (
-                np.concatenate([a, b])
-                for a, b in zip((ob_lane, ob_s, ob_v, ob_half), junction[:4], strict=True)
-            )
-        lane, s, v = tr.lane[idx], tr.s[idx], tr.v[idx]
-        length = net.lane_lengths[lane]
-        closed = net.lane_closed[lane]
-        nxt = tr.next_lane[idx]
-        same = ob_lane[None, :] == lane[:, None]
-        ds = ob_s[None, :] - s[:, None]
-        ds = np.where(closed[:, None], np.mod(ds, length[:, None]), ds)
-        ahead_same = same & (ds > 1e-6)
-        on_next = (ob_lane[None, :] == nxt[:, None]) & ~closed[:, None]
-        ds_next = (length - s)[:, None] + ob_s[None, :]
-        dist = np.where(ahead_same, ds, np.where(on_next, ds_next, np.inf))
-        # a yellow light is ignored by vehicles too close to stop comfortably
-        is_light = ob_v < -0.5
-        stop_dist = v**2 / (2.0 * p.decel)
-        dist = np.where(is_light[None, :] & (dist < stop_dist[:, None]), np.inf, dist)
-        gap = dist - 0.5 * VEHICLE_LENGTH - ob_half[None, :]
-        if junction is not None:  # conflict points hold only who owes their owners the way
-            gap[:, base:] = self.rules.hold(gap[:, base:], tr.entered[idx], idx, *junction[4:])
-        if self.rules.has_stops:  # a standing obstacle past a stop sign's line until "go"
-            gap = np.concatenate([gap, self.rules.held_gap(tr, idx)[:, None]], axis=1)
-            ob_v = np.append(ob_v, 0.0)
-        j = np.argmin(gap, axis=1)
-        g = gap[np.arange(len(idx)), j]
-        vl = np.maximum(ob_v[j], 0.0)
-        has = np.isfinite(g)
-        g = np.maximum(np.where(has, g, 1e6), 0.1)
-        dv = v - np.where(has, vl, v)
-        s_star = p.min_gap + np.maximum(
-            v * p.headway + v * dv / (2 * math.sqrt(p.accel * p.decel)), 0
+        vehicles, rules, p = kernels.Vehicles(**vars(tr)), self.rules, self.idm
+        if rules.has_stops:
+            rules.stop_signs(vehicles, idx, dt, t, ego, self.yielding)
+        plain = self._obstacles(vehicles, t, ego, peds)
+        yielding = self.yielding and rules.active  # else no junction obstacles
+        junction = rules.obstacles(vehicles, ego) if yielding else self._no_obstacles
+        # IDM towards the nearest obstacle, lateral moves, cooldowns; a vehicle held up by
+        # something much slower ahead looks for a way round far more often than one that
+        # changes lane on a whim
+        turn, change = kernels.follow(
+            idx,
+            vehicles,
+            (self.lanes.length, self.lanes.closed, rules.stop_zone, rules.connector),
+            plain,
+            junction,
+            t,
+            (p.accel, p.decel, p.headway, p.min_gap, p.delta, p.max_brake),
+            dt,
+            self._rate * dt,
+            self.lane_change_rate,
+            draws,
+            (VEHICLE_LENGTH, INSIDE, LINE_MARGIN),
         )
-        acc = p.accel * (1 - (v / np.maximum(tr.v0[idx], 0.1)) ** p.delta - (s_star / g) ** 2)
-        acc = np.maximum(acc, -p.max_brake)
-        v_new = np.where(tr.v0[idx] > 0, np.maximum(v + acc * dt, 0.0), 0.0)  # v0 0: parked
-        s_new = s + v_new * dt
-        tr.v[idx], tr.s[idx] = v_new, s_new
-        # lateral: lane changes in progress converge to the centre line
-        shift = net.lanes[0].width / self.lane_change_time * dt
-        tr.d[idx] -= np.sign(tr.d[idx]) * np.minimum(np.abs(tr.d[idx]), shift)
-        tr.cooldown[idx] = np.maximum(tr.cooldown[idx] - dt, 0.0)
-        # a vehicle held up by something much slower ahead looks for a way round far more
-        # often than one that changes lane on a whim
-        held_up = has & (g < 30.0) & (vl < 0.5 * tr.v0[idx])
-        rate = np.where(held_up, 1.0, self.lane_change_rate) * dt
-        for k, i in enumerate(idx.tolist()):
+        for i in turn.tolist():  # past the lane's end, or trying a lane change
+            lane = tr.lane[i]
             self._advance_lane(tr, i, rng, ego)
-            if tr.active[i] and tr.cooldown[i] <= 0.0 and draws[i, 0] < rate[k]:
+            if tr.active[i] and change[i]:
                 self._try_lane_change(tr, i, draws[i, 1] < 0.5, ego, draws[i, 2])
-        if self.rules.active:  # a new lane: a new stop sign, a new entry time
-            moved = idx[tr.lane[idx] != lane]
-            tr.stop_wait[moved], tr.stop_ticket[moved], tr.go[moved] = 0.0, np.inf, False
-            tr.entered[moved] = np.inf
-            fresh = idx[self.rules.connector[tr.lane[idx]] & ~np.isfinite(tr.entered[idx])]
-            tr.entered[fresh] = t
+            if tr.lane[i] != lane and rules.active:  # a new stop sign, a new entry time
+                tr.stop_wait[i], tr.stop_ticket[i], tr.go[i] = 0.0, np.inf, False
+                tr.entered[i] = t if rules.connector[tr.lane[i]] else np.inf
 
-    def _obstacles(self, tr, t, ego, peds):
-        """Everything a vehicle may have to stop for, as (lane, s, speed, half length); a
-        light's stop line has speed -1 so that yellow lights can be told apart."""
-        net = self.net
-        act = np.flatnonzero(tr.active)
-        lanes = [tr.lane[act]]
-        ss = [tr.s[act]]
-        vs = [tr.v[act]]
-        halves = [np.full(len(act), 0.5 * VEHICLE_LENGTH)]
-        if ego is not None:
-            lanes.append(np.array([ego[0]]))
-            ss.append(np.array([ego[1]]))
-            vs.append(np.array([ego[2]]))
-            halves.append(np.array([0.5 * VEHICLE_LENGTH]))
-        if len(self.static_lane):
-            lanes.append(self.static_lane)
-            ss.append(self.static_s)
-            vs.append(np.zeros(len(self.static_s)))
-            halves.append(np.full(len(self.static_s), 1.0))
-        ghosts = self._leaving(tr, act)
-        if ghosts is not None:
-            for out, value in zip((lanes, ss, vs, halves), ghosts, strict=True):
-                out.append(value)
+    def _obstacles(self, vehicles: kernels.Vehicles, t: float, ego, peds) -> np.ndarray:
+        """Everything a vehicle may have to stop for but the junctions' right of way: other
+        vehicles, the ego, static obstacles, lane changers still in the lane they leave,
+        pedestrians on crosswalks and lights that are not green, as an obstacle table
+        (:func:`.traffic_kernels.obstacles`)."""
         cr = self.crossings
-        if len(cr.lane) and peds.active.any():
-            on = peds.active[None, :] & (peds.crosswalk[None, :] == cr.crosswalk[:, None])
-            near = np.abs(peds.u[None, :] - cr.u[:, None]) < cr.half[:, None]
-            rows = np.flatnonzero((on & near).any(axis=1))
-            if len(rows):
-                lanes.append(cr.lane[rows])
-                ss.append(cr.s[rows] - 2.0)
-                vs.append(np.zeros(len(rows)))
-                halves.append(np.zeros(len(rows)))
-        if net.lights:
-            states = np.asarray(net.light_states(t))
-            stop = self.lit_lanes[states[self.lane_light] != GREEN]
-            if len(stop):
-                lanes.append(stop)
-                ss.append(net.lane_lengths[stop])
-                vs.append(np.full(len(stop), -1.0))
-                halves.append(np.zeros(len(stop)))
-        return (
-            np.concatenate(lanes).astype(np.int64),
-            np.concatenate(ss),
-            np.concatenate(vs),
-            np.concatenate(halves),
+        return kernels.obstacles(
+            self.lanes,
+            self._rate,
+            vehicles,
+            kernels.ego_slot(ego),
+            (self.static_lane, self.static_s),
+            (cr.crosswalk, cr.u, cr.half, cr.lane, cr.s),
+            (peds.active, peds.crosswalk, peds.u),
+            (self.lit_lanes, self.lane_light, np.asarray(self.net.light_states(t), np.int64)),
+            VEHICLE_LENGTH,
+            VEHICLE_WIDTH,
         )
-
-    def _leaving(self, tr: TrafficState, act: np.ndarray):
-        """Vehicles changing lane (of ``act``) whose footprint, turned towards the new
-        lane, still reaches into the lane they leave, as obstacles on that lane (lane, s,
-        speed, half length); None when there are none. Without them a follower in the old
-        lane drives into a car that has only just begun to move over."""
-        chg = act[np.abs(tr.d[act]) > 1e-6]
-        if not len(chg):
-            return None
-        net = self.net
-        rate = net.lanes[0].width / self.lane_change_time
-        tilt = np.arctan2(rate, np.maximum(tr.v[chg], 1.0))
-        reach = np.abs(tr.d[chg]) + 0.5 * (
-            VEHICLE_WIDTH * np.cos(tilt) + VEHICLE_LENGTH * np.sin(tilt)
-        )
-        x, y, _ = self.poses(tr)
-        rows = []
-        for k, i in enumerate(chg.tolist()):
-            lane = net.lanes[tr.lane[i]]
-            old = lane.left if tr.d[i] > 0 else lane.right
-            if old is not None and reach[k] > net.lanes[old].width - 0.5 * VEHICLE_WIDTH:
-                rows.append((old, net.lanes[old].project(x[i], y[i])[0], tr.v[i]))
-        if not rows:
-            return None
-        arr = np.array(rows, dtype=np.float64)
-        half = np.full(len(arr), 0.5 * VEHICLE_LENGTH)
-        return arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2], half
-
-    def _junction_obstacles(self, tr, ego):
-        """What vehicles in a junction (the ego among them, with the way always) put on
-        the connectors beside and across theirs: ``(lane, s, speed, half length, rank,
-        owner, conflict point)`` arrays (:meth:`.junctions.JunctionRules.obstacles`), or
-        None where the network has no junction or yielding is off."""
-        rules = self.rules
-        if not (self.yielding and rules.active):
-            return None
-        act = np.flatnonzero(tr.active)
-        which, conn, pos, rank = rules.movers(
-            tr.lane[act], tr.s[act], tr.next_lane[act], tr.entered[act]
-        )
-        speed, owner = tr.v[act][which], act[which]
-        if ego is not None and rules.connector[ego[0]]:
-            conn, pos = np.append(conn, ego[0]), np.append(pos, ego[1])
-            speed, rank = np.append(speed, ego[2]), np.append(rank, -np.inf)
-            owner = np.append(owner, -1)
-        return rules.obstacles(conn, pos, speed, rank, owner)
 
     def _advance_lane(self, tr: TrafficState, i: int, rng: np.random.Generator, ego) -> None:
         net = self.net
@@ -409,19 +309,5 @@ class TrafficModel:
         return tuple(zip(act[i].tolist(), act[j].tolist(), strict=True))
 
     def poses(self, tr: TrafficState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(x, y, heading)`` of every vehicle, lane-change offsets included (read-only
-        arrays: the last answer is kept and given again while the state is the same, as it
-        is for the several asks of one step)."""
-        state = (tr.lane, tr.s, tr.d, tr.v)
-        memo = self._poses_memo
-        if memo is not None and all(map(np.array_equal, memo[0], state)):
-            return memo[1]
-        x, y, h = self.net.poses(tr.lane, tr.s)
-        x = x - np.sin(h) * tr.d
-        y = y + np.cos(h) * tr.d
-        rate = self.net.lanes[0].width / self.lane_change_time
-        h = h - np.sign(tr.d) * np.arctan2(rate, np.maximum(tr.v, 1.0)) * (np.abs(tr.d) > 1e-6)
-        for a in (x, y, h):
-            a.flags.writeable = False
-        self._poses_memo = (tuple(a.copy() for a in state), (x, y, h))
-        return x, y, h
+        """``(x, y, heading)`` of every vehicle, lane-change offsets included."""
+        return kernels.poses(self.lanes, self._rate, tr.lane, tr.s, tr.d, tr.v)
