@@ -49,6 +49,26 @@ def test_locate_reports_lane_offset_heading_and_road_membership():
     assert not q.on_road and not q.in_lane
 
 
+def test_lanes_near_lists_each_lane_within_reach_once_at_its_closest_point():
+    net = layouts.highway(np.random.default_rng(1), n_lanes=3, lane_width=3.75)
+    x, y, h = net.lanes[1].pose_at(300.0)
+    nx, ny = -math.sin(h), math.cos(h)
+    ux, uy = math.cos(h), math.sin(h)
+    # three points along the car, 1.5 m apart, 1 m left of lane 1's centre line
+    pts = np.array([[x + nx + k * ux, y + ny + k * uy] for k in (-1.5, 0.0, 1.5)])
+    lanes, s = net.lanes_near(pts, 2.2)
+    assert lanes.tolist() == [1]  # lane 0's centre is 2.75 m away; lane 2's 4.75 m
+    np.testing.assert_allclose(s, [298.5], atol=0.05)  # all as close: the first point's
+    lanes, s = net.lanes_near(pts, 3.0)
+    assert lanes.tolist() == [0, 1]
+    closest = min((net.lanes[0].project(*q) for q in pts), key=lambda sl: abs(sl[1]))
+    np.testing.assert_allclose(s, [closest[0], 298.5], atol=0.05)
+    lanes, _ = net.lanes_near(pts, 5.0)
+    assert lanes.tolist() == [0, 1, 2]
+    far = pts + 12.0 * np.array([nx, ny])
+    assert len(net.lanes_near(far, 2.2)[0]) == 0
+
+
 def test_route_projection_progress_and_points():
     rng = np.random.default_rng(2)
     net = layouts.loop(rng)

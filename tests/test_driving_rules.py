@@ -359,3 +359,39 @@ def test_traffic_waits_at_its_sign_while_the_ego_crosses():
             break
     assert info["outcome"] == "route_completed" and info["infraction_counts"]["stop_sign"] == 0
     assert inside[0] < ticket < inside[-1] < let_in  # it stopped while the ego was in
+
+
+@pytest.mark.parametrize("body", [True, False])
+def test_traffic_stops_for_the_ego_standing_half_over_the_line_into_its_lane(body, monkeypatch):
+    """The ego stands as if half-way through a lane change: 1.5 m off its lane's centre,
+    turned 0.5 rad towards the next lane (its centre still nearest its own lane, its front
+    corner 1.6 m into the other); a car comes up the other lane. It stops behind the ego's
+    body; with the body left out of its obstacles (what the traffic saw before) it drives
+    into it."""
+    env = make_env(HIGHWAY, initial_speed=0.0)
+    env.reset(seed=0, options=ALONE)
+    u = env.unwrapped
+    own = u.net.locate(u._sim.ego.x, u._sim.ego.y, u._sim.ego.yaw)
+    ln = u.net.lanes[own.lane]
+    other, side = (ln.left, 1.0) if ln.left is not None else (ln.right, -1.0)
+    s_other = u.net.lanes[other].project(u._sim.ego.x, u._sim.ego.y)[0]
+    env.reset(
+        seed=0, options={**ALONE, "vehicles": [{"lane": other, "s": s_other - 40.0, "speed": 10.0}]}
+    )
+    ego = u._sim.ego
+    ego.x -= side * 1.5 * math.sin(ego.yaw)
+    ego.y += side * 1.5 * math.cos(ego.yaw)
+    ego.yaw += side * 0.5
+    u._sync_world()
+    if not body:
+        nothing = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+        monkeypatch.setattr("pilot.envs.driving.env.ego_body", lambda *_: nothing)
+    for _ in range(150):
+        _, _, term, trunc, info = env.step(np.array([0.0, -1.0]))
+        assert u._lane.lane == own.lane  # it stays nearest its own lane throughout
+        if term or trunc:
+            break
+    hit = info["infraction_counts"]["collision_vehicle"] > 0
+    assert hit != body
+    if body:
+        assert u._sim.traffic.v[0] < 0.1  # standing behind it

@@ -57,7 +57,7 @@ from .routes import Route
 from .scenarios import TownCache, build_scene, check_options, sync_world
 from .sensors import SensorFrame, make_sensor
 from .speed_rules import check_speed_rules
-from .traffic import TrafficModel
+from .traffic import TrafficModel, ego_body
 from .weather import Weather, draw_weather
 from .world import PinholeCamera, World
 
@@ -264,7 +264,11 @@ class DrivingEnv(DrivingViews, gym.Env):
         the bodies follow."""
         cfg, sim = self.config, self._sim
         ego_slot = (lane.lane, lane.s, sim.ego.v) if lane.in_lane else None
-        self.traffic_model.step(sim.traffic, cfg.dt, sim.t, self.np_random, ego_slot, sim.peds)
+        body = None
+        if sim.traffic.active.any():
+            body = ego_body(self.net, sim.ego, lane.lane if lane.in_lane else -1)
+        model, rng = self.traffic_model, self.np_random
+        model.step(sim.traffic, cfg.dt, sim.t, rng, ego_slot, sim.peds, body)
         touching = self.traffic_model.contacts(sim.traffic)  # none while the model is right
         sim.traffic_contacts += len(set(touching) - set(sim.traffic_touching))
         sim.traffic_touching = touching

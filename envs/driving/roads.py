@@ -403,6 +403,29 @@ class RoadNetwork:
             speed_limit=float(seg[within, 10].max()) if within[k] else float(row[10]),
         )
 
+    def lanes_near(self, points: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(lane ids, s)``: every lane whose centre line passes within ``radius`` of one
+        of ``points`` (``n × 2``, all within a few metres of each other), with the arc
+        length of its closest approach; for the vehicles a car's body is in the way of."""
+        x, y = float(points[0, 0]), float(points[0, 1])
+        seg = self._buckets.get((math.floor(x / self._cell), math.floor(y / self._cell)))
+        if seg is None:
+            seg = self._all
+        px = points[:, 0, None] - seg[None, :, 0]
+        py = points[:, 1, None] - seg[None, :, 1]
+        t = np.minimum(np.maximum((px * seg[:, 2] + py * seg[:, 3]) / seg[:, 4], 0.0), 1.0)
+        dx, dy = px - t * seg[:, 2], py - t * seg[:, 3]
+        d2 = (dx * dx + dy * dy).min(axis=0)
+        t = t[(dx * dx + dy * dy).argmin(axis=0), np.arange(seg.shape[0])]
+        near = np.flatnonzero(d2 < radius * radius)
+        if not len(near):
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        near = near[np.argsort(d2[near], kind="stable")]
+        lane = seg[near, 9].astype(np.int64)
+        lane, first = np.unique(lane, return_index=True)  # each lane at its closest segment
+        k = near[first]
+        return lane, seg[k, 8] + t[k] * seg[k, 5]
+
     def _on_surface(self, x: float, y: float) -> bool:
         """Whether ``(x, y)`` lies on one of the paved :attr:`surfaces`."""
         if not self.surfaces:

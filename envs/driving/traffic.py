@@ -181,9 +181,11 @@ class TrafficModel:
         rng: np.random.Generator,
         ego: tuple[int, float, float] | None,
         peds: PedestrianState,
+        ego_body: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> None:
         """Advance all active vehicles by ``dt``. ``ego`` is ``(lane, s, speed)`` when the
-        ego is in a lane (it is then a leader like any other vehicle), else None."""
+        ego is in a lane (it is then a leader like any other vehicle), else None;
+        ``ego_body`` the other lanes its body is in the way on (:func:`ego_body`)."""
         if not len(tr.s):  # no pool: nothing to draw (an empty draw leaves the stream as is)
             return
         draws = rng.random((len(tr.s), 3))  # fixed count per step keeps streams aligned
@@ -194,6 +196,11 @@ class TrafficModel:
         if rules.has_stops:
             rules.stop_signs(vehicles, idx, dt, t, ego, self.yielding)
         plain = self._obstacles(vehicles, t, ego, peds)
+        if ego_body is not None and len(ego_body[0]):  # standing obstacles where it reaches
+            rows = np.zeros((len(ego_body[0]), plain.shape[1]))
+            rows[:, kernels.LANE], rows[:, kernels.S], rows[:, kernels.V] = ego_body
+            rows[:, kernels.HALF] = 0.5 * VEHICLE_LENGTH
+            plain = np.concatenate([plain, rows])
         yielding = self.yielding and rules.active  # else no junction obstacles
         junction = rules.obstacles(vehicles, ego) if yielding else self._no_obstacles
         # IDM towards the nearest obstacle, lateral moves, cooldowns; a vehicle held up by
@@ -311,3 +318,28 @@ class TrafficModel:
     def poses(self, tr: TrafficState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(x, y, heading)`` of every vehicle, lane-change offsets included."""
         return kernels.poses(self.lanes, self._rate, tr.lane, tr.s, tr.d, tr.v)
+
+
+#: A lane whose centre line passes this close (m) to one of three points along the ego's
+#: axis (its middle and 1.5 m either way) has the ego's body in the way of a vehicle on
+#: it: the discs about those points (radius 1.21 m) and a vehicle's half width (0.95 m)
+#: come within a quarter metre.
+EGO_BODY_REACH = 2.2
+
+
+def ego_body(
+    net: RoadNetwork, ego: EgoCar, own_lane: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(lanes, s, speed along each)``: the lanes other than ``own_lane`` (-1: none) that
+    the ego's body is in the way on (:data:`EGO_BODY_REACH`), each where the body comes
+    closest to its centre line. A car across a junction path, or half over the line into
+    the next lane, is then an obstacle to the vehicles on those lanes too, as it is to
+    those behind it in its own (traffic that sees only the ego's lane drives into it)."""
+    c, s = np.cos(ego.yaw), np.sin(ego.yaw)
+    along = np.array([-1.5, 0.0, 1.5])
+    lanes, s_on = net.lanes_near(np.stack([ego.x + along * c, ego.y + along * s], axis=1),
+                                 EGO_BODY_REACH)  # fmt: skip
+    keep = lanes != own_lane
+    lanes, s_on = lanes[keep], s_on[keep]
+    heading = net.poses(lanes, s_on)[2]
+    return lanes, s_on, np.maximum(ego.v * np.cos(ego.yaw - heading), 0.0)
