@@ -269,7 +269,7 @@ class DrivingEnv(DrivingViews, gym.Env):
             body = ego_body(self.net, sim.ego, lane.lane if lane.in_lane else -1)
         model, rng = self.traffic_model, self.np_random
         model.step(sim.traffic, cfg.dt, sim.t, rng, ego_slot, sim.peds, body)
-        touching = self.traffic_model.contacts(sim.traffic)  # none while the model is right
+        touching = model.contacts(sim.traffic)  # none while the model is right
         sim.traffic_contacts += len(set(touching) - set(sim.traffic_touching))
         sim.traffic_touching = touching
         step_pedestrians(self.net, sim.peds, cfg.dt, self.np_random)

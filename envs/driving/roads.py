@@ -243,6 +243,15 @@ class LanePoint:
     speed_limit: float = math.inf
 
 
+def _closest(seg: np.ndarray, px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(t, d²)``: the fraction along each packed segment ``seg`` of its point closest to
+    points at ``(px, py)`` from the segments' starts (any shape that broadcasts against the
+    segments), and the squared distance to it."""
+    t = np.minimum(np.maximum((px * seg[:, 2] + py * seg[:, 3]) / seg[:, 4], 0.0), 1.0)
+    dx, dy = px - t * seg[:, 2], py - t * seg[:, 3]
+    return t, dx * dx + dy * dy
+
+
 class RoadNetwork:
     """Lanes, lights and crosswalks of one world, with vectorised point queries.
 
@@ -372,14 +381,10 @@ class RoadNetwork:
         """The nearest lane (preferring one that contains the point and faces ``heading``),
         the arc length and lateral offset on it, and whether the point is in a lane / on
         the road."""
-        seg = self._buckets.get((math.floor(x / self._cell), math.floor(y / self._cell)))
-        if seg is None:  # far from every lane: search them all
-            seg = self._all
+        seg = self._segments_near(x, y)
         abx, aby = seg[:, 2], seg[:, 3]
         px, py = x - seg[:, 0], y - seg[:, 1]
-        t = np.minimum(np.maximum((px * abx + py * aby) / seg[:, 4], 0.0), 1.0)
-        dx, dy = px - t * abx, py - t * aby
-        d2 = dx * dx + dy * dy
+        t, d2 = _closest(seg, px, py)
         inside = d2 <= seg[:, 6]
         on_road = bool(inside.any()) or self._on_surface(x, y)
         if heading is None:
@@ -407,16 +412,10 @@ class RoadNetwork:
         """``(lane ids, s)``: every lane whose centre line passes within ``radius`` of one
         of ``points`` (``n × 2``, all within a few metres of each other), with the arc
         length of its closest approach; for the vehicles a car's body is in the way of."""
-        x, y = float(points[0, 0]), float(points[0, 1])
-        seg = self._buckets.get((math.floor(x / self._cell), math.floor(y / self._cell)))
-        if seg is None:
-            seg = self._all
-        px = points[:, 0, None] - seg[None, :, 0]
-        py = points[:, 1, None] - seg[None, :, 1]
-        t = np.minimum(np.maximum((px * seg[:, 2] + py * seg[:, 3]) / seg[:, 4], 0.0), 1.0)
-        dx, dy = px - t * seg[:, 2], py - t * seg[:, 3]
-        d2 = (dx * dx + dy * dy).min(axis=0)
-        t = t[(dx * dx + dy * dy).argmin(axis=0), np.arange(seg.shape[0])]
+        seg = self._segments_near(float(points[0, 0]), float(points[0, 1]))
+        t, d2 = _closest(seg, points[:, 0, None] - seg[:, 0], points[:, 1, None] - seg[:, 1])
+        nearest, cols = d2.argmin(axis=0), np.arange(seg.shape[0])  # per segment: a point
+        t, d2 = t[nearest, cols], d2[nearest, cols]
         near = np.flatnonzero(d2 < radius * radius)
         if not len(near):
             return np.zeros(0, dtype=np.int64), np.zeros(0)
@@ -425,6 +424,12 @@ class RoadNetwork:
         lane, first = np.unique(lane, return_index=True)  # each lane at its closest segment
         k = near[first]
         return lane, seg[k, 8] + t[k] * seg[k, 5]
+
+    def _segments_near(self, x: float, y: float) -> np.ndarray:
+        """Packed rows of the segments that may matter at ``(x, y)``: those of its cell of
+        the spatial hash, or all of them far from every lane."""
+        seg = self._buckets.get((math.floor(x / self._cell), math.floor(y / self._cell)))
+        return self._all if seg is None else seg
 
     def _on_surface(self, x: float, y: float) -> bool:
         """Whether ``(x, y)`` lies on one of the paved :attr:`surfaces`."""

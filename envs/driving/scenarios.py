@@ -178,10 +178,9 @@ def stop_lines_on(route: Route, net: RoadNetwork) -> list[StopLine]:
     last = net.lanes[route.lanes[-1]]
     s_end = last.project(*route.points[-1])[0]
     beyond = route.length + last.length - s_end
-    if last.light is not None and beyond > route.length + 1e-6:
-        out.append(StopLine(beyond, "light", last.light))
-    elif last.stop is not None and beyond > route.length + 1e-6:
-        out.append(StopLine(beyond, "stop_sign", last.stop))
+    kind, guard = ("light", last.light) if last.light is not None else ("stop_sign", last.stop)
+    if guard is not None and beyond > route.length + 1e-6:
+        out.append(StopLine(beyond, kind, guard))
     return sorted(out)
 
 

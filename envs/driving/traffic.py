@@ -181,11 +181,11 @@ class TrafficModel:
         rng: np.random.Generator,
         ego: tuple[int, float, float] | None,
         peds: PedestrianState,
-        ego_body: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        body: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> None:
         """Advance all active vehicles by ``dt``. ``ego`` is ``(lane, s, speed)`` when the
-        ego is in a lane (it is then a leader like any other vehicle), else None;
-        ``ego_body`` the other lanes its body is in the way on (:func:`ego_body`)."""
+        ego is in a lane (it is then a leader like any other vehicle), else None; ``body``
+        the other lanes its body is in the way on (:func:`ego_body`)."""
         if not len(tr.s):  # no pool: nothing to draw (an empty draw leaves the stream as is)
             return
         draws = rng.random((len(tr.s), 3))  # fixed count per step keeps streams aligned
@@ -195,12 +195,7 @@ class TrafficModel:
         vehicles, rules, p = kernels.Vehicles(**vars(tr)), self.rules, self.idm
         if rules.has_stops:
             rules.stop_signs(vehicles, idx, dt, t, ego, self.yielding)
-        plain = self._obstacles(vehicles, t, ego, peds)
-        if ego_body is not None and len(ego_body[0]):  # standing obstacles where it reaches
-            rows = np.zeros((len(ego_body[0]), plain.shape[1]))
-            rows[:, kernels.LANE], rows[:, kernels.S], rows[:, kernels.V] = ego_body
-            rows[:, kernels.HALF] = 0.5 * VEHICLE_LENGTH
-            plain = np.concatenate([plain, rows])
+        plain = self._obstacles(vehicles, t, ego, body, peds)
         yielding = self.yielding and rules.active  # else no junction obstacles
         junction = rules.obstacles(vehicles, ego) if yielding else self._no_obstacles
         # IDM towards the nearest obstacle, lateral moves, cooldowns; a vehicle held up by
@@ -229,13 +224,14 @@ class TrafficModel:
                 tr.stop_wait[i], tr.stop_ticket[i], tr.go[i] = 0.0, np.inf, False
                 tr.entered[i] = t if rules.connector[tr.lane[i]] else np.inf
 
-    def _obstacles(self, vehicles: kernels.Vehicles, t: float, ego, peds) -> np.ndarray:
+    def _obstacles(self, vehicles: kernels.Vehicles, t: float, ego, body, peds) -> np.ndarray:
         """Everything a vehicle may have to stop for but the junctions' right of way: other
         vehicles, the ego, static obstacles, lane changers still in the lane they leave,
         pedestrians on crosswalks and lights that are not green, as an obstacle table
-        (:func:`.traffic_kernels.obstacles`)."""
+        (:func:`.traffic_kernels.obstacles`); then the ego's body on the other lanes it
+        reaches into (``body``: lanes, s, speed along them, or None)."""
         cr = self.crossings
-        return kernels.obstacles(
+        table = kernels.obstacles(
             self.lanes,
             self._rate,
             vehicles,
@@ -247,6 +243,12 @@ class TrafficModel:
             VEHICLE_LENGTH,
             VEHICLE_WIDTH,
         )
+        if body is None or not len(body[0]):
+            return table
+        rows = np.zeros((len(body[0]), table.shape[1]))
+        rows[:, kernels.LANE], rows[:, kernels.S], rows[:, kernels.V] = body
+        rows[:, kernels.HALF] = 0.5 * VEHICLE_LENGTH
+        return np.concatenate([table, rows])
 
     def _advance_lane(self, tr: TrafficState, i: int, rng: np.random.Generator, ego) -> None:
         net = self.net
