@@ -22,6 +22,12 @@ traffic.
     python bench/driving.py                        # 3,000 steps per row
     python bench/driving.py --steps 1000 --no-highway-env
     python bench/driving.py --soak                 # 2,000 resets and 100,000 steps, RSS
+    python bench/driving.py --baseline 8704929     # and the loop row of pilot at a commit
+
+``--baseline REV`` also times the loop row of pilot as it was at git revision ``REV`` (a
+checkout in a temporary directory, run in a subprocess pinned to the same core, after
+this run's own rows), so a row can be set against the world as it was when a target was
+set; 8704929 is the world before its second edition.
 
 Machines are shared and noisy: compare the ratios of one run, not absolute numbers.
 """
@@ -34,8 +40,14 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import platform  # noqa: E402
+import re  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -134,6 +146,54 @@ def town_resets(towns: int = 10, resets: int = 20) -> str:
     )
 
 
+_BASELINE_RUN = """
+import json, os, sys
+sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
+sys.path.insert(0, {shim!r})
+os.sched_setaffinity(0, {{{core}}})
+import importlib.util
+spec = importlib.util.spec_from_file_location("bench_driving", {bench!r})
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+import pilot.envs
+assert pilot.envs.__file__.startswith({shim!r}), pilot.envs.__file__
+env = bench.make_env("pilot/Driving-LaneKeep-v0")
+bench.time_env(env, min(200, {steps}), bench.follower)
+print(json.dumps(bench.time_env(env, {steps}, bench.follower, seed=1)))
+"""
+
+
+def baseline_row(rev: str, steps: int, core: int) -> tuple[str, dict]:
+    """The loop row of pilot at git revision ``rev``: its tree unpacked in a temporary
+    directory, imported as ``pilot`` in a subprocess (ahead of this checkout), timed by
+    this file's :func:`time_env` on the same core."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        tree.mkdir()
+        archive = subprocess.run(
+            ["git", "-C", str(root), "archive", "--format=tar", rev],
+            capture_output=True,
+            check=False,
+        )
+        if archive.returncode != 0:
+            raise SystemExit(f"--baseline {rev}: {archive.stderr.decode().strip()}")
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+        # the packages as its pyproject.toml maps them (pilot.envs is envs/, ...)
+        text = (tree / "pyproject.toml").read_text()
+        section = text.split("[tool.setuptools.package-dir]", 1)[1].split("\n[", 1)[0]
+        shim = Path(tmp) / "shim"
+        for name, where in re.findall(r'^"([\w.]+)" = "([\w/]+)"$', section, re.M):
+            link = shim / name.replace(".", "/")
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(tree / where)
+        code = _BASELINE_RUN.format(shim=str(shim), core=core, bench=__file__, steps=steps)
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if run.returncode != 0:
+            raise SystemExit(f"--baseline {rev} failed:\n{run.stderr[-2000:]}")
+    return (f"(a) state + lidar 360, loop, at {rev}", json.loads(run.stdout.splitlines()[-1]))
+
+
 def highway_env_row(steps: int) -> tuple[str, dict] | None:
     try:
         import gymnasium as gym
@@ -205,6 +265,7 @@ def main() -> None:
     parser.add_argument("--soak-steps", type=int, default=100_000)
     parser.add_argument("--soak-env", default="pilot/Driving-Intersection-v0", help="env id")
     parser.add_argument("--core", type=int, default=0, help="CPU core to pin to (Linux)")
+    parser.add_argument("--baseline", metavar="REV", help="also the loop row at git revision REV")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.core})
@@ -219,6 +280,8 @@ def main() -> None:
         soak(args.soak_resets, args.soak_steps, args.soak_env)
         return
     rows = pilot_rows(args.steps)
+    if args.baseline:
+        rows.insert(1, baseline_row(args.baseline, args.steps, args.core))
     ref = None if args.no_highway_env else highway_env_row(args.steps)
     base = ref[1]["steps_per_s"] if ref else None
     print(f"\n{'env':44s} {'steps/s':>9s} {'w/ resets':>10s} {'reset ms':>9s} {'× hw-env':>9s}")
@@ -229,9 +292,11 @@ def main() -> None:
             f"{r['reset_ms']:9.1f} {ratio}"
         )
     loop = rows[0][1]["steps_per_s"]
+    then = rows[1][1]["steps_per_s"] if args.baseline else None
     for label, r in rows:
         if "town" in label:
-            print(f"{label}: {100 * r['steps_per_s'] / loop:.0f}% of the loop's steps/s")
+            was = f", {100 * r['steps_per_s'] / then:.0f}% of it at {args.baseline}" if then else ""
+            print(f"{label}: {100 * r['steps_per_s'] / loop:.0f}% of the loop's steps/s{was}")
     print(town_resets())
 
 

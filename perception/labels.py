@@ -31,7 +31,6 @@ from pilot.envs.driving.traffic import VEHICLE_LENGTH, VEHICLE_WIDTH
 from pilot.envs.driving.world import (
     CLASS_NAMES,
     OBSTACLE_HALF,
-    PARK_Z,
     PED_HALF,
     PEDESTRIAN,
     STATIC,
@@ -122,11 +121,10 @@ def scene(env) -> Scene:
                 (x[i], y[i], h[i], *_SIZE[PEDESTRIAN], v * math.cos(h[i]), v * math.sin(h[i]))
             )
             classes.append(PEDESTRIAN)
-    client = u.world.client
     for body in u.world.obstacles:
-        (x, y, z), q = client.getBasePositionAndOrientation(body)
-        if z > 0.5 * PARK_Z:  # parked bodies sit far below the ground
-            rows.append((x, y, 2.0 * math.atan2(q[2], q[3]), *_SIZE[STATIC], 0.0, 0.0))
+        pose = u.world.movers.pose(body)
+        if pose is not None:  # in the world this episode
+            rows.append((*pose, *_SIZE[STATIC], 0.0, 0.0))
             classes.append(STATIC)
     ego = sim.ego
     return Scene(

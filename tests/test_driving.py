@@ -173,10 +173,10 @@ def test_lidar_range_to_a_box_at_a_known_distance():
     world = u.world
     c, s = math.cos(ego.yaw), math.sin(ego.yaw)
     # an obstacle 20 m straight ahead, another 12 m to the left, both square to the car
-    for body, (fwd, left) in zip(world.obstacles, [(20.0, 0.0), (0.0, 12.0)], strict=False):
-        x, y = ego.x + c * fwd - s * left, ego.y + s * fwd + c * left
-        q = (0.0, 0.0, math.sin(ego.yaw / 2), math.cos(ego.yaw / 2))
-        world.client.resetBasePositionAndOrientation(body, (x, y, 0.6), q)
+    n = len(world.obstacles)
+    fwd, left = np.array([20.0, 0.0] + [0.0] * (n - 2)), np.array([0.0, 12.0] + [0.0] * (n - 2))
+    x, y = ego.x + c * fwd - s * left, ego.y + s * fwd + c * left
+    world.place(world.obstacles, x, y, np.full(n, ego.yaw), np.arange(n) < 2, 0.6)
     u._frame_cache = {}
     ranges = u._observe()["lidar"] * 60.0
     level = ranges[360:]  # channel 1 is horizontal, channel 0 points 10° down

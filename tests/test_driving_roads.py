@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from pilot.envs.driving import layouts, routes
+from pilot.envs.driving import layouts, roads, routes
 from pilot.envs.driving.roads import GREEN, RED, YELLOW
+from pilot.envs.driving.town import town
 from pilot.eval.driving import PENALTIES, driving_score, episode_score, mean_scores
 
 
@@ -103,7 +104,8 @@ def test_light_phases_are_deterministic_and_never_green_together():
         states = net.light_states(float(t))
         assert sum(s in (GREEN, YELLOW) for s in states) <= 1  # protected phases
         greens += [s == GREEN for s in states]
-        assert states == net.light_states(float(t) + 3 * cycle)
+        assert states.tolist() == net.light_states(float(t) + 3 * cycle).tolist()
+        assert states.tolist() == [light.state(float(t)) for light in net.lights]
     np.testing.assert_allclose(greens * 0.1, 6.0, atol=0.11)
     light = net.lights[2]
     assert light.state(light.start + 0.5) == GREEN
@@ -160,3 +162,20 @@ def test_coefficients_and_timeout():
     assert agg["infractions_per_km"] == pytest.approx(3 / 0.4)
     with pytest.raises(ValueError):
         driving_score(80.0, {}, 100.0)  # a percentage where a fraction is expected
+
+
+def test_lane_queries_give_the_same_answers_compiled_and_as_plain_python():
+    """``locate`` and ``lanes_near`` run a loop compiled by numba where it is installed;
+    the same source run as Python gives the same answers, to the bit."""
+    net = town(np.random.default_rng(3)).net
+    rng = np.random.default_rng(0)
+    lo, hi = net.segment_starts.min(axis=0) - 10.0, net.segment_starts.max(axis=0) + 10.0
+    for x, y, h in rng.uniform([lo[0], lo[1], -4.0], [hi[0], hi[1], 4.0], (300, 3)):
+        seg = net.segments_near(x, y)
+        for facing in (False, True):
+            args = (seg, x, y, math.cos(h), math.sin(h), facing)
+            assert roads._locate(*args) == roads._locate_loop(*args)
+        axis = np.array([[x - 1.5, y], [x, y], [x + 1.5, y]])
+        compiled = roads._lanes_near(seg, axis, 4.84)
+        for a, b in zip(compiled, roads._lanes_near_loop(seg, axis, 4.84), strict=True):
+            np.testing.assert_array_equal(a, b)

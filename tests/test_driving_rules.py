@@ -385,7 +385,7 @@ def test_traffic_stops_for_the_ego_standing_half_over_the_line_into_its_lane(bod
     u._sync_world()
     if not body:
         nothing = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
-        monkeypatch.setattr("pilot.envs.driving.env.ego_body", lambda *_: nothing)
+        monkeypatch.setattr(type(u.traffic_model), "ego_body", lambda *_: nothing)
     for _ in range(150):
         _, _, term, trunc, info = env.step(np.array([0.0, -1.0]))
         assert u._lane.lane == own.lane  # it stays nearest its own lane throughout

@@ -51,8 +51,9 @@ env = make_env("pilot/Driving-StopSign-v0", vehicles=16, blocked_time=1e6,
 env.reset(seed=1)
 digest, entries = hashlib.sha256(), 0
 for _ in range(300):
-    env.step(np.array([0.0, -1.0]))
+    obs, *_ = env.step(np.array([0.0, -1.0]))
     sim = env.unwrapped._sim
+    digest.update(obs["lidar"].tobytes())  # the rays against the moving boxes
     for a in (*vars(sim.traffic).values(), *vars(sim.peds).values()):
         digest.update(np.ascontiguousarray(a).tobytes())
     entries += int(np.sum(np.isfinite(sim.traffic.entered) & sim.traffic.active))

@@ -1,11 +1,13 @@
-"""Rays against upright boxes, outside pybullet: the roadside clutter's part of a lidar
-sweep (:meth:`.clutter.ClutterBodies.cast`).
+"""Rays and contacts against upright boxes, outside pybullet: the lidar sweep and the
+car's contacts with everything in the world (:meth:`.world.World.cast`,
+:meth:`.world.World.ego_contacts`).
 
 :func:`cast_boxes` intersects rays with boxes that stand upright (a yaw, half sizes on the
 ground, a height range): a slab test in each box's frame. Rays from one origin (a lidar
 sweep) only meet the boxes whose bearing they fall within; that loop is compiled by numba
 when numba is installed, and runs in numpy otherwise, with the same pairs and the same
-float64 arithmetic, so the answers do not depend on it.
+float64 arithmetic, so the answers do not depend on it. :func:`touching_boxes` finds the
+boxes that an upright box touches (separating axes on the ground, and the heights).
 """
 
 from __future__ import annotations
@@ -166,6 +168,54 @@ def _cast_one_origin(
                     which[i] = j
 
 
+def touching_boxes(
+    box: np.ndarray,
+    x: float,
+    y: float,
+    yaw: float,
+    half: tuple[float, float],
+    z: tuple[float, float],
+    margin: float,
+) -> np.ndarray:
+    """Indices of the boxes (rows as :func:`cast_boxes` takes them) that an upright box
+    (centre ``x, y``, ``yaw``, half sizes ``half``, from height ``z[0]`` to ``z[1]``)
+    touches or comes within ``margin`` of: a separating-axis test on the ground plane, and
+    the heights."""
+    if not len(box):
+        return np.zeros(0, dtype=np.int64)
+    pose = np.array([x, y, math.cos(yaw), math.sin(yaw), half[0], half[1]])
+    return _touch(box, pose, z[0] - margin, z[1] + margin, margin)
+
+
+def _touch_loop(box: np.ndarray, pose: np.ndarray, low: float, high: float, margin: float):
+    """The loop of :func:`touching_boxes` (compiled by numba where it is installed)."""
+    x, y, c0, s0, h0, h1 = pose[0], pose[1], pose[2], pose[3], pose[4], pose[5]
+    reach = math.hypot(h0, h1) + margin
+    out, m = np.empty(len(box), np.int64), 0
+    for k in range(len(box)):
+        bx, by, c, s = box[k, 0], box[k, 1], box[k, 2], box[k, 3]
+        hx, hy, z0, z1 = box[k, 4], box[k, 5], box[k, 6], box[k, 7]
+        dx, dy = bx - x, by - y  # the box against the car's bounding circle first
+        if abs(c * dx + s * dy) >= hx + reach or abs(c * dy - s * dx) >= hy + reach:
+            continue
+        if z0 >= high or z1 <= low:
+            continue
+        apart = False
+        for ax, ay in ((c0, s0), (-s0, c0), (c, s), (-s, c)):  # separating axes
+            extent = (
+                h0 * abs(ax * c0 + ay * s0)
+                + h1 * abs(ay * c0 - ax * s0)
+                + hx * abs(ax * c + ay * s)
+                + hy * abs(ay * c - ax * s)
+            )
+            if abs(ax * dx + ay * dy) > extent + margin:
+                apart = True
+                break
+        if not apart:
+            out[m], m = k, m + 1
+    return out[:m]
+
+
 def _jit(fn):
     """numba.njit with an on-disk cache (compiling takes seconds); without the cache where
     no cache directory is writable."""
@@ -176,3 +226,4 @@ def _jit(fn):
 
 
 _cast_compiled = _jit(_cast_one_origin) if numba is not None else None
+_touch = _jit(_touch_loop) if numba is not None else _touch_loop

@@ -7,11 +7,11 @@ world cheaply:
 
 * rays and contacts do not go through pybullet: its ray test costs a few microseconds
   per box a ray passes, and a street lined with buildings puts dozens of boxes along
-  every ray (it cost more than the rest of a step). :meth:`ClutterBodies.cast` intersects
-  the rays with the boxes near the car instead (slab test, after culling the boxes by
-  the bearing they cover: :mod:`.boxcast`) and :meth:`ClutterBodies.touching` finds the
-  boxes that touch the car (separating axes); the world merges both with pybullet's
-  answers. Each box answers with an id of its own, of the class STATIC;
+  every ray (it cost more than the rest of a step). The world intersects the rays with
+  the boxes near the car instead (:meth:`ClutterBodies.table`; slab test, after culling
+  the boxes by the bearing they cover: :mod:`.boxcast`) and
+  :meth:`ClutterBodies.touching` finds the boxes that touch the car (separating axes).
+  Each box answers with an id of its own, of the class STATIC;
 * the pictures need bodies: visual ones, pooled per kind, stood on the boxes near the car
   when a picture is taken, so a town of two thousand boxes needs a couple of hundred
   bodies, made once per env, and the camera's TINY renderer, which pays for every
@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .boxcast import cast_boxes
+from .boxcast import touching_boxes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,11 +115,10 @@ class Clutter:
 class ClutterBodies:
     """A :class:`Clutter` layout in a pybullet world, around the car: the boxes whose
     centres lie within ``radius`` of the car are *placed* (:meth:`follow`); rays
-    (:meth:`cast`) and contacts (:meth:`touching`) meet the placed boxes, and each box
+    (:meth:`table`) and contacts (:meth:`touching`) meet the placed boxes, and each box
     answers with its own id, ``ids + index in the layout`` (the world gives those ids the
     class STATIC). Bodies, pooled per kind and made by ``make(kind)``, stand in the world
-    only once a picture is taken (:meth:`show`): a rollout without a camera makes none,
-    and every body, even a visual one parked out of sight, costs pybullet's ray cast time.
+    only once a picture is taken (:meth:`show`): a rollout without a camera makes none.
     A pool only grows when more boxes of a kind are placed at once than ever before."""
 
     def __init__(
@@ -139,7 +138,7 @@ class ClutterBodies:
         self._centre: tuple[float, float] | None = None
         self._placed = np.zeros(0, dtype=np.int64)  # indices of the placed boxes
         self._close = np.zeros(0, dtype=np.int64)  # the placed boxes near the car
-        self._close_rows: list[list[float]] = []
+        self._close_box = self._placed_box = np.zeros((0, 9))
         self._box = np.zeros((0, 9))  # per box: x, y, cos, sin, hx, hy, z0, z1, radius
 
     def set_layout(self, layout: Clutter) -> None:
@@ -148,7 +147,7 @@ class ClutterBodies:
         self.layout = layout
         self._body = np.full(len(layout), -1, dtype=np.int64)
         self._placed = self._close = np.zeros(0, dtype=np.int64)
-        self._close_rows = []
+        self._close_box = self._placed_box = np.zeros((0, 9))
         self._centre = None
         h = layout.half()
         z = _Z[layout.kind]
@@ -175,7 +174,8 @@ class ClutterBodies:
         # the boxes a car within ``margin`` of here could touch (none is wider than 30 m)
         d2 = (box[self._placed, 0] - x) ** 2 + (box[self._placed, 1] - y) ** 2
         self._close = self._placed[d2 < (self.margin + 20.0) ** 2]
-        self._close_rows = box[self._close][:, :8].tolist()
+        self._placed_box = box[self._placed]
+        self._close_box = box[self._close]
 
     def show(self) -> None:
         """Stand a body on every placed box that has none yet, for a picture."""
@@ -223,40 +223,10 @@ class ClutterBodies:
     ) -> list[int]:
         """Ids of the placed boxes that an upright box (centre ``x, y``, ``yaw``, half
         sizes ``half``, from height ``z[0]`` to ``z[1]``) touches or comes within
-        ``margin`` of: a separating-axis test on the ground plane, and the heights."""
-        reach = math.hypot(*half) + margin  # plain floats: this runs every step
-        low, high = z[0] - margin, z[1] + margin
-        c0, s0 = math.cos(yaw), math.sin(yaw)
-        out = []
-        for k, (bx, by, c, s, hx, hy, z0, z1) in enumerate(self._close_rows):
-            dx, dy = bx - x, by - y  # the box against the car's bounding circle first
-            if abs(c * dx + s * dy) >= hx + reach or abs(c * dy - s * dx) >= hy + reach:
-                continue
-            if z0 >= high or z1 <= low:
-                continue
-            for ax, ay in ((c0, s0), (-s0, c0), (c, s), (-s, c)):  # separating axes
-                extent = (
-                    half[0] * abs(ax * c0 + ay * s0)
-                    + half[1] * abs(ay * c0 - ax * s0)
-                    + hx * abs(ax * c + ay * s)
-                    + hy * abs(ay * c - ax * s)
-                )
-                if abs(ax * dx + ay * dy) > extent + margin:
-                    break
-            else:
-                out.append(self.ids + int(self._close[k]))
-        return out
+        ``margin`` of (:func:`.boxcast.touching_boxes`)."""
+        hit = touching_boxes(self._close_box, x, y, yaw, half, z, margin)
+        return (self.ids + self._close[hit]).tolist()
 
-    def cast(
-        self, starts: np.ndarray, ends: np.ndarray, frac: np.ndarray, ids: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``frac`` / ``ids`` (a ray cast's hit fractions and bodies) with every ray that
-        meets a placed box before its hit cut there and given that box's body."""
-        idx = self._placed
-        if not len(idx) or not len(starts):
-            return frac, ids
-        frac, which = cast_boxes(starts, ends, self._box[idx], frac)
-        hit = which >= 0
-        ids = ids.copy()
-        ids[hit] = self.ids + idx[which[hit]]
-        return frac, ids
+    def table(self) -> tuple[np.ndarray, np.ndarray]:
+        """The placed boxes as rows for :func:`.boxcast.cast_boxes`, and their ids."""
+        return self._placed_box, self.ids + self._placed

@@ -57,7 +57,7 @@ from .routes import Route
 from .scenarios import TownCache, build_scene, check_options, sync_world
 from .sensors import SensorFrame, make_sensor
 from .speed_rules import check_speed_rules
-from .traffic import TrafficModel, ego_body
+from .traffic import TrafficModel
 from .weather import Weather, draw_weather
 from .world import PinholeCamera, World
 
@@ -264,16 +264,17 @@ class DrivingEnv(DrivingViews, gym.Env):
         the bodies follow."""
         cfg, sim = self.config, self._sim
         ego_slot = (lane.lane, lane.s, sim.ego.v) if lane.in_lane else None
+        model, rng = self.traffic_model, self.np_random
         body = None
         if sim.traffic.active.any():
-            body = ego_body(self.net, sim.ego, lane.lane if lane.in_lane else -1)
-        model, rng = self.traffic_model, self.np_random
+            body = model.ego_body(sim.ego, lane.lane if lane.in_lane else -1)
         model.step(sim.traffic, cfg.dt, sim.t, rng, ego_slot, sim.peds, body)
-        touching = model.contacts(sim.traffic)  # none while the model is right
+        poses = model.poses(sim.traffic)
+        touching = model.contacts(sim.traffic, poses)  # none while the model is right
         sim.traffic_contacts += len(set(touching) - set(sim.traffic_touching))
         sim.traffic_touching = touching
         step_pedestrians(self.net, sim.peds, cfg.dt, self.np_random)
-        self._sync_world()
+        self._sync_world(poses)
 
     def follow_route(self, speed: float | None = None, offset: float = 0.0) -> np.ndarray:
         """The ``[steer, throttle]`` action of a pure-pursuit driver on the route's centre
@@ -316,9 +317,10 @@ class DrivingEnv(DrivingViews, gym.Env):
         whether it is a stop sign's."""
         return light_ahead(self._sim, self._stops, self.net)
 
-    def _sync_world(self) -> None:
-        """Put every pybullet body where the Python state says it is."""
-        sync_world(self.world, self._sim, self.traffic_model, self.net, self._obstacles)
+    def _sync_world(self, poses=None) -> None:
+        """Put every body where the Python state says it is (``poses``: the traffic's, when
+        the caller has them)."""
+        sync_world(self.world, self._sim, self.traffic_model, self.net, self._obstacles, poses)
 
     # --- observations ---------------------------------------------------------------------------
     def _frame(

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .boxcast import _jit, numba
+
 GREEN, YELLOW, RED = 0, 1, 2
 LIGHT_NAMES = ("green", "yellow", "red")
 
@@ -252,6 +254,75 @@ def _closest(seg: np.ndarray, px: np.ndarray, py: np.ndarray) -> tuple[np.ndarra
     return t, dx * dx + dy * dy
 
 
+def _locate_loop(seg: np.ndarray, x: float, y: float, ch: float, sh: float, facing: bool):
+    """:meth:`RoadNetwork.locate` on the packed rows ``seg``, by :func:`_closest`'s
+    arithmetic: the row it picks (the nearest containing the point and, when ``facing``,
+    pointing along ``(ch, sh)``; the first on a tie), the fraction along it and the lateral
+    offset, whether any row contains the point, whether the picked one contains it and
+    faces that way, and the highest speed limit of those that do. Compiled by numba where
+    it is installed."""
+    best, k, t_k, any_inside, top = np.inf, 0, 0.0, False, -np.inf
+    for j in range(seg.shape[0]):
+        px, py = x - seg[j, 0], y - seg[j, 1]
+        t = min(max((px * seg[j, 2] + py * seg[j, 3]) / seg[j, 4], 0.0), 1.0)
+        dx, dy = px - t * seg[j, 2], py - t * seg[j, 3]
+        d2 = dx * dx + dy * dy
+        inside = d2 <= seg[j, 6]
+        any_inside = any_inside or inside
+        if facing:  # prefer a lane that contains the point and faces the heading
+            aligned = (seg[j, 2] * ch + seg[j, 3] * sh) > 0.0
+            cost = (d2 if aligned else d2 + 1e3) + (0.0 if inside and aligned else 1e6)
+        else:
+            aligned = inside
+            cost = d2 if inside else d2 + 1e6
+        if inside and aligned:
+            top = max(top, seg[j, 10])
+        if cost < best:
+            best, k, t_k = cost, j, t
+    px, py = x - seg[k, 0], y - seg[k, 1]
+    lateral = (seg[k, 2] * py - seg[k, 3] * px) / seg[k, 5]
+    d = (px - t_k * seg[k, 2], py - t_k * seg[k, 3])
+    inside_k = d[0] * d[0] + d[1] * d[1] <= seg[k, 6]
+    within = inside_k and (not facing or (seg[k, 2] * ch + seg[k, 3] * sh) > 0.0)
+    return k, t_k, lateral, any_inside, within, top
+
+
+def _lanes_near_loop(
+    seg: np.ndarray, points: np.ndarray, r2: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`RoadNetwork.lanes_near` on the packed rows ``seg``: per segment the point
+    nearest to it (the first on a tie) by :func:`_closest`'s arithmetic; per lane within
+    ``r2`` (squared) its nearest segment (the first on a tie), lanes in id order. A loop
+    over the few dozen segments of a cell, compiled by numba where it is installed."""
+    m = seg.shape[0]
+    lane_of = np.empty(m, np.int64)
+    d2_of, s_of = np.empty(m), np.empty(m)
+    count = 0
+    for j in range(m):
+        best, t_best = np.inf, 0.0
+        for p in range(points.shape[0]):
+            px, py = points[p, 0] - seg[j, 0], points[p, 1] - seg[j, 1]
+            t = min(max((px * seg[j, 2] + py * seg[j, 3]) / seg[j, 4], 0.0), 1.0)
+            dx, dy = px - t * seg[j, 2], py - t * seg[j, 3]
+            d2 = dx * dx + dy * dy
+            if d2 < best:
+                best, t_best = d2, t
+        if not best < r2:
+            continue
+        lane, q = int(seg[j, 9]), 0
+        while q < count and lane_of[q] != lane:
+            q += 1
+        if q == count or best < d2_of[q]:
+            lane_of[q], d2_of[q], s_of[q] = lane, best, seg[j, 8] + t_best * seg[j, 5]
+            count = max(count, q + 1)
+    order = np.argsort(lane_of[:count])
+    return lane_of[:count][order], s_of[:count][order]
+
+
+_lanes_near = _lanes_near_loop if numba is None else _jit(_lanes_near_loop)
+_locate = _locate_loop if numba is None else _jit(_locate_loop)
+
+
 class RoadNetwork:
     """Lanes, lights and crosswalks of one world, with vectorised point queries.
 
@@ -273,6 +344,11 @@ class RoadNetwork:
         self.kind = kind
         self.stop_signs = list(stop_signs)
         self.lights = list(lights)
+        # the lights' cycles as arrays: every light's state every step in a few operations
+        self._light_cycle = np.array(
+            [(g.start, g.green, g.green + g.yellow, g.cycle) for g in self.lights], np.float64
+        ).reshape(-1, 4)
+        self._lights_kept = (np.inf, -np.inf, np.zeros(0, dtype=np.int64))
 
         def mids(guards) -> np.ndarray:
             lines = np.array([g.stop_line for g in guards], dtype=np.float64).reshape(-1, 2, 2)
@@ -381,51 +457,29 @@ class RoadNetwork:
         """The nearest lane (preferring one that contains the point and faces ``heading``),
         the arc length and lateral offset on it, and whether the point is in a lane / on
         the road."""
-        seg = self._segments_near(x, y)
-        abx, aby = seg[:, 2], seg[:, 3]
-        px, py = x - seg[:, 0], y - seg[:, 1]
-        t, d2 = _closest(seg, px, py)
-        inside = d2 <= seg[:, 6]
-        on_road = bool(inside.any()) or self._on_surface(x, y)
-        if heading is None:
-            aligned = inside  # only used together with inside
-            k = int(np.argmin(np.where(inside, d2, d2 + 1e6)))
-        else:  # prefer a lane that contains the point and faces the heading
-            aligned = (abx * math.cos(heading) + aby * math.sin(heading)) > 0.0
-            cost = np.where(aligned, d2, d2 + 1e3) + np.where(inside & aligned, 0.0, 1e6)
-            k = int(np.argmin(cost))
+        seg = self.segments_near(x, y)
+        facing = heading is not None
+        ch, sh = (math.cos(heading), math.sin(heading)) if facing else (0.0, 0.0)
+        k, t, lateral, inside, within, limit = _locate(seg, float(x), float(y), ch, sh, facing)
         row = seg[k]
-        lateral = (row[2] * py[k] - row[3] * px[k]) / row[5]
-        err = 0.0 if heading is None else wrap_angle(heading - float(row[7]))
-        within = inside & aligned
         return LanePoint(
             lane=int(row[9]),
-            s=float(row[8] + t[k] * row[5]),
+            s=float(row[8] + t * row[5]),
             lateral=float(lateral),
-            heading_error=err,
-            in_lane=bool(within[k]),
-            on_road=on_road,
-            speed_limit=float(seg[within, 10].max()) if within[k] else float(row[10]),
+            heading_error=wrap_angle(heading - float(row[7])) if facing else 0.0,
+            in_lane=bool(within),
+            on_road=bool(inside) or self._on_surface(x, y),
+            speed_limit=float(limit) if within else float(row[10]),
         )
 
     def lanes_near(self, points: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
         """``(lane ids, s)``: every lane whose centre line passes within ``radius`` of one
         of ``points`` (``n × 2``, all within a few metres of each other), with the arc
         length of its closest approach; for the vehicles a car's body is in the way of."""
-        seg = self._segments_near(float(points[0, 0]), float(points[0, 1]))
-        t, d2 = _closest(seg, points[:, 0, None] - seg[:, 0], points[:, 1, None] - seg[:, 1])
-        nearest, cols = d2.argmin(axis=0), np.arange(seg.shape[0])  # per segment: a point
-        t, d2 = t[nearest, cols], d2[nearest, cols]
-        near = np.flatnonzero(d2 < radius * radius)
-        if not len(near):
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
-        near = near[np.argsort(d2[near], kind="stable")]
-        lane = seg[near, 9].astype(np.int64)
-        lane, first = np.unique(lane, return_index=True)  # each lane at its closest segment
-        k = near[first]
-        return lane, seg[k, 8] + t[k] * seg[k, 5]
+        seg = self.segments_near(float(points[0, 0]), float(points[0, 1]))
+        return _lanes_near(seg, np.ascontiguousarray(points, dtype=np.float64), radius * radius)
 
-    def _segments_near(self, x: float, y: float) -> np.ndarray:
+    def segments_near(self, x: float, y: float) -> np.ndarray:
         """Packed rows of the segments that may matter at ``(x, y)``: those of its cell of
         the spatial hash, or all of them far from every lane."""
         seg = self._buckets.get((math.floor(x / self._cell), math.floor(y / self._cell)))
@@ -456,5 +510,17 @@ class RoadNetwork:
             self._cat_h[i],
         )
 
-    def light_states(self, t: float) -> list[int]:
-        return [light.state(t) for light in self.lights]
+    def light_states(self, t: float) -> np.ndarray:
+        """Every light's state at time ``t`` (:meth:`TrafficLight.state`, to the bit: numpy's
+        float ``%`` is Python's), as an int array (not to be written to): kept until the
+        next light changes, a few times a cycle."""
+        kept = self._lights_kept
+        if kept[0] <= t < kept[1]:
+            return kept[2]
+        start, green, amber, cycle = self._light_cycle.T
+        u = np.mod(t - start, cycle)
+        states = np.where(u < green, GREEN, np.where(u < amber, YELLOW, RED)).astype(np.int64)
+        left = np.where(u < green, green - u, np.where(u < amber, amber - u, cycle - u))
+        # a microsecond short of the change, clear of the rounding in t - start
+        self._lights_kept = (t, t + float(left.min(initial=np.inf)) - 1e-6, states)
+        return states

@@ -190,12 +190,14 @@ def sync_world(
     model: TrafficModel,
     net: RoadNetwork,
     obstacles: np.ndarray,
+    poses: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> None:
-    """Put every pybullet body where the Python state says it is."""
+    """Put every body where the Python state says it is (``poses``: the traffic's
+    :meth:`.traffic.TrafficModel.poses`, when the caller has them)."""
     world.place_ego(sim.ego.x, sim.ego.y, sim.ego.yaw)
     tr = sim.traffic
     if len(tr.s):
-        x, y, h = model.poses(tr)
+        x, y, h = model.poses(tr) if poses is None else poses
         world.place(world.vehicles, x, y, h, tr.active, EGO_Z)
     if len(sim.peds.u):
         x, y, h = crosswalk_positions(net, sim.peds)

@@ -307,13 +307,13 @@ class TrafficModel:
             tr.next_lane[i] = successors[int(u * len(successors))] if successors else -1
         tr.cooldown[i] = 10.0
 
-    def contacts(self, tr: TrafficState) -> tuple[tuple[int, int], ...]:
+    def contacts(self, tr: TrafficState, poses=None) -> tuple[tuple[int, int], ...]:
         """Pairs of active vehicles whose footprints overlap now (none, when the model
-        keeps them apart)."""
+        keeps them apart); ``poses``: :meth:`poses` when the caller has them."""
         act = np.flatnonzero(tr.active)
         if len(act) < 2:
             return ()
-        x, y, h = self.poses(tr)
+        x, y, h = self.poses(tr) if poses is None else poses
         i, j = box_contacts(x[act], y[act], h[act], VEHICLE_LENGTH, VEHICLE_WIDTH)
         return tuple(zip(act[i].tolist(), act[j].tolist(), strict=True))
 
@@ -321,27 +321,33 @@ class TrafficModel:
         """``(x, y, heading)`` of every vehicle, lane-change offsets included."""
         return kernels.poses(self.lanes, self._rate, tr.lane, tr.s, tr.d, tr.v)
 
+    def ego_body(self, ego, own_lane: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(lanes, s, speed along each)``: the lanes other than ``own_lane`` (-1: none)
+        that the ego's body is in the way on (:data:`EGO_BODY_REACH`), each where the body
+        comes closest to its centre line. A car across a junction path, or half over the
+        line into the next lane, is then an obstacle to the vehicles on those lanes too, as
+        it is to those behind it in its own (traffic that sees only the ego's lane drives
+        into it)."""
+        c, s = np.cos(ego.yaw), np.sin(ego.yaw)
+        x, y = ego.x, ego.y
+        axis = np.array([[x - 1.5 * c, y - 1.5 * s], [x, y], [x + 1.5 * c, y + 1.5 * s]])
+        t = self.lanes
+        lanes, s_on, heading = kernels.body_lanes(
+            self.net.segments_near(float(axis[0, 0]), float(axis[0, 1])),
+            axis,
+            EGO_BODY_REACH * EGO_BODY_REACH,
+            own_lane,
+            t.length,
+            t.closed,
+            t.offset,
+            t.cat_s,
+            t.cat_h,
+        )
+        return lanes, s_on, np.maximum(ego.v * np.cos(ego.yaw - heading), 0.0)
+
 
 #: A lane whose centre line passes this close (m) to one of three points along the ego's
 #: axis (its middle and 1.5 m either way) has the ego's body in the way of a vehicle on
 #: it: the discs about those points (radius 1.21 m) and a vehicle's half width (0.95 m)
 #: come within a quarter metre.
 EGO_BODY_REACH = 2.2
-
-
-def ego_body(
-    net: RoadNetwork, ego: EgoCar, own_lane: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(lanes, s, speed along each)``: the lanes other than ``own_lane`` (-1: none) that
-    the ego's body is in the way on (:data:`EGO_BODY_REACH`), each where the body comes
-    closest to its centre line. A car across a junction path, or half over the line into
-    the next lane, is then an obstacle to the vehicles on those lanes too, as it is to
-    those behind it in its own (traffic that sees only the ego's lane drives into it)."""
-    c, s = np.cos(ego.yaw), np.sin(ego.yaw)
-    along = np.array([-1.5, 0.0, 1.5])
-    lanes, s_on = net.lanes_near(np.stack([ego.x + along * c, ego.y + along * s], axis=1),
-                                 EGO_BODY_REACH)  # fmt: skip
-    keep = lanes != own_lane
-    lanes, s_on = lanes[keep], s_on[keep]
-    heading = net.poses(lanes, s_on)[2]
-    return lanes, s_on, np.maximum(ego.v * np.cos(ego.yaw - heading), 0.0)

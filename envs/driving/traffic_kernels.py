@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .boxcast import _jit, numba
-from .roads import GREEN
+from .roads import GREEN, _lanes_near
 
 
 def compiled(fn):
@@ -119,6 +119,20 @@ def _row(row, lane, s, v, half, rank, owner, conflict):
 
 # ------------------------------------------------------------------------------ poses
 @_helper
+def _point_before(xs, g):
+    """The last of the points ``xs`` (sorted) at or before ``g``: ``np.searchsorted(xs, g,
+    side="right") - 1``."""
+    lo, hi = 0, len(xs)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if xs[mid] <= g:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo - 1
+
+
+@_helper
 def _pose(lanes, rate, lane, s, d, v):
     """A vehicle's ``(x, y, heading)``: ``d`` left of the lane's centre line at ``s`` and,
     while it changes lane (at ``rate`` m/s across), turned towards the new lane's centre.
@@ -126,14 +140,8 @@ def _pose(lanes, rate, lane, s, d, v):
     length = lanes.length[lane]
     s = s % length if lanes.closed[lane] else min(max(s, 0.0), length - 1e-6)
     g = lanes.offset[lane] + s
-    xs, lo, hi = lanes.cat_s, 0, len(lanes.cat_s)
-    while lo < hi:  # the first point after g (np.searchsorted, side="right")
-        mid = (lo + hi) // 2
-        if xs[mid] <= g:
-            lo = mid + 1
-        else:
-            hi = mid
-    j = lo - 1
+    xs = lanes.cat_s
+    j = _point_before(xs, g)
     x, y, h = lanes.cat_x[j], lanes.cat_y[j], lanes.cat_h[j]
     if j < len(xs) - 1 and xs[j] != g:
         run, w = xs[j + 1] - xs[j], g - xs[j]
@@ -152,6 +160,23 @@ def poses(lanes, rate, lane, s, d, v):
     for i in range(n):
         x[i], y[i], h[i] = _pose(lanes, rate, lane[i], s[i], d[i], v[i])
     return x, y, h
+
+
+@compiled
+def body_lanes(seg, axis, r2, own_lane, length, closed, offset, cat_s, cat_h):
+    """``(lanes, s, heading)`` of :meth:`.traffic.TrafficModel.ego_body`: the lanes of the
+    packed segment rows ``seg`` (:meth:`.roads.RoadNetwork.lanes_near`) within ``r2``
+    (squared) of the points ``axis`` but ``own_lane``, and each one's heading there, as
+    ``RoadNetwork.poses`` gives it."""
+    near, s_near = _lanes_near(seg, axis, r2)
+    keep = near != own_lane
+    lanes, s = near[keep], s_near[keep]
+    heading = np.empty(len(lanes))
+    for k in range(len(lanes)):
+        lane, u = lanes[k], s[k]
+        u = u % length[lane] if closed[lane] else min(max(u, 0.0), length[lane] - 1e-6)
+        heading[k] = cat_h[_point_before(cat_s, offset[lane] + u)]
+    return lanes, s, heading
 
 
 @_helper

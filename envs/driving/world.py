@@ -1,11 +1,15 @@
-"""The pybullet side of the driving world: bodies, contacts, rays and camera images.
+"""The driving world's bodies: the boxes that rays and contacts meet, and the pybullet
+scene that camera images are taken of.
 
 Each env owns one :class:`World` with its own physics server (:class:`Client`; DIRECT by
-default, the GUI only when asked), so envs never share simulator state. Every body is kinematic: the
-Python models in :mod:`.traffic` decide where things are and the world puts the bodies
-there, then asks pybullet for contacts, ray hits and pictures. Bodies come from a pool made
-once per env (ego, vehicles, pedestrians, obstacles, light heads); a reset re-poses and
-parks them, so nothing is created per episode and nothing leaks.
+default, the GUI only when asked), so envs never share simulator state. Nothing moves by
+physics: the Python models in :mod:`.traffic` decide where things are and the world
+keeps every vehicle, pedestrian, obstacle and roadside box as an upright box, which rays
+(the lidar) and the car's contacts meet outside pybullet (:mod:`.boxcast`). pybullet is
+the renderer: its bodies, visual only, come from a pool made once per env (ego, vehicles,
+pedestrians, obstacles, light heads, clutter) and are stood where their boxes are only
+when a picture is taken, so nothing is created per episode, nothing leaks, and a rollout
+without a camera never poses one.
 
 The ground is flat, so it is not a pybullet body: camera pixels that see no body are
 coloured from a raster of the road network (grass / road / markings) at the point where
@@ -20,15 +24,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import operator
 from typing import Any
 
 import numpy as np
 
 from . import import_pybullet_quietly
+from .boxcast import cast_boxes
 from .camera import CameraRig, PinholeCamera
 from .clutter import KINDS, Clutter, ClutterBodies
 from .ground import GroundRaster
+from .movers import MovingBoxes, quat
 from .roads import GREEN, RED, YELLOW, RoadNetwork
 from .semantics import (  # noqa: F401 - the classes are the world's, for its users too
     CLASS_NAMES,
@@ -57,9 +62,6 @@ PARK_Z = -100.0
 #: of its own, above those of pybullet's bodies (see .clutter).
 CLUTTER_IDS = 1 << 16
 
-# collision groups: rays carry group 1, so a body is hit by rays when its mask has bit 1
-_RAY, _EGO, _OTHER = 1, 4, 8
-
 _VEHICLE_COLOURS = [
     (0.16, 0.35, 0.78, 1),
     (0.2, 0.6, 0.3, 1),
@@ -73,9 +75,6 @@ _LIGHT_COLOURS = {
     YELLOW: (1.0, 0.8, 0.0, 1),
     RED: (0.95, 0.1, 0.1, 1),
 }
-
-
-_first, _third = operator.itemgetter(0), operator.itemgetter(2)
 
 
 class Client:
@@ -106,10 +105,6 @@ class Client:
         self.disconnect()
 
 
-def _quat(yaw: float) -> tuple[float, float, float, float]:
-    return (0.0, 0.0, math.sin(0.5 * yaw), math.cos(0.5 * yaw))
-
-
 class World:
     """A pybullet client with the pooled bodies of one env."""
 
@@ -129,38 +124,24 @@ class World:
         c = self.client
         if gui:
             c.configureDebugVisualizer(p.COV_ENABLE_GUI, 0)
-        car_col = c.createCollisionShape(p.GEOM_BOX, halfExtents=EGO_HALF)
-        ped_col = c.createCollisionShape(p.GEOM_BOX, halfExtents=PED_HALF)
-        obs_col = c.createCollisionShape(p.GEOM_BOX, halfExtents=OBSTACLE_HALF)
         classes: dict[int, int] = {}
 
-        def body(col: int, half, rgba, cls: int, group: int, mask: int) -> int:
+        def body(half, rgba, cls: int) -> int:  # visual only: rays and contacts meet boxes
             vis = c.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=rgba)
-            b = c.createMultiBody(0, col, vis, [0, 0, PARK_Z])
-            c.setCollisionFilterGroupMask(b, -1, group, mask)
+            b = c.createMultiBody(0, -1, vis, [0, 0, PARK_Z])
             classes[b] = cls
             return b
 
-        self.ego = body(car_col, EGO_HALF, (0.86, 0.16, 0.16, 1), EGO, _EGO, _OTHER)
-        other = _RAY | _EGO
+        self.ego = body(EGO_HALF, (0.86, 0.16, 0.16, 1), EGO)
         self.vehicles = [
-            body(
-                car_col,
-                EGO_HALF,
-                _VEHICLE_COLOURS[i % len(_VEHICLE_COLOURS)],
-                VEHICLE,
-                _OTHER,
-                other,
-            )
+            body(EGO_HALF, _VEHICLE_COLOURS[i % len(_VEHICLE_COLOURS)], VEHICLE)
             for i in range(n_vehicles)
         ]
         self.pedestrians = [
-            body(ped_col, PED_HALF, (0.95, 0.8, 0.2, 1), PEDESTRIAN, _OTHER, other)
-            for _ in range(n_pedestrians)
+            body(PED_HALF, (0.95, 0.8, 0.2, 1), PEDESTRIAN) for _ in range(n_pedestrians)
         ]
         self.obstacles = [
-            body(obs_col, OBSTACLE_HALF, (0.95, 0.5, 0.1, 1), STATIC, _OTHER, other)
-            for _ in range(n_obstacles)
+            body(OBSTACLE_HALF, (0.95, 0.5, 0.1, 1), STATIC) for _ in range(n_obstacles)
         ]
         self.light_heads: list[int] = []
         self._light_shown: list[int] = []
@@ -174,8 +155,14 @@ class World:
         self._clutter_shapes: dict[int, int] = {}
         #: roadside clutter (buildings, trees, ...), pooled and placed around the car
         self.clutter = ClutterBodies(c, self._make_clutter, CLUTTER_IDS, radius=reach + 20.0)
-        self._reach = reach + 20.0  # vehicles, pedestrians and obstacles are posed as near
-        self._parked = np.zeros(len(self.body_class), dtype=bool)  # all stacked at first
+        #: the vehicles, pedestrians and obstacles as boxes (shown as near as the clutter)
+        self.movers = MovingBoxes(
+            c,
+            self.vehicles + self.pedestrians + self.obstacles,
+            [EGO_HALF] * n_vehicles + [PED_HALF] * n_pedestrians + [OBSTACLE_HALF] * n_obstacles,
+            PARK_Z,
+            reach + 20.0,
+        )
         self._ego_pose = (0.0, 0.0, 0.0)
         self._road_bodies: list[int] = []
         self._rigs: dict[PinholeCamera, CameraRig] = {}
@@ -230,7 +217,7 @@ class World:
             pos = b + (b - a) / np.linalg.norm(b - a) * 1.5
             self._head_poses.append((float(pos[0]), float(pos[1]), 3.5))
         for i, head in enumerate(self.light_heads):  # parked apart (see ClutterBodies.show)
-            c.resetBasePositionAndOrientation(head, [10.0 * i, 0.0, PARK_Z], _quat(0))
+            c.resetBasePositionAndOrientation(head, [10.0 * i, 0.0, PARK_Z], quat(0))
         self._heads_posed = False
         self._light_clock = None
         self._light_shown = [-1] * len(self.light_heads)
@@ -239,13 +226,17 @@ class World:
             self._show_props()
 
     def _show_props(self) -> None:
-        """Pose the light heads and the clutter near the car, which only pictures show (rays
-        and contacts ignore the heads and meet the clutter in numpy), so that a rollout
-        without a camera never poses or recolours them."""
+        """Pose the ego, the vehicles, pedestrians and obstacles, the light heads and the
+        clutter near the car, which only pictures show (rays and contacts ignore the heads
+        and meet the boxes in numpy), so that a rollout without a camera never poses or
+        recolours them."""
+        x, y, yaw = self._ego_pose
+        self.client.resetBasePositionAndOrientation(self.ego, (x, y, EGO_Z), quat(yaw))
+        self.movers.show(x, y, everything=self.gui)
         if not self._heads_posed:
             self._add_light_heads(len(self._head_poses))
             for head, pose in zip(self.light_heads, self._head_poses, strict=False):
-                self.client.resetBasePositionAndOrientation(head, pose, _quat(0))
+                self.client.resetBasePositionAndOrientation(head, pose, quat(0))
             self._heads_posed = True
             if self._light_clock is not None:
                 net, t = self._light_clock
@@ -273,47 +264,41 @@ class World:
 
     # --- poses ------------------------------------------------------------------------------
     def place_ego(self, x: float, y: float, yaw: float) -> None:
-        self.client.resetBasePositionAndOrientation(self.ego, (x, y, EGO_Z), _quat(yaw))
         self._ego_pose = (x, y, yaw)
         self.clutter.follow(x, y)
         if self.gui:
             self._show_props()
 
     def place(self, bodies: list[int], x, y, yaw, active, z: float) -> None:
-        """Pose pooled bodies (after :meth:`place_ego`): the active ones within the
-        sensors' reach of the car, like the clutter; the others are parked far below the
-        ground, each once, out of every ray's and camera's way (with the GUI on, every
-        active body is posed)."""
-        reset = self.client.resetBasePositionAndOrientation
-        ex, ey, _ = self._ego_pose
-        near = np.asarray(active, dtype=bool)
-        if not self.gui:
-            near = near & (np.abs(x - ex) < self._reach) & (np.abs(y - ey) < self._reach)
-        for i, b in enumerate(bodies):
-            if near[i]:
-                reset(b, (float(x[i]), float(y[i]), z), _quat(float(yaw[i])))
-                self._parked[b] = False
-            elif not self._parked[b]:
-                reset(b, (0.0, 0.0, PARK_Z - 10.0 * i), _quat(0.0))
-                self._parked[b] = True
+        """Pose pooled bodies (after :meth:`place_ego`; arrays over the pool ``bodies``):
+        the ``active`` ones answer rays and contacts from there, and stand there in the
+        pictures (:class:`.movers.MovingBoxes`); the others are out of every ray's, contact's
+        and camera's way."""
+        self.movers.place(bodies, x, y, yaw, active, z)
+        if self.gui:
+            self.movers.show(*self._ego_pose[:2], everything=True)
 
     # --- queries ----------------------------------------------------------------------------
     def ego_contacts(self) -> list[int]:
         """Bodies touching the ego (penetrating or within 1 cm)."""
-        c = self.client
-        c.performCollisionDetection()
-        hits = {pt[2] for pt in c.getContactPoints(bodyA=self.ego) if pt[8] < 0.01}
         z = (EGO_Z - EGO_HALF[2], EGO_Z + EGO_HALF[2])
-        hits.update(self.clutter.touching(*self._ego_pose, EGO_HALF[:2], z, 0.01))
-        return sorted(hits)
+        pose, half = self._ego_pose, EGO_HALF[:2]
+        hits = self.movers.touching(*pose, half, z, 0.01)
+        return sorted(hits + self.clutter.touching(*pose, half, z, 0.01))
 
     def cast(self, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Hit fractions (1 = nothing within range) and hit body ids (-1 = none) of the rays
-        ``starts[i] → ends[i]`` (``n × 3`` arrays); the ego is invisible to its own rays."""
-        res = self.client.rayTestBatch(starts, ends, numThreads=1, collisionFilterMask=_OTHER)
-        frac = np.fromiter(map(_third, res), dtype=np.float64, count=len(res))
-        ids = np.fromiter(map(_first, res), dtype=np.int64, count=len(res))
-        return self.clutter.cast(starts, ends, frac, ids)
+        ``starts[i] → ends[i]`` (``n × 3`` arrays) against the vehicles, pedestrians,
+        obstacles and clutter (:mod:`.boxcast`); the ego is not among them."""
+        frac, ids = np.ones(len(starts)), np.full(len(starts), -1, dtype=np.int64)
+        (moving, moving_ids), (still, still_ids) = self.movers.table(), self.clutter.table()
+        box = np.concatenate([moving, still]) if len(moving) else still
+        if not len(box) or not len(starts):
+            return frac, ids
+        frac, which = cast_boxes(starts, ends, box, frac)
+        hit = which >= 0
+        ids[hit] = np.concatenate([moving_ids, still_ids])[which[hit]]
+        return frac, ids
 
     def rig(self, cam: PinholeCamera) -> CameraRig:
         if cam not in self._rigs:
