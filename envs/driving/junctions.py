@@ -139,49 +139,32 @@ class JunctionRules:
             con_arr[:, 3],
             con_arr[:, 4],
         )
+        sibs = (self.sib_from, self.sib_onto, self.sib_len)
+        cons = (self.con_lane, self.con_other, self.con_in, self.con_other_in, self.con_other_out)
+        self._yielding_args = (True, sibs, cons, self.half, INSIDE)
+        self._no_yielding = (False, sibs, cons, self.half, INSIDE)
 
-    # --- yielding ---------------------------------------------------------------------------
-    def obstacles(self, tr: kernels.Vehicles, ego) -> np.ndarray:
-        """What the vehicles of ``tr`` in the junction (on a connector, or with the front
-        over the line into their next one; and the ego, ``(lane, s, speed)`` or None, with
-        the way always) put on other connectors: a leader's copy on the connectors beside
-        theirs, and a standing obstacle at the start of each conflict area they have not
-        left, which holds only those that owe them the way (rank -inf when they are inside
-        the area: then everyone yields to them); an obstacle table
-        (:func:`.traffic_kernels.junction_obstacles`)."""
-        return kernels.junction_obstacles(
-            tr,
-            self.net.lane_lengths,
-            self.connector,
-            (self.sib_from, self.sib_onto, self.sib_len),
-            (self.con_lane, self.con_other, self.con_in, self.con_other_in, self.con_other_out),
-            self.half,
-            INSIDE,
-            kernels.ego_slot(ego),
-        )
+    # --- the step's arguments ----------------------------------------------------------------
+    def yielding_args(self, on: bool) -> tuple:
+        """What vehicles in the junction (on a connector, or with the front over the line
+        into their next one; and the ego, with the way always) put on other connectors: a
+        leader's copy on the connectors beside theirs, and a standing obstacle at the start
+        of each conflict area they have not left, which holds only those that owe them the
+        way (rank -inf when they are inside the area: then everyone yields to them). The
+        arguments of :func:`.traffic_kernels.junction_obstacles` in
+        :func:`.traffic_kernels.advance` (``on``: whether vehicles yield at all)."""
+        return self._yielding_args if on else self._no_yielding
 
-    # --- stop signs -------------------------------------------------------------------------
-    def stop_signs(
-        self, tr: kernels.Vehicles, idx: np.ndarray, dt: float, t: float, ego, yielding: bool
-    ) -> None:
-        """Count the time each vehicle (``idx``: the active ones) stands in its stop zone,
-        give it its ticket after :data:`STAND_STILL` seconds, and let ticket holders into
-        the junction, first come first served, when nothing conflicting is in it (all of
-        them at once when ``yielding`` is off)."""
-        kernels.stop_signs(
-            idx,
-            tr,
-            self.net.lane_lengths,
-            self.stop_zone,
-            self.connector,
-            self.conflict,
-            self._ego_claims(ego),
-            dt,
-            t,
-            yielding,
-            STAND_STILL,
-            STOP_SPEED,
-        )
+    def stop_args(self, ego, yielding: bool) -> tuple:
+        """Count the time each vehicle stands in its stop zone, give it its ticket after
+        :data:`STAND_STILL` seconds, and let ticket holders into the junction, first come
+        first served, when nothing conflicting is in it (all of them at once when
+        ``yielding`` is off): the arguments of :func:`.traffic_kernels.stop_signs` in
+        :func:`.traffic_kernels.advance` (``ego``: ``(lane, s, speed)`` or None)."""
+        net = self.net
+        claims = self._ego_claims(ego)
+        return (self.has_stops, net.lane_lengths, self.stop_zone, self.connector, self.conflict,
+                claims, yielding, STAND_STILL, STOP_SPEED)  # fmt: skip
 
     def _ego_claims(self, ego) -> np.ndarray:
         """The connectors the ego (``(lane, s, speed)`` or None) takes: the one it is on,

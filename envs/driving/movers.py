@@ -20,6 +20,9 @@ import numpy as np
 
 from .boxcast import touching_boxes
 
+#: Where an inactive box stands (x and y, metres): beyond every sensor's reach.
+FAR = 1e7
+
 
 def quat(yaw: float) -> tuple[float, float, float, float]:
     """pybullet's quaternion of a rotation by ``yaw`` about the vertical."""
@@ -37,15 +40,16 @@ class MovingBoxes:
         self.ids = np.asarray(bodies, dtype=np.int64)
         self.half = np.asarray(half, dtype=np.float64).reshape(-1, 3)
         n = len(self.ids)
-        self.box = np.zeros((n, 9))  # x, y, cos, sin, hx, hy, z0, z1, radius
+        #: x, y, cos, sin, hx, hy, z0, z1, radius per body; an inactive one stands far
+        #: away (FAR), where rays and contacts pass it by at the cost of a distance test
+        self.box = np.zeros((n, 9))
+        self.box[:, 0] = self.box[:, 1] = FAR
         self.box[:, 4:6] = self.half[:, :2]
         self.box[:, 8] = np.hypot(self.half[:, 0], self.half[:, 1])
-        self.box[:, 6] = self.box[:, 7] = park_z
         self.yaw = np.zeros(n)
         self.active = np.zeros(n, dtype=bool)
         self._row = {int(b): i for i, b in enumerate(self.ids)}
         self._parked = np.ones(n, dtype=bool)  # bodies start far below the ground
-        self._table: tuple[np.ndarray, np.ndarray] | None = None
 
     def place(self, bodies: Sequence[int], x, y, yaw, active, z: float) -> None:
         """Boxes of the pool ``bodies`` at ``x, y, yaw`` (arrays over the pool), centred
@@ -54,20 +58,16 @@ class MovingBoxes:
             return
         i = self._row[int(bodies[0])]
         j = i + len(bodies)
-        rows = self.box[i:j]
-        rows[:, 0], rows[:, 1] = x, y
+        rows, on = self.box[i:j], np.asarray(active, dtype=bool)
+        rows[:, 0], rows[:, 1] = np.where(on, x, FAR), np.where(on, y, FAR)
         rows[:, 2], rows[:, 3] = np.cos(yaw), np.sin(yaw)
         rows[:, 6], rows[:, 7] = z - self.half[i:j, 2], z + self.half[i:j, 2]
-        self.yaw[i:j] = yaw
-        self.active[i:j] = np.asarray(active, dtype=bool)
-        self._table = None
+        self.yaw[i:j], self.active[i:j] = yaw, on
 
     def table(self) -> tuple[np.ndarray, np.ndarray]:
-        """The active boxes as rows for :func:`.boxcast.cast_boxes`, and their body ids."""
-        if self._table is None:
-            idx = np.flatnonzero(self.active)
-            self._table = (self.box[idx], self.ids[idx])
-        return self._table
+        """Every box as rows for :func:`.boxcast.cast_boxes` (the inactive ones far away),
+        and their body ids."""
+        return self.box, self.ids
 
     def touching(self, x, y, yaw, half, z, margin: float) -> list[int]:
         """Body ids of the active boxes an upright box touches or comes within ``margin``

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .boxcast import _jit, numba
 from .roads import Lane, RoadNetwork, arc_length
 
 
@@ -46,14 +47,12 @@ class Route:
         lo = max(bisect.bisect_left(s_list, s_hint - behind) - 1, 0)
         hi = min(bisect.bisect_left(s_list, s_hint + ahead) + 1, len(s_list) - 1)
         hi = max(hi, lo + 1)
-        abx, aby, ll = self._abx[lo:hi], self._aby[lo:hi], self._len2[lo:hi]
-        px, py = x - self._x[lo:hi], y - self._y[lo:hi]
-        t = np.minimum(np.maximum((px * abx + py * aby) / ll, 0.0), 1.0)
-        dx, dy = px - t * abx, py - t * aby
-        i = int(np.argmin(dx * dx + dy * dy))
-        seg = math.sqrt(ll[i])
-        lateral = (abx[i] * py[i] - aby[i] * px[i]) / seg
-        return float(s_list[lo + i] + t[i] * seg), float(lateral), float(self.headings[lo + i])
+        i, t = _nearest(float(x), float(y), self._x, self._y, self._abx, self._aby, self._len2,
+                        lo, hi)  # fmt: skip
+        seg = math.sqrt(self._len2[i])
+        px, py = x - self._x[i], y - self._y[i]
+        lateral = (self._abx[i] * py - self._aby[i] * px) / seg
+        return float(s_list[i] + t * seg), float(lateral), float(self.headings[i])
 
     def point_at(self, s: float | np.ndarray) -> np.ndarray:
         """Points at arc lengths ``s`` (clipped to the route), shape ``(..., 2)``."""
@@ -70,6 +69,24 @@ class Route:
     def heading_at(self, s: float) -> float:
         i = int(np.searchsorted(self.s, s, side="right")) - 1
         return float(self.headings[min(max(i, 0), len(self.headings) - 1)])
+
+
+def _nearest_loop(x, y, xs, ys, abx, aby, len2, lo, hi):
+    """The segment ``i`` in ``[lo, hi)`` of a polyline (starts ``xs, ys``, vectors ``abx,
+    aby``, squared lengths ``len2``) nearest to ``(x, y)`` (the first on a tie) and the
+    fraction ``t`` along it of the nearest point. Compiled by numba where it is installed."""
+    best, k, t_k = np.inf, lo, 0.0
+    for i in range(lo, hi):
+        px, py = x - xs[i], y - ys[i]
+        t = min(max((px * abx[i] + py * aby[i]) / len2[i], 0.0), 1.0)
+        dx, dy = px - t * abx[i], py - t * aby[i]
+        d2 = dx * dx + dy * dy
+        if d2 < best:
+            best, k, t_k = d2, i, t
+    return k, t_k
+
+
+_nearest = _nearest_loop if numba is None else _jit(_nearest_loop)
 
 
 def _lane_slice(lane: Lane, s0: float, s1: float) -> np.ndarray:

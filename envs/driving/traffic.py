@@ -121,7 +121,6 @@ class TrafficModel:
         self.rules = JunctionRules(net, VEHICLE_LENGTH)
         self.yielding = True
         self.lanes = kernels.lane_tables(net)
-        self._no_obstacles = np.zeros((0, 7))  # an empty obstacle table
 
     @property
     def _rate(self) -> float:
@@ -185,34 +184,44 @@ class TrafficModel:
     ) -> None:
         """Advance all active vehicles by ``dt``. ``ego`` is ``(lane, s, speed)`` when the
         ego is in a lane (it is then a leader like any other vehicle), else None; ``body``
-        the other lanes its body is in the way on (:func:`ego_body`)."""
+        the other lanes its body is in the way on (:meth:`ego_body`)."""
         if not len(tr.s):  # no pool: nothing to draw (an empty draw leaves the stream as is)
             return
         draws = rng.random((len(tr.s), 3))  # fixed count per step keeps streams aligned
         idx = np.flatnonzero(tr.active)
         if len(idx) == 0:
             return
-        vehicles, rules, p = kernels.Vehicles(**vars(tr)), self.rules, self.idm
-        if rules.has_stops:
-            rules.stop_signs(vehicles, idx, dt, t, ego, self.yielding)
-        plain = self._obstacles(vehicles, t, ego, body, peds)
-        yielding = self.yielding and rules.active  # else no junction obstacles
-        junction = rules.obstacles(vehicles, ego) if yielding else self._no_obstacles
-        # IDM towards the nearest obstacle, lateral moves, cooldowns; a vehicle held up by
+        vehicles, rules, p, cr = kernels.Vehicles(**vars(tr)), self.rules, self.idm, self.crossings
+        slot = kernels.ego_slot(ego)
+        if body is None:
+            body = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+        # stop signs, then what each vehicle may stop for (other vehicles, the ego and its
+        # body, static obstacles, lane changers still in the lane they leave, pedestrians on
+        # crosswalks, lights that are not green), the junctions' right of way, and IDM
+        # towards the nearest, with lateral moves and cooldowns; a vehicle held up by
         # something much slower ahead looks for a way round far more often than one that
         # changes lane on a whim
-        turn, change = kernels.follow(
+        turn, change = kernels.advance(
             idx,
             vehicles,
+            self.lanes,
+            self._rate,
+            rules.stop_args(ego, self.yielding),
+            (
+                slot,
+                (self.static_lane, self.static_s),
+                (cr.crosswalk, cr.u, cr.half, cr.lane, cr.s),
+                (peds.active, peds.crosswalk, peds.u),
+                (self.lit_lanes, self.lane_light, self.net.light_states(t)),
+                body,
+                (VEHICLE_LENGTH, VEHICLE_WIDTH),
+            ),
+            rules.yielding_args(self.yielding and rules.active),
             (self.lanes.length, self.lanes.closed, rules.stop_zone, rules.connector),
-            plain,
-            junction,
             t,
             (p.accel, p.decel, p.headway, p.min_gap, p.delta, p.max_brake),
             dt,
-            self._rate * dt,
-            self.lane_change_rate,
-            draws,
+            (self._rate * dt, self.lane_change_rate, draws),
             (VEHICLE_LENGTH, INSIDE, LINE_MARGIN),
         )
         for i in turn.tolist():  # past the lane's end, or trying a lane change
@@ -223,32 +232,6 @@ class TrafficModel:
             if tr.lane[i] != lane and rules.active:  # a new stop sign, a new entry time
                 tr.stop_wait[i], tr.stop_ticket[i], tr.go[i] = 0.0, np.inf, False
                 tr.entered[i] = t if rules.connector[tr.lane[i]] else np.inf
-
-    def _obstacles(self, vehicles: kernels.Vehicles, t: float, ego, body, peds) -> np.ndarray:
-        """Everything a vehicle may have to stop for but the junctions' right of way: other
-        vehicles, the ego, static obstacles, lane changers still in the lane they leave,
-        pedestrians on crosswalks and lights that are not green, as an obstacle table
-        (:func:`.traffic_kernels.obstacles`); then the ego's body on the other lanes it
-        reaches into (``body``: lanes, s, speed along them, or None)."""
-        cr = self.crossings
-        table = kernels.obstacles(
-            self.lanes,
-            self._rate,
-            vehicles,
-            kernels.ego_slot(ego),
-            (self.static_lane, self.static_s),
-            (cr.crosswalk, cr.u, cr.half, cr.lane, cr.s),
-            (peds.active, peds.crosswalk, peds.u),
-            (self.lit_lanes, self.lane_light, np.asarray(self.net.light_states(t), np.int64)),
-            VEHICLE_LENGTH,
-            VEHICLE_WIDTH,
-        )
-        if body is None or not len(body[0]):
-            return table
-        rows = np.zeros((len(body[0]), table.shape[1]))
-        rows[:, kernels.LANE], rows[:, kernels.S], rows[:, kernels.V] = body
-        rows[:, kernels.HALF] = 0.5 * VEHICLE_LENGTH
-        return np.concatenate([table, rows])
 
     def _advance_lane(self, tr: TrafficState, i: int, rng: np.random.Generator, ego) -> None:
         net = self.net

@@ -196,16 +196,18 @@ def _project(lanes, lane, x, y):
 
 # ------------------------------------------------------------------------------ obstacles
 @compiled
-def obstacles(lanes, rate, tr, ego, static, crossings, peds, lights, length, width):
+def obstacles(lanes, rate, tr, ego, static, crossings, peds, lights, body, length, width):
     """The obstacle table of what a vehicle may have to stop for, in this order: the
     vehicles (``tr``, active ones), the ego (``ego``: lane, s, speed; lane -1 when it is in
     none), the static obstacles (``static``: lanes, s), vehicles leaving a lane (below), a
     crosswalk's crossing of a lane with a pedestrian on it (``crossings``: crosswalk, u on
-    it, half width, lane, s on it; ``peds``: active, crosswalk, u) and the stop lines of
-    lights that are not green (``lights``: lanes, their light, the lights' states)."""
+    it, half width, lane, s on it; ``peds``: active, crosswalk, u), the stop lines of
+    lights that are not green (``lights``: lanes, their light, the lights' states) and the
+    ego's body on the other lanes it reaches into (``body``: lanes, s, speed along them)."""
     cross_walk, cross_u, cross_half, cross_lane, cross_s = crossings
     n, half = len(tr.s), 0.5 * length
-    ob = np.empty((2 * n + 1 + len(static[0]) + len(cross_lane) + len(lights[0]), 7))
+    rows = 2 * n + 1 + len(static[0]) + len(cross_lane) + len(lights[0]) + len(body[0])
+    ob = np.empty((rows, 7))
     k = 0
     for i in range(n):
         if tr.active[i]:
@@ -244,6 +246,9 @@ def obstacles(lanes, rate, tr, ego, static, crossings, peds, lights, length, wid
         if states[light[j]] != GREEN:
             _row(ob[k], lit[j], lanes.length[lit[j]], -1.0, 0.0, 0.0, 0.0, 0.0)
             k += 1
+    for j in range(len(body[0])):
+        _row(ob[k], body[0][j], body[1][j], body[2][j], half, 0.0, 0.0, 0.0)
+        k += 1
     return ob[:k]
 
 
@@ -421,3 +426,27 @@ def follow(idx, tr, per_lane, plain, junction, t, idm, dt, shift, change_rate, d
         if connector[lane] and not math.isfinite(tr.entered[i]):
             tr.entered[i] = t
     return turn[:m], change
+
+
+# ------------------------------------------------------------------------------ one step
+@compiled
+def advance(idx, tr, lanes, rate, stops, plain, junction, per_lane, t, idm, dt, change, sizes):
+    """One step of the vehicles ``idx`` in a single call (each of its parts unpacks the
+    tables once, not once per part): the stop-sign queues (``stops``: whether there are
+    any, then :func:`stop_signs`' arguments after ``tr``), the obstacle table
+    (``plain``: :func:`obstacles`' arguments after ``tr``), the junctions' one when they
+    are on (``junction``: whether, then :func:`junction_obstacles`' arguments after
+    ``tr``) and :func:`follow` (``change``: its ``shift``, ``change_rate``, ``draws``);
+    returns what :func:`follow` returns."""
+    has_stops, length, zone, connector, conflict, claimed, yielding, still, stop = stops
+    if has_stops:
+        queue = (length, zone, connector, conflict, claimed, dt, t, yielding, still, stop)
+        stop_signs(idx, tr, *queue)
+    ego, static, crossings, peds, lights, body, size = plain
+    table = obstacles(lanes, rate, tr, ego, static, crossings, peds, lights, body, *size)
+    on, sibs, cons, half, inside = junction
+    rows = np.zeros((0, 7))
+    if on:
+        rows = junction_obstacles(tr, length, connector, sibs, cons, half, inside, ego)
+    shift, change_rate, draws = change
+    return follow(idx, tr, per_lane, table, rows, t, idm, dt, shift, change_rate, draws, sizes)
