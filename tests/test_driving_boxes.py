@@ -145,3 +145,29 @@ def test_pybullet_poses_the_bodies_only_for_a_picture():
         bx, by, _ = u.world.movers.pose(b)
         assert (x, y, z) == pytest.approx((bx, by, EGO_Z))
     env.close()
+
+
+def test_a_lidar_sweep_is_the_cast_of_its_rays_compiled_or_not(monkeypatch):
+    """``World.sweep`` (one compiled call: the rays turned with the car, cast, cut at the
+    ground) gives what ``World.cast`` gives for the same rays' end points, and the same
+    without numba."""
+    world, _ = _scene(5)
+    rng = np.random.default_rng(6)
+    az, el = rng.uniform(-math.pi, math.pi, 900), rng.uniform(-0.3, 0.1, 900)
+    rays = (40.0 * np.cos(el) * np.cos(az), 40.0 * np.cos(el) * np.sin(az), 1.9 + 40 * np.sin(el))
+    ground = np.where(el < 0, 1.9 / (-40.0 * np.sin(el)), np.inf)
+    x, y, yaw = 1.5, -2.0, 0.7
+    frac, ids = world.sweep(x, y, (math.cos(yaw), math.sin(yaw)), rays, 1.9, ground)
+    c, s = math.cos(yaw), math.sin(yaw)
+    ends = np.stack([x + c * rays[0] - s * rays[1], y + s * rays[0] + c * rays[1], rays[2]], 1)
+    want, want_ids = world.cast(np.tile([x, y, 1.9], (900, 1)), ends)
+    low = ground < want
+    np.testing.assert_array_equal(frac, np.where(low, ground, want))
+    np.testing.assert_array_equal(ids, np.where(low, -2, want_ids))
+    assert (ids >= 0).sum() > 20 and (ids == -2).sum() > 20 and (ids == -1).sum() > 20
+    monkeypatch.setattr(boxcast, "_sweep", None)
+    monkeypatch.setattr(boxcast, "_cast_compiled", None)
+    plain = world.sweep(x, y, (math.cos(yaw), math.sin(yaw)), rays, 1.9, ground)
+    np.testing.assert_array_equal(frac, plain[0])
+    np.testing.assert_array_equal(ids, plain[1])
+    world.close()

@@ -139,6 +139,7 @@ class ClutterBodies:
         self._placed = np.zeros(0, dtype=np.int64)  # indices of the placed boxes
         self._close = np.zeros(0, dtype=np.int64)  # the placed boxes near the car
         self._close_box = self._placed_box = np.zeros((0, 9))
+        self._placed_ids = np.zeros(0, dtype=np.int64)
         self._box = np.zeros((0, 9))  # per box: x, y, cos, sin, hx, hy, z0, z1, radius
 
     def set_layout(self, layout: Clutter) -> None:
@@ -148,6 +149,7 @@ class ClutterBodies:
         self._body = np.full(len(layout), -1, dtype=np.int64)
         self._placed = self._close = np.zeros(0, dtype=np.int64)
         self._close_box = self._placed_box = np.zeros((0, 9))
+        self._placed_ids = np.zeros(0, dtype=np.int64)
         self._centre = None
         h = layout.half()
         z = _Z[layout.kind]
@@ -175,6 +177,7 @@ class ClutterBodies:
         d2 = (box[self._placed, 0] - x) ** 2 + (box[self._placed, 1] - y) ** 2
         self._close = self._placed[d2 < (self.margin + 20.0) ** 2]
         self._placed_box = box[self._placed]
+        self._placed_ids = self.ids + self._placed
         self._close_box = box[self._close]
 
     def show(self) -> None:
@@ -229,4 +232,4 @@ class ClutterBodies:
 
     def table(self) -> tuple[np.ndarray, np.ndarray]:
         """The placed boxes as rows for :func:`.boxcast.cast_boxes`, and their ids."""
-        return self._placed_box, self.ids + self._placed
+        return self._placed_box, self._placed_ids

@@ -269,8 +269,7 @@ class DrivingEnv(DrivingViews, gym.Env):
         if sim.traffic.active.any():
             body = model.ego_body(sim.ego, lane.lane if lane.in_lane else -1)
         model.step(sim.traffic, cfg.dt, sim.t, rng, ego_slot, sim.peds, body)
-        poses = model.poses(sim.traffic)
-        touching = model.contacts(sim.traffic, poses)  # none while the model is right
+        poses, touching = model.poses_and_contacts(sim.traffic)  # none while the model is right
         sim.traffic_contacts += len(set(touching) - set(sim.traffic_touching))
         sim.traffic_touching = touching
         step_pedestrians(self.net, sim.peds, cfg.dt, self.np_random)

@@ -28,14 +28,13 @@ are compiled (:mod:`.traffic_kernels`).
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.spatial import cKDTree
 
-from . import traffic_kernels as kernels
 from .roads import STOP_SPEED
+from .traffic_kernels import box_contacts  # noqa: F401 - the contact check, compiled there
 
 if TYPE_CHECKING:
     from .roads import RoadNetwork
@@ -178,27 +177,3 @@ class JunctionRules:
             if np.isfinite(self.stop_zone[lane]) and near:
                 return np.array(ln.successors, dtype=np.int64)
         return np.zeros(0, dtype=np.int64)
-
-
-@kernels.compiled
-def box_contacts(x, y, h, length, width):
-    """Index pairs ``(i, j)``, ``i < j``, of boxes (centres ``x, y``, headings ``h``,
-    ``length × width``) that overlap: no separating axis among the four box edges."""
-    n = len(x)
-    first, second, k = np.empty(n * n, np.int64), np.empty(n * n, np.int64), 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            dx, dy = x[j] - x[i], y[j] - y[i]
-            if not dx * dx + dy * dy < length * length + width * width:  # circles apart
-                continue
-            ci, si, cj, sj = math.cos(h[i]), math.sin(h[i]), math.cos(h[j]), math.sin(h[j])
-            separated = False
-            for a in range(4):  # the axes along and across each box
-                ax = (ci, -si, cj, -sj)[a]
-                ay = (si, ci, sj, cj)[a]
-                reach = 0.5 * length * (abs(ci * ax + si * ay) + abs(cj * ax + sj * ay))
-                reach += 0.5 * width * (abs(-si * ax + ci * ay) + abs(-sj * ax + cj * ay))
-                separated = separated or abs(dx * ax + dy * ay) > reach
-            if not separated:
-                first[k], second[k], k = i, j, k + 1
-    return first[:k], second[:k]

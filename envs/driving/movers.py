@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .boxcast import touching_boxes
+from .boxcast import _jit, numba, touching_boxes
 
 #: Where an inactive box stands (x and y, metres): beyond every sensor's reach.
 FAR = 1e7
@@ -58,11 +58,9 @@ class MovingBoxes:
             return
         i = self._row[int(bodies[0])]
         j = i + len(bodies)
-        rows, on = self.box[i:j], np.asarray(active, dtype=bool)
-        rows[:, 0], rows[:, 1] = np.where(on, x, FAR), np.where(on, y, FAR)
-        rows[:, 2], rows[:, 3] = np.cos(yaw), np.sin(yaw)
-        rows[:, 6], rows[:, 7] = z - self.half[i:j, 2], z + self.half[i:j, 2]
-        self.yaw[i:j], self.active[i:j] = yaw, on
+        _fill(self.box[i:j], self.yaw[i:j], self.active[i:j], np.asarray(x, np.float64),
+              np.asarray(y, np.float64), np.asarray(yaw, np.float64),
+              np.asarray(active, np.bool_), float(z), self.half[i:j, 2])  # fmt: skip
 
     def table(self) -> tuple[np.ndarray, np.ndarray]:
         """Every box as rows for :func:`.boxcast.cast_boxes` (the inactive ones far away),
@@ -97,3 +95,18 @@ class MovingBoxes:
         for i in np.flatnonzero(~near & ~self._parked).tolist():
             reset(int(self.ids[i]), (0.0, 0.0, self.park_z - 10.0 * i), quat(0.0))
         self._parked = ~near
+
+
+def _fill_loop(box, yaws, actives, x, y, yaw, active, z, half_z) -> None:
+    """Rows of :attr:`MovingBoxes.box` (and their yaws and active flags) for a pool, in
+    one pass (compiled by numba where it is installed): the many small array operations
+    it replaces cost more than the traffic's whole step."""
+    for k in range(len(box)):
+        box[k, 0] = x[k] if active[k] else FAR
+        box[k, 1] = y[k] if active[k] else FAR
+        box[k, 2], box[k, 3] = math.cos(yaw[k]), math.sin(yaw[k])
+        box[k, 6], box[k, 7] = z - half_z[k], z + half_z[k]
+        yaws[k], actives[k] = yaw[k], active[k]
+
+
+_fill = _fill_loop if numba is None else _jit(_fill_loop)

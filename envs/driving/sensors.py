@@ -9,7 +9,7 @@ The env's observation is a ``spaces.Dict`` of the sensors named in its config:
   Stable-Baselines3 treats it as an image; depth over the far plane, float32 HxW; semantic
   class per pixel, uint8 HxW, classes in :data:`~pilot.envs.driving.world.CLASS_NAMES`);
 * ``lidar`` / ``lidar_points`` / ``lidar_bev``: :class:`Lidar`, :class:`LidarPoints` and
-  :class:`LidarBEV`, three outputs of one ``rayTestBatch`` sweep (ranges over the maximum
+  :class:`LidarBEV`, three outputs of one sweep against the world's boxes (ranges over the maximum
   range; hit points in the ego frame over the range; a bird's-eye occupancy and height
   grid).
 
@@ -217,12 +217,13 @@ class LidarConfig:
 
 
 class Lidar:
-    """Ranges of a ``channels × rays`` sweep from ``rayTestBatch``, over ``max_range``
-    (float32, 1 = nothing within range), channel-major.
+    """Ranges of a ``channels × rays`` sweep against the world's boxes
+    (:meth:`.world.World.sweep`), over ``max_range`` (float32, 1 = nothing within range),
+    channel-major.
 
-    Rays start at the mount, which sits ``mount_height`` above the ego's centre; the ego
-    itself is invisible to them (collision filter). Rays that pass through every body
-    stop at the flat ground. ``noise_std`` adds Gaussian range noise (metres) from the
+    Rays start at the mount, ``mount_height`` above the ground over the ego's centre; the
+    ego itself is not among the boxes. Rays that pass through every body stop at the flat
+    ground. ``noise_std`` adds Gaussian range noise (metres) from the
     env's generator to every return within range. Fog and rain then drop, perturb and
     add returns (:func:`.weather.weather_sweep`; spurious ones have id ``CLUTTER``).
     """
@@ -243,18 +244,17 @@ class Lidar:
         self.dirs = np.stack(
             [np.cos(el_g) * np.cos(az_g), np.cos(el_g) * np.sin(az_g), np.sin(el_g)], axis=-1
         ).reshape(-1, 3)
-        self._rx = np.ascontiguousarray(spec.max_range * self.dirs[:, 0])
-        self._ry = np.ascontiguousarray(spec.max_range * self.dirs[:, 1])
-        self._ends = np.empty((len(self.dirs), 3))
-        self._ends[:, 2] = spec.mount_height + spec.max_range * self.dirs[:, 2]
-        self._starts = np.empty((len(self.dirs), 3))
-        self._starts[:, 2] = spec.mount_height
+        #: the rays' reach in the car's frame (x, y) and their end points' heights
+        self._rays = (
+            np.ascontiguousarray(spec.max_range * self.dirs[:, 0]),
+            np.ascontiguousarray(spec.max_range * self.dirs[:, 1]),
+            spec.mount_height + spec.max_range * self.dirs[:, 2],
+        )
         dz = self.dirs[:, 2]
         with np.errstate(divide="ignore"):
             self.ground_frac = np.where(
                 dz < -1e-9, spec.mount_height / (-dz * spec.max_range), np.inf
             )
-        self._downward = bool(np.isfinite(self.ground_frac).any())
 
     @property
     def n(self) -> int:
@@ -265,17 +265,10 @@ class Lidar:
         if "lidar" in frame.cache:
             return frame.cache["lidar"]
         e, spec = frame.ego, self.spec
-        c, s = math.cos(e.yaw), math.sin(e.yaw)
         r = spec.max_range
-        ends, starts = self._ends, self._starts  # reused buffers: pybullet copies them
-        ends[:, 0] = e.x + c * self._rx - s * self._ry
-        ends[:, 1] = e.y + s * self._rx + c * self._ry
-        starts[:, 0], starts[:, 1] = e.x, e.y
-        frac, ids = frame.world.cast(starts, ends)
-        if self._downward:  # rays that reach the ground plane before any body stop there
-            ground = self.ground_frac < frac
-            frac = np.where(ground, self.ground_frac, frac)
-            ids = np.where(ground, -2, ids)
+        # rays that reach the ground plane before any body stop there
+        frac, ids = frame.world.sweep(e.x, e.y, (math.cos(e.yaw), math.sin(e.yaw)), self._rays,
+                                      spec.mount_height, self.ground_frac)  # fmt: skip
         ranges = frac * r
         if spec.noise_std > 0:
             noise = frame.rng.normal(0.0, spec.noise_std, len(ranges))

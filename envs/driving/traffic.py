@@ -19,11 +19,12 @@ lane, a lane change) stay here.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
 from . import traffic_kernels as kernels
-from .junctions import INSIDE, LINE_MARGIN, JunctionRules, box_contacts
+from .junctions import INSIDE, LINE_MARGIN, JunctionRules
 from .pedestrians import Crossings, PedestrianState
 from .roads import RoadNetwork
 
@@ -290,15 +291,18 @@ class TrafficModel:
             tr.next_lane[i] = successors[int(u * len(successors))] if successors else -1
         tr.cooldown[i] = 10.0
 
-    def contacts(self, tr: TrafficState, poses=None) -> tuple[tuple[int, int], ...]:
+    def contacts(self, tr: TrafficState) -> tuple[tuple[int, int], ...]:
         """Pairs of active vehicles whose footprints overlap now (none, when the model
-        keeps them apart); ``poses``: :meth:`poses` when the caller has them."""
-        act = np.flatnonzero(tr.active)
-        if len(act) < 2:
-            return ()
-        x, y, h = self.poses(tr) if poses is None else poses
-        i, j = box_contacts(x[act], y[act], h[act], VEHICLE_LENGTH, VEHICLE_WIDTH)
-        return tuple(zip(act[i].tolist(), act[j].tolist(), strict=True))
+        keeps them apart)."""
+        return self.poses_and_contacts(tr)[1]
+
+    def poses_and_contacts(self, tr: TrafficState) -> tuple[tuple, tuple[tuple[int, int], ...]]:
+        """:meth:`poses` and :meth:`contacts` in one compiled call."""
+        x, y, h, i, j = kernels.poses_contacts(
+            self.lanes, self._rate, tr.lane, tr.s, tr.d, tr.v, tr.active,
+            VEHICLE_LENGTH, VEHICLE_WIDTH,
+        )  # fmt: skip
+        return (x, y, h), tuple(zip(i.tolist(), j.tolist(), strict=True))
 
     def poses(self, tr: TrafficState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(x, y, heading)`` of every vehicle, lane-change offsets included."""
@@ -311,22 +315,15 @@ class TrafficModel:
         line into the next lane, is then an obstacle to the vehicles on those lanes too, as
         it is to those behind it in its own (traffic that sees only the ego's lane drives
         into it)."""
-        c, s = np.cos(ego.yaw), np.sin(ego.yaw)
-        x, y = ego.x, ego.y
-        axis = np.array([[x - 1.5 * c, y - 1.5 * s], [x, y], [x + 1.5 * c, y + 1.5 * s]])
         t = self.lanes
-        lanes, s_on, heading = kernels.body_lanes(
-            self.net.segments_near(float(axis[0, 0]), float(axis[0, 1])),
-            axis,
+        back = (ego.x - 1.5 * math.cos(ego.yaw), ego.y - 1.5 * math.sin(ego.yaw))
+        return kernels.body_lanes(
+            self.net.segments_near(*back),
+            ego.x, ego.y, ego.yaw, ego.v,
             EGO_BODY_REACH * EGO_BODY_REACH,
             own_lane,
-            t.length,
-            t.closed,
-            t.offset,
-            t.cat_s,
-            t.cat_h,
-        )
-        return lanes, s_on, np.maximum(ego.v * np.cos(ego.yaw - heading), 0.0)
+            t.length, t.closed, t.offset, t.cat_s, t.cat_h,
+        )  # fmt: skip
 
 
 #: A lane whose centre line passes this close (m) to one of three points along the ego's

@@ -163,20 +163,27 @@ def poses(lanes, rate, lane, s, d, v):
 
 
 @compiled
-def body_lanes(seg, axis, r2, own_lane, length, closed, offset, cat_s, cat_h):
-    """``(lanes, s, heading)`` of :meth:`.traffic.TrafficModel.ego_body`: the lanes of the
-    packed segment rows ``seg`` (:meth:`.roads.RoadNetwork.lanes_near`) within ``r2``
-    (squared) of the points ``axis`` but ``own_lane``, and each one's heading there, as
-    ``RoadNetwork.poses`` gives it."""
+def body_lanes(seg, x, y, yaw, v, r2, own_lane, length, closed, offset, cat_s, cat_h):
+    """``(lanes, s, speed along each)`` of :meth:`.traffic.TrafficModel.ego_body`: the
+    lanes of the packed segment rows ``seg`` (:meth:`.roads.RoadNetwork.lanes_near`) but
+    ``own_lane`` within ``r2`` (squared) of three points along the ego's axis (at ``x, y``,
+    heading ``yaw``: its middle and 1.5 m either way), and the ego's speed ``v`` along each
+    lane's heading there (as ``RoadNetwork.poses`` gives it), or 0 against it."""
+    c, s_ = math.cos(yaw), math.sin(yaw)
+    axis = np.empty((3, 2))
+    axis[0, 0], axis[0, 1] = x - 1.5 * c, y - 1.5 * s_
+    axis[1, 0], axis[1, 1] = x, y
+    axis[2, 0], axis[2, 1] = x + 1.5 * c, y + 1.5 * s_
     near, s_near = _lanes_near(seg, axis, r2)
     keep = near != own_lane
     lanes, s = near[keep], s_near[keep]
-    heading = np.empty(len(lanes))
+    speed = np.empty(len(lanes))
     for k in range(len(lanes)):
         lane, u = lanes[k], s[k]
         u = u % length[lane] if closed[lane] else min(max(u, 0.0), length[lane] - 1e-6)
-        heading[k] = cat_h[_point_before(cat_s, offset[lane] + u)]
-    return lanes, s, heading
+        heading = cat_h[_point_before(cat_s, offset[lane] + u)]
+        speed[k] = max(v * math.cos(yaw - heading), 0.0)
+    return lanes, s, speed
 
 
 @_helper
@@ -450,3 +457,38 @@ def advance(idx, tr, lanes, rate, stops, plain, junction, per_lane, t, idm, dt, 
         rows = junction_obstacles(tr, length, connector, sibs, cons, half, inside, ego)
     shift, change_rate, draws = change
     return follow(idx, tr, per_lane, table, rows, t, idm, dt, shift, change_rate, draws, sizes)
+
+
+# ------------------------------------------------------------------------------ contacts
+@compiled
+def box_contacts(x, y, h, length, width):
+    """Index pairs ``(i, j)``, ``i < j``, of boxes (centres ``x, y``, headings ``h``,
+    ``length × width``) that overlap: no separating axis among the four box edges."""
+    n = len(x)
+    first, second, k = np.empty(n * n, np.int64), np.empty(n * n, np.int64), 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx, dy = x[j] - x[i], y[j] - y[i]
+            if not dx * dx + dy * dy < length * length + width * width:  # circles apart
+                continue
+            ci, si, cj, sj = math.cos(h[i]), math.sin(h[i]), math.cos(h[j]), math.sin(h[j])
+            separated = False
+            for a in range(4):  # the axes along and across each box
+                ax = (ci, -si, cj, -sj)[a]
+                ay = (si, ci, sj, cj)[a]
+                reach = 0.5 * length * (abs(ci * ax + si * ay) + abs(cj * ax + sj * ay))
+                reach += 0.5 * width * (abs(-si * ax + ci * ay) + abs(-sj * ax + cj * ay))
+                separated = separated or abs(dx * ax + dy * ay) > reach
+            if not separated:
+                first[k], second[k], k = i, j, k + 1
+    return first[:k], second[:k]
+
+
+@compiled
+def poses_contacts(lanes, rate, lane, s, d, v, active, length, width):
+    """Every vehicle's ``(x, y, heading)`` (:func:`poses`) and the index pairs of active
+    ones whose footprints overlap (:func:`box_contacts`), in one call."""
+    x, y, h = poses(lanes, rate, lane, s, d, v)
+    idx = np.flatnonzero(active)
+    first, second = box_contacts(x[idx], y[idx], h[idx], length, width)
+    return x, y, h, idx[first], idx[second]

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import import_pybullet_quietly
-from .boxcast import cast_boxes
+from .boxcast import cast_boxes, sweep_boxes
 from .camera import CameraRig, PinholeCamera
 from .clutter import KINDS, Clutter, ClutterBodies
 from .ground import GroundRaster
@@ -164,6 +164,7 @@ class World:
             reach + 20.0,
         )
         self._ego_pose = (0.0, 0.0, 0.0)
+        self._still: np.ndarray | None = None  # the clutter rows in the ray table (_boxes)
         self._road_bodies: list[int] = []
         self._rigs: dict[PinholeCamera, CameraRig] = {}
         self.raster: GroundRaster | None = None
@@ -291,14 +292,33 @@ class World:
         ``starts[i] → ends[i]`` (``n × 3`` arrays) against the vehicles, pedestrians,
         obstacles and clutter (:mod:`.boxcast`); the ego is not among them."""
         frac, ids = np.ones(len(starts)), np.full(len(starts), -1, dtype=np.int64)
-        (moving, moving_ids), (still, still_ids) = self.movers.table(), self.clutter.table()
-        box = np.concatenate([moving, still]) if len(moving) else still
+        box, box_ids = self._boxes()
         if not len(box) or not len(starts):
             return frac, ids
         frac, which = cast_boxes(starts, ends, box, frac)
         hit = which >= 0
-        ids[hit] = np.concatenate([moving_ids, still_ids])[which[hit]]
+        ids[hit] = box_ids[which[hit]]
         return frac, ids
+
+    def sweep(self, x: float, y: float, yaw_cs: tuple[float, float], rays, mount: float, ground):
+        """A lidar sweep from ``(x, y, mount)`` with the car's heading's cosine and sine
+        ``yaw_cs``: :func:`.boxcast.sweep_boxes` against every box; the ego is not among
+        them."""
+        box, box_ids = self._boxes()
+        return sweep_boxes(x, y, *yaw_cs, rays, mount, box, box_ids, ground)
+
+    def _boxes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every box rays meet, the moving ones first, and their ids: one table, whose
+        clutter part is copied in only when the clutter is placed anew."""
+        moving, moving_ids = self.movers.table()
+        still, still_ids = self.clutter.table()
+        if self._still is not still:
+            self._still = still
+            self._all_box = np.concatenate([moving, still])
+            self._all_ids = np.concatenate([moving_ids, still_ids])
+        else:
+            self._all_box[: len(moving)] = moving
+        return self._all_box, self._all_ids
 
     def rig(self, cam: PinholeCamera) -> CameraRig:
         if cam not in self._rigs:
