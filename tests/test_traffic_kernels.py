@@ -1,4 +1,5 @@
-"""The traffic's compiled per-step functions (envs/driving/traffic_kernels.py): they give
+"""The traffic's compiled per-step functions (envs/driving/traffic_kernels.py, and the
+world's other compiled loops: box rays and contacts, lane and route lookups): they give
 the numbers the array code gave, and the same source runs as plain Python, to the bit,
 where numba is missing."""
 
@@ -54,6 +55,7 @@ for _ in range(300):
     obs, *_ = env.step(np.array([0.0, -1.0]))
     sim = env.unwrapped._sim
     digest.update(obs["lidar"].tobytes())  # the rays against the moving boxes
+    digest.update(obs["state"].tobytes())  # the waypoints in the car's frame
     for a in (*vars(sim.traffic).values(), *vars(sim.peds).values()):
         digest.update(np.ascontiguousarray(a).tobytes())
     entries += int(np.sum(np.isfinite(sim.traffic.entered) & sim.traffic.active))

@@ -66,6 +66,15 @@ class Route:
         """``(x, y)`` arrays at arc lengths ``s``: :meth:`point_at` without the stacking."""
         return np.interp(s, self.s, self._x), np.interp(s, self.s, self._y)
 
+    def ahead_in_frame(
+        self, s: np.ndarray, x: float, y: float, c: float, sn: float, scale: float, out: np.ndarray
+    ) -> None:
+        """The route's points at arc lengths ``s`` (clipped to the route, as
+        :meth:`xy_at`) in the frame of a car at ``(x, y)`` whose heading has cosine ``c``
+        and sine ``sn`` (x forward, y left), over ``scale``, into ``out[0::2]`` (x) and
+        ``out[1::2]`` (y): every step's waypoints, in one compiled call."""
+        _in_frame(self.s, self._x, self._y, s, x, y, c, sn, scale, out)
+
     def heading_at(self, s: float) -> float:
         i = int(np.searchsorted(self.s, s, side="right")) - 1
         return float(self.headings[min(max(i, 0), len(self.headings) - 1)])
@@ -87,6 +96,41 @@ def _nearest_loop(x, y, xs, ys, abx, aby, len2, lo, hi):
 
 
 _nearest = _nearest_loop if numba is None else _jit(_nearest_loop)
+
+
+def _interp(xp, fp, x):
+    """``np.interp(x, xp, fp)`` for one ``x``, with numpy's arithmetic."""
+    n = len(xp)
+    if x < xp[0]:
+        return fp[0]
+    if x >= xp[n - 1]:
+        return fp[n - 1]
+    lo, hi = 0, n
+    while lo < hi:  # the last point at or before x (np.searchsorted, side="right", - 1)
+        mid = (lo + hi) // 2
+        if xp[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    j = lo - 1
+    if x == xp[j]:
+        return fp[j]
+    return (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j]) * (x - xp[j]) + fp[j]
+
+
+def _in_frame_loop(rs, rx, ry, s, x, y, c, sn, scale, out):
+    """:meth:`Route.ahead_in_frame` (compiled by numba where it is installed)."""
+    for k in range(len(s)):
+        dx, dy = _interp(rs, rx, s[k]) - x, _interp(rs, ry, s[k]) - y
+        out[2 * k] = (c * dx + sn * dy) / scale
+        out[2 * k + 1] = (-sn * dx + c * dy) / scale
+
+
+if numba is None:
+    _in_frame = _in_frame_loop
+else:
+    _interp = numba.extending.register_jitable(_interp)
+    _in_frame = _jit(_in_frame_loop)
 
 
 def _lane_slice(lane: Lane, s0: float, s1: float) -> np.ndarray:

@@ -119,14 +119,10 @@ class EgoState:
             *frame.last_command,
         ]
         # waypoints in the ego frame, into a reused buffer (this runs every step)
-        g = s + self._offsets
-        x, y = route.xy_at(g)
-        dx, dy = x - e.x, y - e.y
-        c, sn = math.cos(e.yaw), math.sin(e.yaw)
         vec = self._vec
         vec[:16] = out
-        vec[16::2] = (c * dx + sn * dy) / self._scale
-        vec[17::2] = (-sn * dx + c * dy) / self._scale
+        c, sn = math.cos(e.yaw), math.sin(e.yaw)
+        route.ahead_in_frame(s + self._offsets, e.x, e.y, c, sn, self._scale, vec[16:])
         np.maximum(vec, -1.0, out=vec)
         return np.minimum(vec, 1.0, out=vec).astype(np.float32)
 
