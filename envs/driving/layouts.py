@@ -123,8 +123,10 @@ def highway(
 
 
 def _bezier(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, spacing: float = 1.0) -> np.ndarray:
-    n = max(int(np.linalg.norm(p2 - p0) / spacing), 4)
-    u = np.linspace(0.0, 1.0, n + 1)[:, None]
+    n = max(int(math.hypot(*(p2 - p0)) / spacing), 4)
+    u = np.arange(n + 1) * (1.0 / n)  # np.linspace(0, 1, n + 1), value for value
+    u[-1] = 1.0
+    u = u[:, None]
     return (1 - u) ** 2 * p0 + 2 * (1 - u) * u * p1 + u**2 * p2
 
 

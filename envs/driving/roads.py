@@ -144,7 +144,7 @@ class Lane:
         self.centre = np.asarray(centre, dtype=np.float64)
         self.width = float(width)
         self.speed_limit = float(speed_limit)
-        self.successors = tuple(int(s) for s in successors)
+        self.successors = tuple(map(int, successors))
         self.left, self.right = left, right
         self.closed = bool(closed)
         self.light = light
@@ -377,13 +377,12 @@ class RoadNetwork:
         self._a, self._ab = a, b - a
         self._len2 = np.maximum(np.sum(self._ab**2, axis=1), 1e-12)
         self._len = np.sqrt(self._len2)
-        self._lane = np.concatenate([np.full(len(ln.centre) - 1, ln.id) for ln in self.lanes])
+        per = np.array([len(ln.centre) - 1 for ln in self.lanes], dtype=np.int64)  # segments
+        self._lane = np.repeat(np.array([ln.id for ln in self.lanes], dtype=np.int64), per)
         #: Every lane segment, lane after lane: start point, vector to its end, lane id.
         self.segment_starts, self.segment_vectors, self.segment_lanes = a, self._ab, self._lane
         self._s0 = np.concatenate([ln.s[:-1] for ln in self.lanes])
-        self._half = np.concatenate(
-            [np.full(len(ln.centre) - 1, ln.width / 2) for ln in self.lanes]
-        )
+        self._half = np.repeat(np.array([ln.width / 2 for ln in self.lanes]), per)
         self._heading = np.concatenate([ln.headings for ln in self.lanes])
         pts = np.concatenate(
             [np.vstack([ln.left_boundary, ln.right_boundary]) for ln in self.lanes]
@@ -434,7 +433,7 @@ class RoadNetwork:
                 self._heading,
                 self._s0,
                 self._lane.astype(np.float64),
-                np.concatenate([np.full(len(ln.centre) - 1, ln.speed_limit) for ln in self.lanes]),
+                np.repeat(np.array([ln.speed_limit for ln in self.lanes]), per),
             ],
             axis=1,
         )
