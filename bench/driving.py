@@ -166,6 +166,19 @@ print(json.dumps(bench.time_env(env, {steps}, bench.follower, seed=1)))
 """
 
 
+def check_revision(rev: str) -> None:
+    """Exit 2 with one line unless ``rev`` names a commit of this checkout's repository."""
+    root = Path(__file__).resolve().parent.parent
+    found = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        capture_output=True,
+        check=False,
+    )
+    if found.returncode != 0:
+        print(f"driving.py: error: --baseline {rev}: no such commit here", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def baseline_row(rev: str, steps: int, core: int) -> tuple[str, dict]:
     """The loop row of pilot at git revision ``rev``: its tree unpacked in a temporary
     directory, imported as ``pilot`` in a subprocess (ahead of this checkout), timed by
@@ -180,7 +193,9 @@ def baseline_row(rev: str, steps: int, core: int) -> tuple[str, dict]:
             check=False,
         )
         if archive.returncode != 0:
-            raise SystemExit(f"--baseline {rev}: {archive.stderr.decode().strip()}")
+            why = archive.stderr.decode().strip().splitlines()[-1:] or ["git archive failed"]
+            print(f"driving.py: error: --baseline {rev}: {why[0]}", file=sys.stderr)
+            raise SystemExit(2)  # a revision that is not there: bad input
         subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
         # the packages as its pyproject.toml maps them (pilot.envs is envs/, ...)
         text = (tree / "pyproject.toml").read_text()
@@ -303,6 +318,8 @@ def main() -> None:
     if args.soak:
         soak(args.soak_resets, args.soak_steps, args.soak_env)
         return
+    if args.baseline:
+        check_revision(args.baseline)
     rows = pilot_rows(args.steps)
     ref = None if args.no_highway_env else highway_env_row(args.steps)
     base = ref[1]["steps_per_s"] if ref else None
