@@ -34,10 +34,7 @@ from .world import (
     GRASS,
     LIGHT,
     MARKING,
-    OBSTACLE_HALF,
     PALETTE,
-    PARK_Z,
-    PED_HALF,
     ROAD,
     SKY,
     PinholeCamera,
@@ -180,29 +177,25 @@ class _Bodies:
         return self.x[mask], self.y[mask], self.yaw[mask]
 
 
-_KINDS = (  # (world attribute, half extents, bottom height, has lamps)
-    ("vehicles", EGO_HALF, EGO_Z - EGO_HALF[2], True),
-    ("pedestrians", PED_HALF, 0.0, False),
-    ("obstacles", OBSTACLE_HALF, 0.0, False),
-)
-
-
 def _bodies(world: World, pose, reach: float) -> _Bodies:
     """The ego and the vehicles, pedestrians and obstacles within ``reach`` metres of it,
-    read from pybullet."""
+    from the world's boxes (:class:`.movers.MovingBoxes`); vehicles carry lamps."""
     ex, ey, eyaw = pose
-    rows = [(ex, ey, eyaw, *EGO_HALF, EGO_Z - EGO_HALF[2], True)]
-    get = world.client.getBasePositionAndOrientation
-    for attr, half, base, lamps in _KINDS:
-        for b in getattr(world, attr):
-            (x, y, z), q = get(b)
-            if z > 0.5 * PARK_Z and (x - ex) ** 2 + (y - ey) ** 2 < reach * reach:
-                rows.append((x, y, 2.0 * math.atan2(q[2], q[3]), *half, base, lamps))
-    a = np.array(rows, dtype=np.float64)
+    m = world.movers
+    box = m.box
+    near = m.active & ((box[:, 0] - ex) ** 2 + (box[:, 1] - ey) ** 2 < reach * reach)
+    lamps = np.isin(m.ids, world.vehicles)
+    x = np.concatenate([[ex], box[near, 0]])
+    y = np.concatenate([[ey], box[near, 1]])
     c, s = math.cos(eyaw), math.sin(eyaw)
-    dx, dy = a[:, 0] - ex, a[:, 1] - ey
+    dx, dy = x - ex, y - ey
     return _Bodies(
-        c * dx + s * dy, -s * dx + c * dy, a[:, 2] - eyaw, a[:, 3:6], a[:, 6], a[:, 7] > 0
+        c * dx + s * dy,
+        -s * dx + c * dy,
+        np.concatenate([[eyaw], m.yaw[near]]) - eyaw,
+        np.concatenate([[EGO_HALF], m.half[near]]),
+        np.concatenate([[EGO_Z - EGO_HALF[2]], box[near, 6]]),
+        np.concatenate([[True], lamps[near]]),
     )
 
 
