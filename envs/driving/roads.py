@@ -245,28 +245,30 @@ class LanePoint:
     speed_limit: float = math.inf
 
 
-def _closest(seg: np.ndarray, px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(t, d²)``: the fraction along each packed segment ``seg`` of its point closest to
-    points at ``(px, py)`` from the segments' starts (any shape that broadcasts against the
-    segments), and the squared distance to it."""
-    t = np.minimum(np.maximum((px * seg[:, 2] + py * seg[:, 3]) / seg[:, 4], 0.0), 1.0)
-    dx, dy = px - t * seg[:, 2], py - t * seg[:, 3]
+def _closest(px: float, py: float, ax: float, ay: float, len2: float) -> tuple[float, float]:
+    """``(t, d²)``: the fraction along a segment (vector ``ax, ay``, squared length
+    ``len2``) of its point closest to a point ``(px, py)`` from the segment's start, and
+    the squared distance to it. The arithmetic of every segment query here and in
+    :mod:`.routes`, compiled into their loops where numba is installed."""
+    t = min(max((px * ax + py * ay) / len2, 0.0), 1.0)
+    dx, dy = px - t * ax, py - t * ay
     return t, dx * dx + dy * dy
 
 
+if numba is not None:
+    _closest = numba.extending.register_jitable(_closest)
+
+
 def _locate_loop(seg: np.ndarray, x: float, y: float, ch: float, sh: float, facing: bool):
-    """:meth:`RoadNetwork.locate` on the packed rows ``seg``, by :func:`_closest`'s
-    arithmetic: the row it picks (the nearest containing the point and, when ``facing``,
-    pointing along ``(ch, sh)``; the first on a tie), the fraction along it and the lateral
-    offset, whether any row contains the point, whether the picked one contains it and
-    faces that way, and the highest speed limit of those that do. Compiled by numba where
-    it is installed."""
-    best, k, t_k, any_inside, top = np.inf, 0, 0.0, False, -np.inf
+    """:meth:`RoadNetwork.locate` on the packed rows ``seg``, by :func:`_closest`: the row
+    it picks (the nearest containing the point and, when ``facing``, pointing along
+    ``(ch, sh)``; the first on a tie), the fraction along it and the lateral offset,
+    whether any row contains the point, whether the picked one contains it and faces that
+    way, and the highest speed limit of those that do. Compiled by numba where it is
+    installed."""
+    best, k, t_k, within, any_inside, top = np.inf, 0, 0.0, False, False, -np.inf
     for j in range(seg.shape[0]):
-        px, py = x - seg[j, 0], y - seg[j, 1]
-        t = min(max((px * seg[j, 2] + py * seg[j, 3]) / seg[j, 4], 0.0), 1.0)
-        dx, dy = px - t * seg[j, 2], py - t * seg[j, 3]
-        d2 = dx * dx + dy * dy
+        t, d2 = _closest(x - seg[j, 0], y - seg[j, 1], seg[j, 2], seg[j, 3], seg[j, 4])
         inside = d2 <= seg[j, 6]
         any_inside = any_inside or inside
         if facing:  # prefer a lane that contains the point and faces the heading
@@ -278,12 +280,9 @@ def _locate_loop(seg: np.ndarray, x: float, y: float, ch: float, sh: float, faci
         if inside and aligned:
             top = max(top, seg[j, 10])
         if cost < best:
-            best, k, t_k = cost, j, t
+            best, k, t_k, within = cost, j, t, inside and aligned
     px, py = x - seg[k, 0], y - seg[k, 1]
     lateral = (seg[k, 2] * py - seg[k, 3] * px) / seg[k, 5]
-    d = (px - t_k * seg[k, 2], py - t_k * seg[k, 3])
-    inside_k = d[0] * d[0] + d[1] * d[1] <= seg[k, 6]
-    within = inside_k and (not facing or (seg[k, 2] * ch + seg[k, 3] * sh) > 0.0)
     return k, t_k, lateral, any_inside, within, top
 
 
@@ -291,9 +290,9 @@ def _lanes_near_loop(
     seg: np.ndarray, points: np.ndarray, r2: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """:meth:`RoadNetwork.lanes_near` on the packed rows ``seg``: per segment the point
-    nearest to it (the first on a tie) by :func:`_closest`'s arithmetic; per lane within
-    ``r2`` (squared) its nearest segment (the first on a tie), lanes in id order. A loop
-    over the few dozen segments of a cell, compiled by numba where it is installed."""
+    nearest to it (the first on a tie) by :func:`_closest`; per lane within ``r2``
+    (squared) its nearest segment (the first on a tie), lanes in id order. A loop over the
+    few dozen segments of a cell, compiled by numba where it is installed."""
     m = seg.shape[0]
     lane_of = np.empty(m, np.int64)
     d2_of, s_of = np.empty(m), np.empty(m)
@@ -302,9 +301,7 @@ def _lanes_near_loop(
         best, t_best = np.inf, 0.0
         for p in range(points.shape[0]):
             px, py = points[p, 0] - seg[j, 0], points[p, 1] - seg[j, 1]
-            t = min(max((px * seg[j, 2] + py * seg[j, 3]) / seg[j, 4], 0.0), 1.0)
-            dx, dy = px - t * seg[j, 2], py - t * seg[j, 3]
-            d2 = dx * dx + dy * dy
+            t, d2 = _closest(px, py, seg[j, 2], seg[j, 3], seg[j, 4])
             if d2 < best:
                 best, t_best = d2, t
         if not best < r2:

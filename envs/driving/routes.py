@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .boxcast import _jit, numba
-from .roads import Lane, RoadNetwork, arc_length
+from .roads import Lane, RoadNetwork, _closest, arc_length
 
 
 class Route:
@@ -86,10 +86,7 @@ def _nearest_loop(x, y, xs, ys, abx, aby, len2, lo, hi):
     fraction ``t`` along it of the nearest point. Compiled by numba where it is installed."""
     best, k, t_k = np.inf, lo, 0.0
     for i in range(lo, hi):
-        px, py = x - xs[i], y - ys[i]
-        t = min(max((px * abx[i] + py * aby[i]) / len2[i], 0.0), 1.0)
-        dx, dy = px - t * abx[i], py - t * aby[i]
-        d2 = dx * dx + dy * dy
+        t, d2 = _closest(x - xs[i], y - ys[i], abx[i], aby[i], len2[i])
         if d2 < best:
             best, k, t_k = d2, i, t
     return k, t_k
