@@ -11,7 +11,9 @@ from pilot.envs import make_env
 from pilot.envs.driving.roads import GREEN, RED, STOP_SPEED
 from pilot.errors import UserError
 from pilot.planning.stack.agent import ModularAgent
+from pilot.planning.stack.behaviour import CROSSWALK_HALF
 from pilot.planning.stack.config import build_config
+from pilot.planning.stack.frenet import EGO_HALF_LENGTH, RouteFrame
 
 INTERSECTION = "pilot/Driving-Intersection-v0"
 STOP_SIGN = "pilot/Driving-StopSign-v0"
@@ -120,6 +122,45 @@ def test_passes_a_static_obstacle_blocking_its_lane():
         env.close()
     assert_clean(info)
     assert info["outcome"] == "route_completed" and info["route_completion"] == 1.0
+
+
+def test_settles_on_its_lane_after_passing_and_waits_off_a_crosswalk():
+    # seed 4's route (lane 0, its neighbour lane 1 goes the same way) crosses a crosswalk
+    # 126.3 m on. An obstacle 40 m on is passed on lane 1; then both lanes are blocked
+    # 10 m past the crosswalk, where the car would stand (6 m behind the obstacle) on it.
+    env_id = "pilot/Driving-Obstacles-v0"
+    env = make_env(env_id)
+    env.reset(seed=4, options={"vehicles": [], "pedestrians": []})
+    u = env.unwrapped
+    frame = RouteFrame(u.route, u.net)
+    (walk,) = frame.crosswalk_s
+    assert u.route.lanes == (0,) and u.net.lanes[0].right == 1 and abs(walk - 126.3) < 0.1
+    block = walk + 1.0 + 6.0 + 3.0
+    beside = u.net.lanes[1].project(*map(float, u.route.point_at(block)))[0]
+    obstacles = [{"ahead": 40.0}, {"ahead": block}, {"lane": 1, "s": beside}]
+    env.reset(seed=4, options={"vehicles": [], "pedestrians": [], "obstacles": obstacles})
+    agent = ModularAgent(env_id)
+    offsets, stood = [], []  # |d| 30-90 m on; the car's front whenever it stands
+
+    def watch(env, info):
+        ego = env.unwrapped.get_state().sim.ego
+        s, d, _ = frame.route.project(ego.x, ego.y, 0.0, behind=1e3, ahead=1e3)
+        if 30.0 < s - 40.0 < 90.0:
+            offsets.append(abs(d))
+        if info["speed"] < 0.05:
+            stood.append(s + EGO_HALF_LENGTH)
+
+    try:
+        info = drive(env, agent, 600, watch)
+    finally:
+        env.close()
+    # back on its lane's centre within 30 m of the obstacle (it hung 1 m off it for 60 m
+    # when each step's plan started the move back afresh)
+    assert len(offsets) > 30 and max(offsets) < 0.3, max(offsets)
+    assert info["outcome"] == "agent_blocked"  # both lanes are blocked for good
+    assert min(stood) > walk - 10.0 and max(stood) < walk - CROSSWALK_HALF  # off the crosswalk
+    counts = {k: n for k, n in info["infraction_counts"].items() if n}
+    assert counts == {"agent_blocked": 1}, counts
 
 
 def test_stops_for_a_crossing_pedestrian():

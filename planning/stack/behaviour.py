@@ -29,6 +29,8 @@ EGO_HALF_WIDTH = 0.5 * VEHICLE_WIDTH
 
 #: Half the width of a crosswalk's walking strip as far as stopping is concerned (m).
 CROSSWALK_HALF = 1.0
+#: A lead slower than this along the route (m/s) counts as standing.
+STANDING = 0.5
 
 Lead = tuple[float, float, float]
 
@@ -96,6 +98,10 @@ def leads_for(
         elif abs(d - d1) < half_lane + half_w - 0.2:
             jam = 6.0 if cls == STATIC else cfg.min_gap
             leads.append((gap, max(v_along, 0.0), jam))
+            if v_along < STANDING:  # a queue or an obstacle: wait off the crosswalk before it
+                walk = crosswalk_before(frame, front, front + gap - jam)
+                if walk is not None:
+                    leads.append((walk - front, 0.0, cfg.stop_margin))
     if p.light in (RED, YELLOW) and math.isfinite(p.light_distance):
         gap = stop_point(frame, s0 + p.light_distance) - s0 - EGO_HALF_LENGTH
         can_stop = p.speed**2 <= 2.0 * cfg.yellow_decel * max(gap - cfg.stop_margin, 0.01)
@@ -138,6 +144,17 @@ def _yield_to_pedestrian(
     v, a = max(p.speed, 0.0), cfg.accel
     t_clear = (math.sqrt(v * v + 2.0 * a * max(clear, 0.0)) - v) / a
     return float(times[hit.argmax()]) < t_clear + 1.0
+
+
+def crosswalk_before(frame: RouteFrame, front: float, stand: float) -> float | None:
+    """The near edge (route ``s``) of the first crosswalk still ahead of the car's
+    ``front`` that its body would cover standing with its front at ``stand``, if any: a
+    car that waits on a crosswalk is walked into."""
+    for walk in frame.crosswalk_s:
+        near, far = walk - CROSSWALK_HALF, walk + CROSSWALK_HALF
+        if near > front and near < stand and far > stand - 2.0 * EGO_HALF_LENGTH:
+            return float(near)
+    return None
 
 
 def stop_point(frame: RouteFrame, line: float) -> float:

@@ -155,12 +155,19 @@ def candidates(
     v0: float,
     targets: list[tuple[float, float, list[tuple[float, float, float]]]],
     cfg: ModularConfig,
+    committed: tuple[float, float] | None = None,
 ) -> list[Candidate]:
-    """A candidate per ``(lateral target, desired speed, leads on that target)``."""
+    """A candidate per ``(lateral target, desired speed, leads on that target)``.
+
+    ``committed`` is ``(lateral target, route s where the move ends)`` of a lateral move
+    under way: a candidate towards that target ends where it was first planned to, not a
+    full move's length ahead of where the car is now. Re-planned from the car's state
+    every step, a move that always starts flat and ends ``lateral_time`` ahead would be
+    put off step after step, and the car would hang between lanes."""
     n = int(round(cfg.horizon / cfg.plan_dt))
     out = []
     for d1, v_des, leads in targets:
-        length = max(12.0, v0 * cfg.lateral_time) if abs(d1 - d0) > 0.3 else 8.0
+        length = lateral_length(d0, d1, v0, s0, cfg, committed)
         coef = quintic(d0, slope0, d1, length)
         s, v, a = idm_profile(v0, v_des, leads, cfg, n)
         reach = max(length + 10.0, float(s[-1]) + 10.0, 20.0)
@@ -171,6 +178,24 @@ def candidates(
         yaw = frame.heading_at(np.clip(s0 + s, 0.0, frame.route.length)) + np.arctan(slope)
         out.append(Candidate(d1, v_des, s0 + s, v, a, xy, yaw, path))
     return out
+
+
+def lateral_length(
+    d0: float,
+    d1: float,
+    v0: float,
+    s0: float,
+    cfg: ModularConfig,
+    committed: tuple[float, float] | None = None,
+) -> float:
+    """Route metres over which a candidate moves from ``d0`` to ``d1``: 8 m to settle
+    within 0.3 m of it; a new move takes ``lateral_time`` at the car's speed (at least
+    12 m); a committed one (:func:`candidates`) what is left of it, at least 8 m."""
+    if abs(d1 - d0) <= 0.3:
+        return 8.0
+    if committed is not None and abs(committed[0] - d1) < 1e-6:
+        return max(committed[1] - s0, 8.0)
+    return max(12.0, v0 * cfg.lateral_time)
 
 
 def check(cand: Candidate, occ: Occupancy, ego_radius: float) -> None:

@@ -56,6 +56,7 @@ class ModularStack:
         self._frame: frenet.RouteFrame | None = None
         self._tracker = None
         self._signs = behaviour.StopSigns([])
+        self._committed: tuple[float, float] | None = None  # lateral move under way
 
     def step(self, env) -> tuple[np.ndarray, Plan]:
         cfg, u = self.cfg, env.unwrapped
@@ -63,6 +64,7 @@ class ModularStack:
         if u.route is not self._route:  # a new episode: a new reference line
             self._route, self._frame = u.route, frenet.RouteFrame(u.route, u.net)
             self._tracker = make_tracker(cfg, car.wheelbase, car.dt)
+            self._committed = None
             signs = [ln for ln in stop_lines_on(u.route, u.net) if ln.kind == "stop_sign"]
             self._signs = behaviour.StopSigns(
                 [(ln.s, u.net.stop_signs[ln.id].zone) for ln in signs]
@@ -93,10 +95,11 @@ class ModularStack:
         targets.append((d0, 0.0, [(0.0, 0.0, 0.0)]))  # brake where we are
         t3 = time.perf_counter()
         # plan: the lattice, checked against the occupancy, the cheapest free one
-        cands = frenet.candidates(frame, s0, d0, slope0, p.speed, targets, cfg)
+        cands = frenet.candidates(frame, s0, d0, slope0, p.speed, targets, cfg, self._committed)
         for cand in cands:
             frenet.check(cand, occ, cfg.ego_radius)
         best = frenet.choose(cands, v_target, d0, cfg)
+        self._commit(best.d_target, s0, d0, p.speed)
         t4 = time.perf_counter()
         # track: the path's curvature from the tracker, the speed from the plan
         action = self._control(best, p.pose, p.speed, car)
@@ -109,6 +112,14 @@ class ModularStack:
             "control": 1e3 * (t5 - t4),
         }
         return action, Plan(best, cands, occ, ms)
+
+    def _commit(self, d1: float, s0: float, d0: float, speed: float) -> None:
+        """Keep the end of the lateral move the chosen plan makes (none once within 0.3 m
+        of its target, or when the plan brakes where the car is)."""
+        if abs(d1 - d0) <= 0.3:
+            self._committed = None
+        elif self._committed is None or abs(self._committed[0] - d1) > 1e-6:
+            self._committed = (d1, s0 + frenet.lateral_length(d0, d1, speed, s0, self.cfg))
 
     def _control(self, plan: frenet.Candidate, pose, speed: float, car) -> np.ndarray:
         x, y, yaw = pose
