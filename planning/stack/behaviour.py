@@ -14,18 +14,14 @@ import math
 import numpy as np
 
 from pilot.envs.driving.roads import RED, STOP_SPEED, YELLOW, RoadNetwork
-from pilot.envs.driving.traffic import VEHICLE_WIDTH
 from pilot.envs.driving.world import CLASS_NAMES
 
 from .config import ModularConfig
-from .frenet import EGO_HALF_LENGTH, RouteFrame
+from .frenet import EGO_HALF_LENGTH, EGO_HALF_WIDTH, RouteFrame
 from .perception import Percept
 
 PEDESTRIAN = CLASS_NAMES.index("pedestrian")
 STATIC = CLASS_NAMES.index("static")
-#: Half the ego's width (m): a pedestrian closer than this (and its own half width) to
-#: the path is in the way.
-EGO_HALF_WIDTH = 0.5 * VEHICLE_WIDTH
 
 #: Half the width of a crosswalk's walking strip as far as stopping is concerned (m).
 CROSSWALK_HALF = 1.0
@@ -58,10 +54,15 @@ def open_offsets(
 
 def objects_on_route(frame: RouteFrame, p: Percept, s0: float) -> np.ndarray:
     """Rows ``(s, d, speed along the route, half length, half width, lateral speed)`` of
-    each percept object on the route's frame (``nan`` rows for those beyond reach)."""
+    each percept object on the route's frame (``nan`` rows for those beyond reach, and for
+    those past the route's end: they project onto its last point, and would stand there
+    as leads in the car's lane however far beyond it they are)."""
     rows = np.full((len(p.boxes), 6), np.nan)
+    end = frame.route.length - 0.01
     for i, (x, y, yaw, length, width, vx, vy) in enumerate(p.boxes):
         s, d, h = frame.route.project(x, y, s0, behind=10.0, ahead=80.0)
+        if s >= end:
+            continue
         c, sn = math.cos(h), math.sin(h)
         rel = yaw - h
         half_len = 0.5 * (abs(length * math.cos(rel)) + abs(width * math.sin(rel)))

@@ -48,6 +48,9 @@ class ModularConfig:
     )
     ego_radius: float = field(1.3, "radius of each of the ego's three covering discs (m)")
     growth: float = field(0.3, "predicted footprints grow this much per second (m/s)")
+    standing_margin: float = field(
+        0.3, "room kept from standing vehicles and obstacles (m), checked as exact rectangles"
+    )
     pedestrian_corridor: float = field(
         0.5, "a pedestrian this close to the car's sides (m), now or soon, is in its path"
     )
@@ -61,7 +64,8 @@ class ModularConfig:
 
     def __post_init__(self) -> None:
         positive = ("target_speed", "lateral_accel", "accel", "decel", "max_decel", "horizon",
-                    "plan_dt", "lateral_time", "ego_radius", "lookahead", "yellow_decel")  # fmt: skip
+                    "plan_dt", "lateral_time", "ego_radius", "lookahead", "yellow_decel",
+                    "standing_margin")  # fmt: skip
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")

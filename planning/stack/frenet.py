@@ -13,13 +13,18 @@ import math
 
 import numpy as np
 
+from pilot.envs.driving.boxcast import touching_boxes
 from pilot.envs.driving.roads import RoadNetwork, polyline_crossings
 from pilot.envs.driving.routes import Route
+from pilot.envs.driving.traffic import VEHICLE_WIDTH
 
 from .config import ModularConfig
 from .prediction import Occupancy
 
 EGO_HALF_LENGTH = 2.25
+EGO_HALF_WIDTH = 0.5 * VEHICLE_WIDTH
+#: Height (m) every box is taken to reach in the exact check: all are taller than a margin.
+BOX_TOP = 1.0
 #: Centres of the ego's covering discs along its heading (m from its centre).
 EGO_DISCS = np.array([-1.5, 0.0, 1.5])
 
@@ -198,8 +203,20 @@ def lateral_length(
     return max(12.0, v0 * cfg.lateral_time)
 
 
-def check(cand: Candidate, occ: Occupancy, ego_radius: float) -> None:
-    """Fill ``collides_at`` and ``clearance`` of ``cand`` against ``occ`` (times k ≥ 1)."""
+def check(
+    cand: Candidate,
+    occ: Occupancy,
+    ego_radius: float,
+    standing: np.ndarray | None = None,
+    margin: float = 0.3,
+) -> None:
+    """Fill ``collides_at`` and ``clearance`` of ``cand`` against ``occ`` (times k ≥ 1).
+
+    ``standing`` (a mask over ``occ``'s objects, rows of :func:`standing_boxes` for them)
+    are checked as exact rectangles, the car's own within ``margin`` of them, not as
+    discs: the discs that cover a car are ~0.3 m wider than it on each side, and beside a
+    car waiting at a stop line (a turn's corner sweeps within half a metre of it) every
+    moving plan would "touch" it. Their discs still count for the clearance cost."""
     if not len(occ):
         return
     c, s = np.cos(cand.yaw[1:]), np.sin(cand.yaw[1:])
@@ -208,8 +225,33 @@ def check(cand: Candidate, occ: Occupancy, ego_radius: float) -> None:
     dist = np.sqrt(np.sum(diff * diff, axis=-1)).min(axis=(2, 3))  # (T, n)
     gap = dist - occ.radius - ego_radius
     cand.clearance = float(gap.min())
-    hit = np.flatnonzero((gap < 0.0).any(axis=1))
-    cand.collides_at = float(occ.times[hit[0]]) if len(hit) else math.inf
+    hit = (gap < 0.0) if standing is None else (gap[:, ~standing[0]] < 0.0)
+    touch = hit.any(axis=1)
+    if standing is not None and standing[0].any():
+        rows, half = standing[1], (EGO_HALF_LENGTH, EGO_HALF_WIDTH)
+        for k in range(len(touch)):
+            if not touch[k]:
+                x, y = cand.xy[k + 1]
+                z = (0.0, BOX_TOP)
+                touch[k] = len(touching_boxes(rows, x, y, cand.yaw[k + 1], half, z, margin)) > 0
+    first = np.flatnonzero(touch)
+    cand.collides_at = float(occ.times[first[0]]) if len(first) else math.inf
+
+
+def standing_boxes(boxes: np.ndarray, classes: np.ndarray, exclude: int) -> tuple:
+    """``(mask, rows)``: which percept objects stand still (under 0.2 m/s, as
+    :func:`~.prediction.predict` has it) and are not of class ``exclude`` (pedestrians, who
+    step off without warning), and their rectangles as rows ``x, y, cos, sin, half
+    length, half width, 0, BOX_TOP, radius`` for :func:`touching_boxes`."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
+    mask = (np.hypot(b[:, 5], b[:, 6]) < 0.2) & (np.asarray(classes) != exclude)
+    s = b[mask]
+    rows = np.stack(
+        [s[:, 0], s[:, 1], np.cos(s[:, 2]), np.sin(s[:, 2]), 0.5 * s[:, 3], 0.5 * s[:, 4],
+         np.zeros(len(s)), np.full(len(s), BOX_TOP), 0.5 * np.hypot(s[:, 3], s[:, 4])],
+        axis=1,
+    )  # fmt: skip
+    return mask, rows
 
 
 def cost(cand: Candidate, v_target: float, d0: float, cfg: ModularConfig) -> float:

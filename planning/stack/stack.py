@@ -96,8 +96,9 @@ class ModularStack:
         t3 = time.perf_counter()
         # plan: the lattice, checked against the occupancy, the cheapest free one
         cands = frenet.candidates(frame, s0, d0, slope0, p.speed, targets, cfg, self._committed)
+        standing = frenet.standing_boxes(p.boxes, p.classes, behaviour.PEDESTRIAN)
         for cand in cands:
-            frenet.check(cand, occ, cfg.ego_radius)
+            frenet.check(cand, occ, cfg.ego_radius, standing, cfg.standing_margin)
         best = frenet.choose(cands, v_target, d0, cfg)
         self._commit(best.d_target, s0, d0, p.speed)
         t4 = time.perf_counter()
