@@ -229,11 +229,14 @@ def check(
     touch = hit.any(axis=1)
     if standing is not None and standing[0].any():
         rows, half = standing[1], (EGO_HALF_LENGTH, EGO_HALF_WIDTH)
-        for k in range(len(touch)):
-            if not touch[k]:
-                x, y = cand.xy[k + 1]
-                z = (0.0, BOX_TOP)
-                touch[k] = len(touching_boxes(rows, x, y, cand.yaw[k + 1], half, z, margin)) > 0
+        # only the steps whose bounding circles meet a standing box's are tested exactly
+        reach = math.hypot(*half) + rows[:, 8] + margin
+        near = cand.xy[1:, None, :] - rows[None, :, :2]
+        close = (np.sum(near * near, axis=-1) < reach * reach).any(axis=1)
+        for k in np.flatnonzero(close & ~touch):
+            x, y = cand.xy[k + 1]
+            z = (0.0, BOX_TOP)
+            touch[k] = len(touching_boxes(rows, x, y, cand.yaw[k + 1], half, z, margin)) > 0
     first = np.flatnonzero(touch)
     cand.collides_at = float(occ.times[first[0]]) if len(first) else math.inf
 
