@@ -207,16 +207,17 @@ def check(
     cand: Candidate,
     occ: Occupancy,
     ego_radius: float,
-    standing: np.ndarray | None = None,
+    standing: tuple[np.ndarray, np.ndarray] | None = None,
     margin: float = 0.3,
 ) -> None:
     """Fill ``collides_at`` and ``clearance`` of ``cand`` against ``occ`` (times k ≥ 1).
 
-    ``standing`` (a mask over ``occ``'s objects, rows of :func:`standing_boxes` for them)
-    are checked as exact rectangles, the car's own within ``margin`` of them, not as
-    discs: the discs that cover a car are ~0.3 m wider than it on each side, and beside a
-    car waiting at a stop line (a turn's corner sweeps within half a metre of it) every
-    moving plan would "touch" it. Their discs still count for the clearance cost."""
+    The objects ``standing`` picks (:func:`standing_boxes`: a mask over ``occ``'s objects
+    and their rows) are checked as exact rectangles, the car's own within ``margin`` of
+    them, not as discs: the discs that cover a car are ~0.3 m wider than it on each side,
+    and beside a car waiting at a stop line (a turn's corner sweeps within half a metre of
+    it) every moving plan would "touch" it. Their discs still count for the clearance
+    cost."""
     if not len(occ):
         return
     c, s = np.cos(cand.yaw[1:]), np.sin(cand.yaw[1:])
@@ -241,7 +242,9 @@ def check(
     cand.collides_at = float(occ.times[first[0]]) if len(first) else math.inf
 
 
-def standing_boxes(boxes: np.ndarray, classes: np.ndarray, exclude: int) -> tuple:
+def standing_boxes(
+    boxes: np.ndarray, classes: np.ndarray, exclude: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``(mask, rows)``: which percept objects stand still (under 0.2 m/s, as
     :func:`~.prediction.predict` has it) and are not of class ``exclude`` (pedestrians, who
     step off without warning), and their rectangles as rows ``x, y, cos, sin, half
