@@ -19,7 +19,7 @@ from pilot.envs.driving.routes import Route
 from pilot.envs.driving.traffic import VEHICLE_WIDTH
 
 from .config import ModularConfig
-from .prediction import Occupancy
+from .prediction import MOVING, Occupancy
 
 EGO_HALF_LENGTH = 2.25
 EGO_HALF_WIDTH = 0.5 * VEHICLE_WIDTH
@@ -147,6 +147,7 @@ class Candidate:
     xy: np.ndarray  # (T, 2) ego centre
     yaw: np.ndarray  # (T,)
     path: np.ndarray  # (M, 2) the geometric path the tracker follows
+    lateral_end: float = math.nan  # route s where its lateral move ends
     collides_at: float = math.inf  # first time of predicted contact
     clearance: float = math.inf  # smallest predicted distance between discs (m)
     cost: float = math.inf
@@ -181,7 +182,7 @@ def candidates(
         xy = frame.xy(s0 + s, lateral(coef, length, s))
         slope = lateral(coef, length, s + 0.5) - lateral(coef, length, s - 0.5)
         yaw = frame.heading_at(np.clip(s0 + s, 0.0, frame.route.length)) + np.arctan(slope)
-        out.append(Candidate(d1, v_des, s0 + s, v, a, xy, yaw, path))
+        out.append(Candidate(d1, v_des, s0 + s, v, a, xy, yaw, path, s0 + length))
     return out
 
 
@@ -245,12 +246,12 @@ def check(
 def standing_boxes(
     boxes: np.ndarray, classes: np.ndarray, exclude: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(mask, rows)``: which percept objects stand still (under 0.2 m/s, as
-    :func:`~.prediction.predict` has it) and are not of class ``exclude`` (pedestrians, who
+    """``(mask, rows)``: which percept objects stand still (under
+    :data:`~.prediction.MOVING`, as :func:`~.prediction.predict` has it) and are not of class ``exclude`` (pedestrians, who
     step off without warning), and their rectangles as rows ``x, y, cos, sin, half
     length, half width, 0, BOX_TOP, radius`` for :func:`touching_boxes`."""
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
-    mask = (np.hypot(b[:, 5], b[:, 6]) < 0.2) & (np.asarray(classes) != exclude)
+    mask = (np.hypot(b[:, 5], b[:, 6]) < MOVING) & (np.asarray(classes) != exclude)
     s = b[mask]
     rows = np.stack(
         [s[:, 0], s[:, 1], np.cos(s[:, 2]), np.sin(s[:, 2]), 0.5 * s[:, 3], 0.5 * s[:, 4],

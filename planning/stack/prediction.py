@@ -10,6 +10,8 @@ import numpy as np
 
 #: Discs covering each footprint, spaced along the object's long axis (or its motion).
 DISCS = 3
+#: An object faster than this (m/s) is moving; one slower stands (its footprint kept).
+MOVING = 0.2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +35,7 @@ def predict(boxes: np.ndarray, classes: np.ndarray, times: np.ndarray, growth: f
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
     n, t = len(b), np.asarray(times, dtype=np.float64)
     speed = np.hypot(b[:, 5], b[:, 6])
-    moving = speed > 0.2
+    moving = speed > MOVING
     # the long axis: the heading for boxes longer than wide, across it otherwise
     axis = np.where(b[:, 3] >= b[:, 4], b[:, 2], b[:, 2] + 0.5 * math.pi)
     axis = np.where(moving, np.arctan2(b[:, 6], b[:, 5]), axis)

@@ -100,7 +100,7 @@ class ModularStack:
         for cand in cands:
             frenet.check(cand, occ, cfg.ego_radius, standing, cfg.standing_margin)
         best = frenet.choose(cands, v_target, d0, cfg)
-        self._commit(best.d_target, s0, d0, p.speed)
+        self._commit(best, d0)
         t4 = time.perf_counter()
         # track: the path's curvature from the tracker, the speed from the plan
         action = self._control(best, p.pose, p.speed, car)
@@ -114,13 +114,14 @@ class ModularStack:
         }
         return action, Plan(best, cands, occ, ms)
 
-    def _commit(self, d1: float, s0: float, d0: float, speed: float) -> None:
+    def _commit(self, chosen: frenet.Candidate, d0: float) -> None:
         """Keep the end of the lateral move the chosen plan makes (none once within 0.3 m
         of its target, or when the plan brakes where the car is)."""
+        d1 = chosen.d_target
         if abs(d1 - d0) <= 0.3:
             self._committed = None
         elif self._committed is None or abs(self._committed[0] - d1) > 1e-6:
-            self._committed = (d1, s0 + frenet.lateral_length(d0, d1, speed, s0, self.cfg))
+            self._committed = (d1, chosen.lateral_end)
 
     def _control(self, plan: frenet.Candidate, pose, speed: float, car) -> np.ndarray:
         x, y, yaw = pose
