@@ -6,10 +6,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from pilot.envs.driving.routes import Route
 from pilot.envs.driving.world import CLASS_NAMES
-from pilot.planning.stack import behaviour, frenet
+from pilot.planning.stack import behaviour, frenet, rollout
 from pilot.planning.stack.config import ModularConfig
 from pilot.planning.stack.perception import Percept
 from pilot.planning.stack.prediction import predict
@@ -82,3 +83,65 @@ def test_objects_past_the_routes_end_are_not_leads():
     assert np.allclose(rows[1, :2], (30.0, 0.0))
     leads = behaviour.leads_for(0.0, p, rows, frame, 45.0, 3.5, ModularConfig())
     assert leads == []  # nothing ahead of the car within the route
+
+
+def _pull_away_case(heading_error: float):
+    """A car stopped on a straight route along +x, 0.4 m left of its lane centre and
+    ``heading_error`` rad left of it, as when stopped mid-turn for pedestrians; a car waits
+    facing it at the opposite lane's stop line, 3.1 m ahead and 3.5 m to the left."""
+    frame = frenet.RouteFrame(Route([0], np.array([[0.0, 0.0], [100.0, 0.0]])))
+    waiting = np.array([[23.1, 3.5, math.pi, 4.5, 1.9, 0.0, 0.0]])
+    cars = np.array([VEHICLE])
+    occ = predict(waiting, cars, 0.2 * np.arange(1, 21), growth=0.3)
+    return frame, (20.0, 0.4, heading_error), occ, frenet.standing_boxes(waiting, cars, PEDESTRIAN)
+
+
+def test_pulling_away_at_an_angle_turns_back_before_the_car_waiting_beside_the_exit():
+    cfg = ModularConfig()
+    kappa = math.tan(0.5) / 2.7  # the world's car: 0.5 rad of steering, 2.7 m wheelbase
+    targets = [(0.0, f * 10.0, []) for f in cfg.speed_factors]
+    for error in (0.3, 0.4):
+        frame, pose, occ, standing = _pull_away_case(error)
+        # every Frenet plan starts straight along the nose and touches the waiting car
+        lattice = frenet.candidates(frame, 20.0, 0.4, math.tan(error), 0.0, targets, cfg)
+        for cand in lattice:
+            frenet.check(cand, occ, cfg.ego_radius, standing, cfg.standing_margin)
+        assert all(c.collides_at < 2.0 for c in lattice)
+        # the tracker rolled forward at full lock turns back first: clear, and in its lane
+        pulls = rollout.candidates(frame, pose, 20.0, 0.0, targets, 2.7, kappa, cfg)
+        for cand in pulls:
+            frenet.check(cand, occ, cfg.ego_radius, standing, cfg.standing_margin)
+            assert math.isinf(cand.collides_at)
+            assert cand.s[-1] - cand.s[0] > 5.0  # it does pull away
+            assert float(cand.xy[:, 1].max()) < 0.6  # ~0.2 m further out at most
+        assert abs(float(pulls[0].xy[-1, 1])) < 0.1  # back on the lane centre at speed
+        # the path is one the car can drive: pure pursuit asks ~0.12 /m here; a car that
+        # can turn no tighter than 0.08 /m gets a path at that limit
+        rear = rollout.tracked_path(frame, pose, 20.0, 0.0, 2.7, 0.08, cfg)
+        turn = np.abs(np.diff(rear[:, 2])) / rollout.STEP
+        assert turn.max() == pytest.approx(0.08)
+
+
+def test_pulling_away_waits_for_a_pedestrian_at_the_kerb_unless_past_first():
+    # a crosswalk across the route at x = 26; a pedestrian stands at its kerb 3.8 m to
+    # the left; the car stands with its front 2.45 m before the walker's line
+    frame = frenet.RouteFrame(Route([0], np.array([[0.0, 0.0], [100.0, 0.0]])))
+    kerb = np.array([[26.0, 3.8, -math.pi / 2, 0.5, 0.5, 0.0, 0.0]])
+    walker = np.array([PEDESTRIAN])
+    cfg = ModularConfig()
+
+    def leads(x: float, kerb_rule: bool, vy: float = 0.0):
+        boxes = kerb.copy()
+        boxes[0, 6] = vy
+        p = Percept((x, 0.0, 0.0), 0.0, 0.0, x, walker, boxes, -1, math.inf)
+        rows = behaviour.objects_on_route(frame, p, x)
+        return behaviour.leads_for(0.0, p, rows, frame, x, 3.5, cfg, math.inf, kerb_rule)
+
+    # it could be in the car's path (2 m at a brisk walk: 1.3 s) before the car is past
+    assert leads(21.3, False) == []  # the lattice's rule: not in the path, not walking
+    (gap, speed, jam), *_ = leads(21.3, True)
+    assert gap == pytest.approx(26.0 - 0.25 - 21.3 - frenet.EGO_HALF_LENGTH) and speed == 0.0
+    # with its front past the walker's line the car clears the crosswalk, not stands on it
+    assert leads(24.0, True) == []
+    # one walking away, 3.8 m off, is not waited for
+    assert leads(21.3, True, vy=1.3) == []

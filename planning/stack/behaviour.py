@@ -19,6 +19,7 @@ from pilot.envs.driving.world import CLASS_NAMES
 from .config import ModularConfig
 from .frenet import EGO_HALF_LENGTH, EGO_HALF_WIDTH, RouteFrame
 from .perception import Percept
+from .prediction import MOVING
 
 PEDESTRIAN = CLASS_NAMES.index("pedestrian")
 STATIC = CLASS_NAMES.index("static")
@@ -27,6 +28,8 @@ STATIC = CLASS_NAMES.index("static")
 CROSSWALK_HALF = 1.0
 #: A lead slower than this along the route (m/s) counts as standing.
 STANDING = 0.5
+#: A brisk walk (m/s): how fast a pedestrian standing at the kerb may step into the path.
+WALK = 1.6
 
 Lead = tuple[float, float, float]
 
@@ -81,6 +84,7 @@ def leads_for(
     lane_width: float,
     cfg: ModularConfig,
     sign_s: float = math.inf,
+    kerb: bool = False,
 ) -> list[Lead]:
     """What a candidate with lateral target ``d1`` keeps behind: things in or entering
     that lane ahead of the car, and the stop line of a light it must stop for or of a
@@ -94,7 +98,7 @@ def leads_for(
             continue
         gap = s - half_len - front
         if cls == PEDESTRIAN:
-            if _yield_to_pedestrian(d - d1, v_lat, half_w, gap, half_len, half_lane, p, cfg):
+            if _yield_to_pedestrian(d - d1, v_lat, half_w, gap, half_len, half_lane, p, cfg, kerb):
                 leads.append((gap, 0.0, cfg.stop_margin))
         elif abs(d - d1) < half_lane + half_w - 0.2:
             jam = 6.0 if cls == STATIC else cfg.min_gap
@@ -122,6 +126,7 @@ def _yield_to_pedestrian(
     half_lane: float,
     p: Percept,
     cfg: ModularConfig,
+    kerb: bool = False,
 ) -> bool:
     """Whether to stand before a pedestrian ``d`` metres to the left of the candidate's
     path (walking ``v_lat`` across it) whose own path lies ``gap`` metres ahead of the
@@ -130,9 +135,17 @@ def _yield_to_pedestrian(
     pedestrian could be in its path before the car, rear and all, is a second past (from
     its speed, at ``cfg.accel``), so a car too late to stop does not stop on the
     crosswalk, in the way of one who does not look. One walking away and a metre off
-    the lane already is not waited for."""
+    the lane already is not waited for. With ``kerb`` (for a car pulling away), one
+    standing at the kerb while the car's front is short of its line is waited for too,
+    if at a brisk walk (:data:`WALK`) it could be in the path before the car is past."""
     in_path = EGO_HALF_WIDTH + half_w + cfg.pedestrian_corridor
     can_stop = p.speed**2 <= 2.0 * cfg.decel * max(gap - cfg.stop_margin, 0.01)
+    clear = gap + 2.0 * (half_len + EGO_HALF_LENGTH)  # until the rear is past its path
+    v, a = max(p.speed, 0.0), cfg.accel
+    t_clear = (math.sqrt(v * v + 2.0 * a * max(clear, 0.0)) - v) / a
+    if kerb and abs(v_lat) < MOVING and gap > 0.0:
+        # it may step off without looking
+        return max(abs(d) - in_path, 0.0) / WALK < t_clear + 1.0
     if d * v_lat > 0.0:  # walking away: waited for until a metre off the lane
         return abs(d) < in_path or (can_stop and abs(d) < half_lane + half_w + 1.0)
     times = np.linspace(0.0, cfg.horizon, 41)
@@ -141,9 +154,6 @@ def _yield_to_pedestrian(
         return False
     if can_stop:
         return True  # it has the right of way, and the car can stop comfortably
-    clear = gap + 2.0 * (half_len + EGO_HALF_LENGTH)  # until the rear is past its path
-    v, a = max(p.speed, 0.0), cfg.accel
-    t_clear = (math.sqrt(v * v + 2.0 * a * max(clear, 0.0)) - v) / a
     return float(times[hit.argmax()]) < t_clear + 1.0
 
 

@@ -18,10 +18,13 @@ from pilot.envs.driving.roads import wrap_angle
 from pilot.envs.driving.scenarios import stop_lines_on
 from pilot.planning.trackers import MPC, PurePursuit, Reference, Stanley
 
-from . import behaviour, frenet
+from . import behaviour, frenet, rollout
 from .config import ModularConfig
 from .perception import privileged
 from .prediction import Occupancy, predict
+
+#: Heading error (rad) under which a car pulling away is back to the lattice's plans.
+ALIGNED = 0.1
 
 
 @dataclasses.dataclass
@@ -57,6 +60,7 @@ class ModularStack:
         self._tracker = None
         self._signs = behaviour.StopSigns([])
         self._committed: tuple[float, float] | None = None  # lateral move under way
+        self._pulling = False
 
     def step(self, env) -> tuple[np.ndarray, Plan]:
         cfg, u = self.cfg, env.unwrapped
@@ -65,6 +69,7 @@ class ModularStack:
             self._route, self._frame = u.route, frenet.RouteFrame(u.route, u.net)
             self._tracker = make_tracker(cfg, car.wheelbase, car.dt)
             self._committed = None
+            self._pulling = False
             signs = [ln for ln in stop_lines_on(u.route, u.net) if ln.kind == "stop_sign"]
             self._signs = behaviour.StopSigns(
                 [(ln.s, u.net.stop_signs[ln.id].zone) for ln in signs]
@@ -100,6 +105,15 @@ class ModularStack:
         for cand in cands:
             frenet.check(cand, occ, cfg.ego_radius, standing, cfg.standing_margin)
         best = frenet.choose(cands, v_target, d0, cfg)
+        # stuck: the car (nearly) stands though a lattice plan would move, had it been free
+        moves = [float(c.s[-1] - c.s[0]) >= 0.5 for c in (best, *cands)]
+        stuck = p.speed < 1.0 and not moves[0] and any(moves)
+        if stuck or self._pulling:  # maybe standing angled across: pull away at lock
+            args = (car, p, s0, d0, v_target, targets[:-1], objs, sign_s, occ, standing)
+            pulled, pull = self._pull_away(*args)
+            if pulled is not None:
+                best, cands = pulled, cands + pull
+            self._pulling = pulled is not None and abs(wrap_angle(yaw - h)) > ALIGNED
         self._commit(best, d0)
         t4 = time.perf_counter()
         # track: the path's curvature from the tracker, the speed from the plan
@@ -114,11 +128,32 @@ class ModularStack:
         }
         return action, Plan(best, cands, occ, ms)
 
+    def _pull_away(self, car, p, s0, d0, v_target, targets, objs, sign_s, occ, standing):
+        """Plans for when every lattice plan that moves is blocked and the car (nearly)
+        stands, maybe angled across (:mod:`.rollout`): the path the tracker itself would
+        drive towards each lateral target, behind the same leads plus pedestrians at the
+        kerb (:func:`.behaviour.leads_for` with ``kerb``). Returns the cheapest free one
+        that moves (or None) and them all. Once one is chosen the car keeps to these plans
+        until its heading is within :data:`ALIGNED` of the route's: the lattice's plans,
+        which start along the nose, would swing it out again."""
+        cfg, frame = self.cfg, self._frame
+        kerb = [
+            (d1, v, behaviour.leads_for(d1, p, objs, frame, s0, car.lane_width, cfg, sign_s, True))
+            for d1, v, _ in targets
+        ]
+        kappa = math.tan(car.max_steer) / car.wheelbase
+        pull = rollout.candidates(frame, p.pose, s0, p.speed, kerb, car.wheelbase, kappa, cfg)
+        for cand in pull:
+            frenet.check(cand, occ, cfg.ego_radius, standing, cfg.standing_margin)
+        free = [c for c in pull if not math.isfinite(c.collides_at) and c.s[-1] - c.s[0] >= 0.5]
+        return (frenet.choose(free, v_target, d0, cfg) if free else None), pull
+
     def _commit(self, chosen: frenet.Candidate, d0: float) -> None:
         """Keep the end of the lateral move the chosen plan makes (none once within 0.3 m
-        of its target, or when the plan brakes where the car is)."""
+        of its target, when the plan brakes where the car is, or for a pull-away plan,
+        which has no planned end)."""
         d1 = chosen.d_target
-        if abs(d1 - d0) <= 0.3:
+        if abs(d1 - d0) <= 0.3 or not math.isfinite(chosen.lateral_end):
             self._committed = None
         elif self._committed is None or abs(self._committed[0] - d1) > 1e-6:
             self._committed = (d1, chosen.lateral_end)
