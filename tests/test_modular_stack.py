@@ -254,3 +254,34 @@ def test_eval_by_name_checks_its_flags(capsys):
     assert "needs --env" in capsys.readouterr().err
     assert main(["list"]) == 0
     assert "modular" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # ~10-20 s on two cores
+def test_pulls_away_when_stopped_mid_turn_beside_a_car_waiting_at_the_exit():
+    # StopSign board route 3 of seed 0 (its own traffic): the car turns right, stops with
+    # its nose 0.4 rad short of the exit road's heading for a pedestrian crossing the exit,
+    # 3.8 m from a car waiting at that road's stop line. Every lattice plan, straight
+    # along the nose at first, touches that car: the route ended "agent blocked" at 49 m.
+    from pilot.eval.evaluate import episode_seed
+
+    env = make_env(STOP_SIGN)
+    env.reset(seed=episode_seed(0, 3))
+    agent = ModularAgent(STOP_SIGN)
+    frame = RouteFrame(env.unwrapped.route, env.unwrapped.net)
+    pulled = []  # heading errors while a pull-away plan (no planned lateral end) drove
+
+    def watch(env, info):
+        plan = agent.last_plans[0]
+        if not np.isfinite(plan.chosen.lateral_end):
+            ego = env.unwrapped.get_state().sim.ego
+            _, _, h = frame.route.project(ego.x, ego.y, 0.0, behind=1e3, ahead=1e3)
+            pulled.append(abs((ego.yaw - h + np.pi) % (2 * np.pi) - np.pi))
+
+    try:
+        info = drive(env, agent, 600, watch)
+    finally:
+        env.close()
+    assert pulled and max(pulled) > 0.3  # it pulled away at an angle
+    assert info["outcome"] == "route_completed" and info["route_completion"] == 1.0
+    counts = {k: n for k, n in info["infraction_counts"].items() if n}
+    assert set(counts) <= {"min_speed"}, counts  # the wait costs pace only
