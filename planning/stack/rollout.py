@@ -6,8 +6,9 @@ lane over metres. Stopped mid-turn (for pedestrians on the exit crosswalk) with 
 still angled across, every such plan runs first towards whatever stands beside the exit,
 often a car waiting at that road's stop line, and is (rightly) found to touch it, so the
 car stands until the world ends the route. The car can turn back towards its lane within
-a couple of metres at full lock; the tracker, rolled forward on the car's kinematics from
-its pose, finds that path, and the checked plan is what the car will drive."""
+a few metres: pure pursuit, rolled forward on the car's kinematics from its pose with its
+curvature within the steering limit, finds such a path, and the checked plan is one the
+car can drive."""
 
 from __future__ import annotations
 
