@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from pilot.envs.driving.roads import YELLOW
 from pilot.envs.driving.routes import Route
 from pilot.envs.driving.world import CLASS_NAMES
 from pilot.planning.stack import behaviour, frenet, rollout
@@ -145,3 +146,24 @@ def test_pulling_away_waits_for_a_pedestrian_at_the_kerb_unless_past_first():
     assert leads(24.0, True) == []
     # one walking away, 3.8 m off, is not waited for
     assert leads(21.3, True, vy=1.3) == []
+
+
+def test_yellow_is_stopped_for_whenever_the_car_can_still_stop_before_the_line():
+    # the stop line 30 m along a straight route; no objects
+    frame = frenet.RouteFrame(Route([0], np.array([[0.0, 0.0], [100.0, 0.0]])))
+    cfg = ModularConfig(yellow_decel=4.0)
+
+    def stops(front_to_line: float, speed: float) -> bool:
+        s0 = 30.0 - frenet.EGO_HALF_LENGTH - front_to_line
+        p = Percept((s0, 0.0, 0.0), speed, 0.0, s0, np.zeros(0, np.uint8), np.zeros((0, 7)),
+                    YELLOW, 30.0 - s0)  # fmt: skip
+        rows = behaviour.objects_on_route(frame, p, s0)
+        return bool(behaviour.leads_for(0.0, p, rows, frame, s0, 3.5, cfg))
+
+    # creeping 0.35 m short of the line (inside the 1.5 m stop margin): it stops within
+    # 5 cm, so it stops; judged with the margin taken off first, it went on over the line
+    # as the light turned red (a town route, then a pedestrian on the crosswalk beyond)
+    assert stops(0.35, 0.6)
+    assert not stops(-0.2, 0.6)  # its front is over the line already: it goes on
+    assert stops(13.0, 10.0)  # 12.5 m needed at 4 m/s²
+    assert not stops(12.0, 10.0)  # too late to stop comfortably: it goes on

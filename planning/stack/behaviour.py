@@ -109,7 +109,7 @@ def leads_for(
                     leads.append((walk - front, 0.0, cfg.stop_margin))
     if p.light in (RED, YELLOW) and math.isfinite(p.light_distance):
         gap = stop_point(frame, s0 + p.light_distance) - s0 - EGO_HALF_LENGTH
-        can_stop = p.speed**2 <= 2.0 * cfg.yellow_decel * max(gap - cfg.stop_margin, 0.01)
+        can_stop = gap > 0.0 and p.speed**2 <= 2.0 * cfg.yellow_decel * gap
         if p.light == RED or can_stop:
             leads.append((gap, 0.0, cfg.stop_margin))
     if math.isfinite(sign_s):  # a stop sign not yet stopped at: as a red light
