@@ -108,7 +108,7 @@ class ModularStack:
         # stuck: the car (nearly) stands though a lattice plan would move, had it been free
         moves = [float(c.s[-1] - c.s[0]) >= 0.5 for c in (best, *cands)]
         stuck = p.speed < 1.0 and not moves[0] and any(moves)
-        if stuck or self._pulling:  # maybe standing angled across: pull away at lock
+        if stuck or self._pulling:  # maybe angled across: the path the tracker would drive
             args = (car, p, s0, d0, v_target, targets[:-1], objs, sign_s, occ, standing)
             pulled, pull = self._pull_away(*args)
             if pulled is not None:
