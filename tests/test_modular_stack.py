@@ -8,7 +8,7 @@ import pytest
 
 from pilot.cli import main
 from pilot.envs import make_env
-from pilot.envs.driving.roads import GREEN, RED, STOP_SPEED
+from pilot.envs.driving.roads import GREEN, RED, STOP_SPEED, wrap_angle
 from pilot.errors import UserError
 from pilot.planning.stack.agent import ModularAgent
 from pilot.planning.stack.behaviour import CROSSWALK_HALF
@@ -275,7 +275,7 @@ def test_pulls_away_when_stopped_mid_turn_beside_a_car_waiting_at_the_exit():
         if not np.isfinite(plan.chosen.lateral_end):
             ego = env.unwrapped.get_state().sim.ego
             _, _, h = frame.route.project(ego.x, ego.y, 0.0, behind=1e3, ahead=1e3)
-            pulled.append(abs((ego.yaw - h + np.pi) % (2 * np.pi) - np.pi))
+            pulled.append(abs(wrap_angle(ego.yaw - h)))
 
     try:
         info = drive(env, agent, 600, watch)

@@ -108,7 +108,8 @@ def test_pulling_away_at_an_angle_turns_back_before_the_car_waiting_beside_the_e
         for cand in lattice:
             frenet.check(cand, occ, cfg.ego_radius, standing, cfg.standing_margin)
         assert all(c.collides_at < 2.0 for c in lattice)
-        # the tracker rolled forward at full lock turns back first: clear, and in its lane
+        # the tracker rolled forward within the steering limit turns back first: clear,
+        # and in its lane
         pulls = rollout.candidates(frame, pose, 20.0, 0.0, targets, 2.7, kappa, cfg)
         for cand in pulls:
             frenet.check(cand, occ, cfg.ego_radius, standing, cfg.standing_margin)

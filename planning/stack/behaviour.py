@@ -140,12 +140,15 @@ def _yield_to_pedestrian(
     if at a brisk walk (:data:`WALK`) it could be in the path before the car is past."""
     in_path = EGO_HALF_WIDTH + half_w + cfg.pedestrian_corridor
     can_stop = p.speed**2 <= 2.0 * cfg.decel * max(gap - cfg.stop_margin, 0.01)
-    clear = gap + 2.0 * (half_len + EGO_HALF_LENGTH)  # until the rear is past its path
-    v, a = max(p.speed, 0.0), cfg.accel
-    t_clear = (math.sqrt(v * v + 2.0 * a * max(clear, 0.0)) - v) / a
+
+    def t_clear() -> float:  # until the car's rear is past its path, at cfg.accel
+        clear = gap + 2.0 * (half_len + EGO_HALF_LENGTH)
+        v, a = max(p.speed, 0.0), cfg.accel
+        return (math.sqrt(v * v + 2.0 * a * max(clear, 0.0)) - v) / a
+
     if kerb and abs(v_lat) < MOVING and gap > 0.0:
         # it may step off without looking
-        return max(abs(d) - in_path, 0.0) / WALK < t_clear + 1.0
+        return max(abs(d) - in_path, 0.0) / WALK < t_clear() + 1.0
     if d * v_lat > 0.0:  # walking away: waited for until a metre off the lane
         return abs(d) < in_path or (can_stop and abs(d) < half_lane + half_w + 1.0)
     times = np.linspace(0.0, cfg.horizon, 41)
@@ -154,7 +157,7 @@ def _yield_to_pedestrian(
         return False
     if can_stop:
         return True  # it has the right of way, and the car can stop comfortably
-    return float(times[hit.argmax()]) < t_clear + 1.0
+    return float(times[hit.argmax()]) < t_clear() + 1.0
 
 
 def crosswalk_before(frame: RouteFrame, front: float, stand: float) -> float | None:

@@ -247,9 +247,10 @@ def standing_boxes(
     boxes: np.ndarray, classes: np.ndarray, exclude: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(mask, rows)``: which percept objects stand still (under
-    :data:`~.prediction.MOVING`, as :func:`~.prediction.predict` has it) and are not of class ``exclude`` (pedestrians, who
-    step off without warning), and their rectangles as rows ``x, y, cos, sin, half
-    length, half width, 0, BOX_TOP, radius`` for :func:`touching_boxes`."""
+    :data:`~.prediction.MOVING`, as :func:`~.prediction.predict` has it) and are not of
+    class ``exclude`` (pedestrians, who step off without warning), and their rectangles as
+    rows ``x, y, cos, sin, half length, half width, 0, BOX_TOP, radius`` for
+    :func:`touching_boxes`."""
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
     mask = (np.hypot(b[:, 5], b[:, 6]) < MOVING) & (np.asarray(classes) != exclude)
     s = b[mask]

@@ -25,6 +25,14 @@ from .frenet import Candidate, RouteFrame, idm_profile
 STEP = 0.25
 
 
+def rear_axle(pose: tuple[float, float, float], wheelbase: float) -> np.ndarray:
+    """``(x, y, yaw)`` of the rear axle of a car whose centre is at ``pose`` (the trackers
+    steer about the rear axle)."""
+    x, y, yaw = pose
+    half = 0.5 * wheelbase
+    return np.array([x - half * math.cos(yaw), y - half * math.sin(yaw), yaw])
+
+
 def tracked_path(
     frame: RouteFrame,
     pose: tuple[float, float, float],
@@ -38,9 +46,7 @@ def tracked_path(
     """Rear-axle poses ``(N, 3)``, ``STEP`` apart, of a car at ``pose`` (its centre) that
     tracks the route's line ``d1`` to its left by pure pursuit at walking speed, its
     curvature held within ``max_curvature``."""
-    x, y, yaw = pose
-    half = 0.5 * wheelbase
-    rear = np.array([x - half * math.cos(yaw), y - half * math.sin(yaw), yaw])
+    rear = rear_axle(pose, wheelbase)
     ref_s = s0 + np.arange(-2.0, length + 10.0, 0.5)
     reference = Reference.from_points(frame.xy(ref_s, np.full(len(ref_s), d1)))
     tracker = PurePursuit(cfg.lookahead, lookahead_gain=cfg.lookahead_gain)

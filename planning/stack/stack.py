@@ -27,6 +27,11 @@ from .prediction import Occupancy, predict
 ALIGNED = 0.1
 
 
+def moves(plan: frenet.Candidate) -> bool:
+    """Whether ``plan`` takes the car half a metre or more along the route."""
+    return float(plan.s[-1] - plan.s[0]) >= 0.5
+
+
 @dataclasses.dataclass
 class Plan:
     """What one step decided: the chosen candidate, all candidates, the occupancy they
@@ -106,8 +111,7 @@ class ModularStack:
             frenet.check(cand, occ, cfg.ego_radius, standing, cfg.standing_margin)
         best = frenet.choose(cands, v_target, d0, cfg)
         # stuck: the car (nearly) stands though a lattice plan would move, had it been free
-        moves = [float(c.s[-1] - c.s[0]) >= 0.5 for c in (best, *cands)]
-        stuck = p.speed < 1.0 and not moves[0] and any(moves)
+        stuck = p.speed < 1.0 and not moves(best) and any(map(moves, cands))
         if stuck or self._pulling:  # maybe angled across: the path the tracker would drive
             args = (car, p, s0, d0, v_target, targets[:-1], objs, sign_s, occ, standing)
             pulled, pull = self._pull_away(*args)
@@ -137,15 +141,16 @@ class ModularStack:
         until its heading is within :data:`ALIGNED` of the route's: the lattice's plans,
         which start along the nose, would swing it out again."""
         cfg, frame = self.cfg, self._frame
-        kerb = [
-            (d1, v, behaviour.leads_for(d1, p, objs, frame, s0, car.lane_width, cfg, sign_s, True))
-            for d1, v, _ in targets
-        ]
+        kerb = {  # once per lateral target, not per desired speed
+            d1: behaviour.leads_for(d1, p, objs, frame, s0, car.lane_width, cfg, sign_s, True)
+            for d1 in dict.fromkeys(d1 for d1, _, _ in targets)
+        }
+        targets = [(d1, v, kerb[d1]) for d1, v, _ in targets]
         kappa = math.tan(car.max_steer) / car.wheelbase
-        pull = rollout.candidates(frame, p.pose, s0, p.speed, kerb, car.wheelbase, kappa, cfg)
+        pull = rollout.candidates(frame, p.pose, s0, p.speed, targets, car.wheelbase, kappa, cfg)
         for cand in pull:
             frenet.check(cand, occ, cfg.ego_radius, standing, cfg.standing_margin)
-        free = [c for c in pull if not math.isfinite(c.collides_at) and c.s[-1] - c.s[0] >= 0.5]
+        free = [c for c in pull if not math.isfinite(c.collides_at) and moves(c)]
         return (frenet.choose(free, v_target, d0, cfg) if free else None), pull
 
     def _commit(self, chosen: frenet.Candidate, d0: float) -> None:
@@ -159,9 +164,7 @@ class ModularStack:
             self._committed = (d1, chosen.lateral_end)
 
     def _control(self, plan: frenet.Candidate, pose, speed: float, car) -> np.ndarray:
-        x, y, yaw = pose
-        half = 0.5 * car.wheelbase  # the trackers steer about the rear axle
-        rear = np.array([x - half * math.cos(yaw), y - half * math.sin(yaw), yaw])
+        rear = rollout.rear_axle(pose, car.wheelbase)
         tracker = self._tracker
         tracker.reset()
         tracker.speed = max(speed, 1.0)
