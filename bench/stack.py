@@ -2,7 +2,10 @@
 stage (perception, prediction, behaviour, planning, control, from ``plan.timings_ms``),
 beside the env step's own milliseconds, per Box(2) driving scenario.
 
-    python bench/stack.py [--steps 300] [--seed 0]
+    python bench/stack.py [--steps 300] [--seed 0] [--perception RUN_DIR] [--scenarios A,B]
+
+``--perception`` runs the stack on a trained perception run (camera, lidar or fusion)
+instead of privileged perception, its network at batch 1 on one torch thread.
 
 Medians over the steps of one episode per scenario (the stack's work varies with what is
 around the car, the median is the typical step); the stack must fit the env's control
@@ -17,15 +20,16 @@ import numpy as np
 
 from pilot.envs import make_env
 from pilot.planning.stack.agent import ModularAgent
+from pilot.planning.stack.config import build_config
 
 SCENARIOS = ("LaneKeep", "Highway", "Obstacles", "Intersection", "StopSign", "Town")
 STAGES = ("perception", "prediction", "behaviour", "planning", "control")
 
 
-def measure(env_id: str, steps: int, seed: int) -> dict[str, float]:
+def measure(env_id: str, steps: int, seed: int, perception: str) -> dict[str, float]:
     """Median ms per step of each stage, of the whole stack and of ``env.step``."""
     env = make_env(env_id)
-    agent = ModularAgent(env_id)
+    agent = ModularAgent(env_id, build_config(env_id, {"perception": perception}))
     env.reset(seed=seed)
     rows, env_ms = [], []
     try:
@@ -49,11 +53,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300, help="control steps per scenario")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--perception", default="privileged", help="privileged or a RUN_DIR")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated")
     args = parser.parse_args()
+    unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
+    if args.perception != "privileged":
+        import torch
+
+        torch.set_num_threads(1)
     cols = (*STAGES, "stack", "env step")
     print(f"{'scenario':<14}" + "".join(f"{c:>12}" for c in cols) + "   (median ms per step)")
-    for name in SCENARIOS:
-        ms = measure(f"pilot/Driving-{name}-v0", args.steps, args.seed)
+    for name in args.scenarios.split(","):
+        ms = measure(f"pilot/Driving-{name}-v0", args.steps, args.seed, args.perception)
         print(f"{name:<14}" + "".join(f"{ms[c]:>12.2f}" for c in cols), flush=True)
 
 
