@@ -92,8 +92,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  {job.label}: {why}; playing it again (old record kept in {moved})")
     _write_spec_info(results, spec)
     failures = _play(plan.todo, args)
-    if not args.no_report:
-        _report(results, None)
+    if not args.no_report and (plan.done or len(failures) < len(plan.todo)):
+        _report(results, None)  # not when every cell failed: no record to report
     if failures:
         print(f"pilot: {len(failures)} of {len(plan.todo)} cells failed:", file=sys.stderr)
         for label, error in failures:

@@ -76,6 +76,19 @@ def test_a_bad_spec_is_one_line_before_anything_runs(tmp_path, capsys, change, w
     assert not (tmp_path / "o" / "records").exists()
 
 
+def test_a_training_that_fails_in_every_cell_is_reported_as_failed_cells(tmp_path, capsys):
+    """A recipe whose env setting the world refuses fails where it trains; with no record
+    at all, the run ends on the failed cells and their cause, not on an empty report."""
+    bad = {"name": "x", "train": {"algo": "ppo", "steps": 64, "set": {"env.sensors": "[lidar]"}}}
+    data = {**SMALL, "seeds": "0", "entries": [bad], "tracks": [SMALL["tracks"][1]]}
+    out = tmp_path / "o"
+    assert main(["leaderboard", "run", str(_spec(tmp_path, data)), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "unknown config key 'sensors' for GridNavConfig" in err
+    assert "1 of 1 cells failed" in err and "training failed (exit 2)" in err
+    assert "holds no leaderboard records" not in err and not (out / "report").exists()
+
+
 def test_spec_files_and_seed_ranges(tmp_path, capsys):
     assert parse_seeds("0-2,5") == (0, 1, 2, 5)
     assert parse_seeds([3]) == (3,)
