@@ -56,7 +56,8 @@ def main() -> None:
     parser.add_argument("--perception", default="privileged", help="privileged or a RUN_DIR")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated")
     args = parser.parse_args()
-    unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
+    scenarios = args.scenarios.split(",")
+    unknown = set(scenarios) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
     if args.perception != "privileged":
@@ -65,7 +66,7 @@ def main() -> None:
         torch.set_num_threads(1)
     cols = (*STAGES, "stack", "env step")
     print(f"{'scenario':<14}" + "".join(f"{c:>12}" for c in cols) + "   (median ms per step)")
-    for name in args.scenarios.split(","):
+    for name in scenarios:
         ms = measure(f"pilot/Driving-{name}-v0", args.steps, args.seed, args.perception)
         print(f"{name:<14}" + "".join(f"{ms[c]:>12.2f}" for c in cols), flush=True)
 
