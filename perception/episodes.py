@@ -41,6 +41,7 @@ SCENARIOS = {
     "Highway": "pilot/Driving-Highway-v0",
     "Intersection": "pilot/Driving-Intersection-v0",
     "Obstacles": "pilot/Driving-Obstacles-v0",
+    "StopSign": "pilot/Driving-StopSign-v0",  # last: the others' shards keep their seeds
 }
 
 
@@ -101,6 +102,11 @@ def episode_setup(
         options["start_time"] = 36.0 * d[3]  # anywhere in the lights' 36 s cycle
         speed = 6.0 + 5.0 * d[0]
         lane_changes = 0.0  # one lane each way
+    elif scenario == "StopSign":  # the expert stops at each sign (all-way: every approach)
+        kwargs["vehicles"] = int(9 * d[1])  # 0..8
+        kwargs["pedestrians"] = int(7 * d[2])  # 0..6
+        speed = 6.0 + 5.0 * d[0]
+        lane_changes = 0.0
     elif scenario == "Obstacles":
         kwargs["obstacles"] = 2 + int(4 * d[1])  # 2..5
         kwargs["vehicles"] = int(5 * d[2])  # 0..4

@@ -18,6 +18,7 @@ import numpy as np
 
 from pilot.envs.driving.control import meta_targets
 from pilot.envs.driving.world import PEDESTRIAN
+from pilot.planning.stack.behaviour import StopSigns
 
 from .labels import LIGHT_STATES, Scene, light_label
 
@@ -45,6 +46,8 @@ class Expert:
         self.offset = 0.0
         self.factor = 1.0
         self.next_change = 0.0
+        self._route = None
+        self._signs = StopSigns([])
 
     def act(self, env, now: Scene) -> np.ndarray:
         """The ``[steer, throttle]`` action for the moment ``now``."""
@@ -73,8 +76,19 @@ class Expert:
             committed = LIGHT_STATES[light] == "yellow" and v * v / (2 * _BRAKE) > distance - 1
             if not committed:
                 target = min(target, math.sqrt(2.0 * _BRAKE * max(distance - 3.0, 0.0)))
+        line = self._sign_ahead(env, now)
+        if math.isfinite(line):  # stop with the centre 3 m before the line, in the zone
+            target = min(target, math.sqrt(2.0 * _BRAKE * max(line - now.route_s - 3.0, 0.0)))
         sway = st.sway * math.sin(2 * math.pi * now.t / st.sway_period + st.sway_phase)
         return u.follow_route(target, self.offset + sway)
+
+    def _sign_ahead(self, env, now: Scene) -> float:
+        """The route ``s`` of the next stop sign's line the car has not stopped at yet."""
+        u = env.unwrapped
+        if u.route is not self._route:
+            self._route = u.route
+            self._signs = StopSigns.on_route(u.route, u.net)
+        return self._signs.ahead(now.route_s, now.speed)
 
     def _change_lane(self, env, now: Scene, left: bool) -> bool:
         """Move the target one lane over when that lane exists (the meta-action driver's

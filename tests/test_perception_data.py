@@ -322,6 +322,21 @@ def test_expert_stops_at_a_red_light():
     env.close()
 
 
+def test_expert_stops_at_a_stop_sign_then_goes_on():
+    import pilot.envs  # noqa: F401
+    from pilot.envs import make_env
+    from pilot.perception.expert import ExpertStyle
+
+    env = make_env("pilot/Driving-StopSign-v0")
+    env.reset(seed=0, options={"vehicles": [], "pedestrians": []})
+    style = ExpertStyle(speed=10.0, lane_change_rate=0.0, sway=0.0, sway_period=5.0, sway_phase=0.0)
+    info, _ = drive_expert(env, style, 400)
+    assert info["outcome"] == "route_completed"  # it went on after the stop
+    assert info["infraction_counts"]["stop_sign"] == 0
+    assert sum(info["infraction_counts"].values()) <= info["infraction_counts"]["min_speed"]
+    env.close()
+
+
 def test_collection_records_the_weather_in_the_sensors_and_never_in_the_labels():
     """A fog shard's camera and lidar differ from the clear one of the same seed, and every
     label, pose and action is the same (the weather has its own noise generator)."""

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from pilot.envs.driving.roads import RED, STOP_SPEED, YELLOW, RoadNetwork
+from pilot.envs.driving.scenarios import stop_lines_on
 from pilot.envs.driving.world import CLASS_NAMES
 
 from .config import ModularConfig
@@ -187,6 +188,12 @@ class StopSigns:
     def __init__(self, lines: list[tuple[float, float]]) -> None:
         self.lines = lines
         self.served: set[int] = set()
+
+    @classmethod
+    def on_route(cls, route, net: RoadNetwork) -> StopSigns:
+        """The signs ``route`` crosses on ``net``, none served yet."""
+        lines = [ln for ln in stop_lines_on(route, net) if ln.kind == "stop_sign"]
+        return cls([(ln.s, net.stop_signs[ln.id].zone) for ln in lines])
 
     def ahead(self, s0: float, speed: float) -> float:
         """The route ``s`` of the next sign's line still to stop at (inf: none)."""

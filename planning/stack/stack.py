@@ -15,7 +15,6 @@ import numpy as np
 
 from pilot.envs.driving.dynamics import pedal_for
 from pilot.envs.driving.roads import wrap_angle
-from pilot.envs.driving.scenarios import stop_lines_on
 from pilot.planning.trackers import MPC, PurePursuit, Reference, Stanley
 
 from . import behaviour, frenet, rollout
@@ -75,10 +74,7 @@ class ModularStack:
             self._tracker = make_tracker(cfg, car.wheelbase, car.dt)
             self._committed = None
             self._pulling = False
-            signs = [ln for ln in stop_lines_on(u.route, u.net) if ln.kind == "stop_sign"]
-            self._signs = behaviour.StopSigns(
-                [(ln.s, u.net.stop_signs[ln.id].zone) for ln in signs]
-            )
+            self._signs = behaviour.StopSigns.on_route(u.route, u.net)
         frame = self._frame
         t0 = time.perf_counter()
         # perceive: objects and the light (ground truth through the labels' code, or a network)
