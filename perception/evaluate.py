@@ -4,7 +4,10 @@
 scores it with :mod:`.metrics` (nothing is re-implemented here): per-class IoU and mIoU of
 the sigmoid > 0.5 segmentation, nuScenes centre-distance AP per class at 0.5 / 1 / 2 / 4 m
 and mAP of the decoded boxes, light accuracy and confusion, waypoint L2 per horizon, and
-the latency of one frame (batch 1, forward + decoding, median over frames). The trivial
+the latency of one frame (batch 1, forward + decoding, median over frames), and the
+operating point: the score threshold with the best F1 over all classes at 2 m, the
+threshold a driving stack can decode at (``pilot eval modular --set
+perception_threshold=...``). The trivial
 segmentation baselines of the same frames sit beside it. :func:`write_report` writes
 ``summary.json`` and ``metrics.csv`` with the checkpoint's SHA-256, the config, the git
 commit, the versions, and the dataset's split, seeds and shard hashes (DESIGN.md, "Results
@@ -40,6 +43,9 @@ from .metrics import (
 )
 from .model import FusionNet
 from .train import TrainConfig
+
+#: centre distance (m) of the reported operating point (the best-F1 score threshold)
+OPERATING_DISTANCE = 2.0
 
 
 def _plain(value: Any) -> Any:
@@ -104,6 +110,10 @@ def evaluate(
         "map": det.map(),
         "ap": {box_names[c]: {f"{d:g}": det.ap(c, d) for d in THRESHOLDS} for c in det.classes},
         "objects": {box_names[c]: n for c, n in det.n_gt.items()},
+        "operating_point": {
+            "distance": OPERATING_DISTANCE,
+            **det.operating_point(OPERATING_DISTANCE),
+        },
         "light_accuracy": light_accuracy(light_pred, light_true),
         "light_confusion": confusion(light_pred, light_true, len(geometry.light_states)).tolist(),
         "light_states": list(geometry.light_states),
@@ -199,6 +209,11 @@ def csv_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
     rows = [("miou", "", "", summary["miou"]), ("map", "", "", summary["map"])]
     rows += [("iou", name, "", v) for name, v in summary["iou"].items()]
     rows += [("ap", name, d, v) for name, per in summary["ap"].items() for d, v in per.items()]
+    op = summary["operating_point"]
+    rows += [
+        (f"operating_{k}", "", op["distance"], op[k])
+        for k in ("score", "precision", "recall", "f1")
+    ]
     rows.append(("light_accuracy", "", "", summary["light_accuracy"]))
     if "waypoint_l2" in summary:
         rows.append(("waypoint_l2", "", "", summary["waypoint_l2"]["mean"]))

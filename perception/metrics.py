@@ -105,6 +105,34 @@ class DetectionMeter:
         order = np.argsort(-scores, kind="stable")
         return average_precision(tp[order], self.n_gt[cls])
 
+    def operating_point(self, threshold: float) -> dict[str, float]:
+        """The score threshold with the best F1 over all classes together at centre
+        distance ``threshold``: keeping the predictions scored at or above it, precision
+        = TP / kept and recall = TP / ground truths (every class pooled: a stack decodes
+        all classes at one threshold). ``{"score", "precision", "recall", "f1"}``;
+        score NaN without any prediction."""
+        k = self.thresholds.index(float(threshold))
+        n_gt = sum(self.n_gt.values())
+        scores = [s for c in self.classes for s in self._scores[c]]
+        tps = [t[:, k] for c in self.classes for t in self._tp[c]]
+        scores = np.concatenate(scores) if scores else np.zeros(0)
+        if not len(scores) or n_gt == 0:
+            return {"score": math.nan, "precision": 0.0, "recall": 0.0, "f1": 0.0}
+        order = np.argsort(-scores, kind="stable")
+        scores, hits = scores[order], np.cumsum(np.concatenate(tps)[order])
+        last = np.r_[scores[1:] != scores[:-1], True]  # a cut keeps every tie of its score
+        kept = np.arange(1, len(scores) + 1)[last]
+        hits, cut = hits[last], scores[last]
+        precision, recall = hits / kept, hits / n_gt
+        f1 = np.where(hits > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
+        i = int(np.argmax(f1))
+        return {
+            "score": float(cut[i]),
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+        }
+
     def map(self) -> float:
         """Mean AP over the thresholds and the classes that have ground truth."""
         aps = [self.ap(c, d) for c in self.classes for d in self.thresholds if self.n_gt[c]]

@@ -259,6 +259,12 @@ def _print_summary(s: dict[str, Any], split: str) -> None:
         f"{n} {_fmt(sum(v.values()) / len(v))}" for n, v in s["ap"].items() if s["objects"][n]
     )
     print(f"  mAP {_fmt(s['map'])} (over 0.5/1/2/4 m: {aps or 'no objects'})")
+    op = s["operating_point"]
+    print(
+        f"  operating point (best F1 at {op['distance']:g} m, all classes): score "
+        f"{_fmt(op['score'])}, precision {_fmt(op['precision'])}, recall "
+        f"{_fmt(op['recall'])}, F1 {_fmt(op['f1'])}"
+    )
     print(f"  light accuracy {_fmt(s['light_accuracy'])}")
     if "waypoint_l2" in s:
         print(f"  waypoint L2 {s['waypoint_l2']['mean']:.2f} m (mean over horizons)")

@@ -88,6 +88,44 @@ def test_ap_ranks_over_all_frames_and_matches_within_one():
     assert meter.ap(VEH, 1.0) == pytest.approx(8.2 / 81)
 
 
+def test_operating_point_by_hand():
+    """The case of test_ap_by_hand at d = 2 m: four ground truths (three vehicles, one
+    pedestrian). All classes ranked together: 0.9 TP, 0.8 FP, 0.7 TP, 0.5 TP (pedestrian).
+    Cut after each score: kept 1, 2, 3, 4 with TP 1, 1, 2, 3 -> precision 1, 1/2, 2/3, 3/4,
+    recall 1/4, 1/4, 2/4, 3/4, F1 = 2PR/(P+R) = 0.4, 1/3, 4/7 = 0.571, 3/4. Best: keep
+    everything at or above 0.5. At d = 0.5 m the 0.7 one is a FP: TP 1, 1, 1, 2 ->
+    precision 1, 1/2, 1/3, 1/2, recall 1/4, 1/4, 1/4, 1/2, F1 0.4, 1/3, 2/7, 1/2: still
+    the cut at 0.5."""
+    meter = DetectionMeter([VEH, PED, STA])
+    meter.update(
+        pred_class=[VEH, VEH, VEH, PED],
+        pred_xy=[[0.2, 0.0], [50.0, 0.0], [10.0, 0.6], [3.0, 3.1]],
+        scores=[0.9, 0.8, 0.7, 0.5],
+        gt_class=[VEH, VEH, VEH, PED],
+        gt_xy=[[0.0, 0.0], [10.0, 0.0], [20.0, 0.0], [3.0, 3.0]],
+    )
+    op = meter.operating_point(2.0)
+    assert op == pytest.approx({"score": 0.5, "precision": 0.75, "recall": 0.75, "f1": 0.75})
+    assert meter.operating_point(0.5) == pytest.approx(
+        {"score": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5}
+    )
+    # a weak false positive below: the best cut moves above it, ties are kept together
+    meter.update([PED, PED], [[40.0, 0.0], [41.0, 0.0]], [0.2, 0.2], [], np.zeros((0, 2)))
+    assert meter.operating_point(2.0)["score"] == 0.5
+    # many confident false positives: the best cut is the first prediction alone
+    meter = DetectionMeter([VEH])
+    meter.update(
+        [VEH] * 4, [[0, 0], [30, 0], [40, 0], [50, 0]], [0.9, 0.3, 0.3, 0.3], [VEH], [[0, 0]]
+    )
+    assert meter.operating_point(1.0) == pytest.approx(
+        {"score": 0.9, "precision": 1.0, "recall": 1.0, "f1": 1.0}
+    )
+    # nothing predicted, or nothing to find
+    empty = DetectionMeter([VEH])
+    empty.update([], np.zeros((0, 2)), [], [VEH], [[0.0, 0.0]])
+    assert math.isnan(empty.operating_point(1.0)["score"]) and empty.operating_point(1.0)["f1"] == 0
+
+
 def test_greedy_matching_follows_the_score_not_the_distance():
     # one ground truth; the better-scored prediction (0.9 m off) takes it before the
     # closer one (0.1 m off), which is then a false positive

@@ -156,6 +156,24 @@ def test_percept_boxes_are_the_decoded_network_output_in_the_world_frame(run, li
     assert sum(int(f["light"]) > 0 for f in data) == 2
 
 
+def test_a_higher_threshold_keeps_only_the_stronger_detections(run, live):
+    """``threshold`` (the stack's ``perception_threshold``) replaces the run's decoding
+    threshold: the boxes kept are those of the run's own decoding scored at or above it."""
+    run_dir, _ = run
+    built, _, out = live
+    strict = LearnedPerception(run_dir, collect=CFG, threshold=0.5)
+    assert built.threshold == 0.01 and strict.threshold == 0.5  # 0: the run's own
+    fewer = 0
+    for inputs, _ in out:
+        loose, _ = built.detect(inputs)
+        found, _ = strict.detect(inputs)
+        kept = loose["scores"] >= 0.5
+        np.testing.assert_allclose(found["boxes"], loose["boxes"][kept])
+        np.testing.assert_array_equal(found["box_class"], loose["box_class"][kept])
+        fewer += int(kept.sum() < len(kept))
+    assert fewer > 0  # the stricter threshold did drop boxes
+
+
 def test_to_world_by_hand_and_as_the_inverse_of_to_ego():
     pose = (3.0, -2.0, math.radians(30))
     box = np.array([[10.0, 0.0, 0.1, 4.5, 1.8, 2.0, 0.0]])

@@ -39,7 +39,9 @@ class ModularAgent:
             from .learned import LearnedPerception
 
             self._perceive = LearnedPerception(
-                self.config.perception, smoothing=self.config.perception_smoothing
+                self.config.perception,
+                smoothing=self.config.perception_smoothing,
+                threshold=self.config.perception_threshold,
             )
         self.last_plans: list = []
         self.timings_ms: list[dict[str, float]] = []

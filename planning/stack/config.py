@@ -25,6 +25,11 @@ class ModularConfig:
     perception_smoothing: float = field(
         0.6, "learned perception: weight of the previous velocity estimate (0: none)"
     )
+    perception_threshold: float = field(
+        0.0,
+        "learned perception: keep detections at or above this centre probability (0: the "
+        "run's own decoding threshold; `pilot perception eval` prints the best-F1 one)",
+    )
     tracker: Literal["pure_pursuit", "stanley", "mpc"] = field(
         "pure_pursuit", "path tracker that turns the plan into steering"
     )
@@ -73,6 +78,8 @@ class ModularConfig:
             raise ValueError("lateral_offsets and speed_factors must not be empty")
         if not 0.0 <= self.perception_smoothing < 1.0:
             raise ValueError("perception_smoothing must lie in [0, 1)")
+        if not 0.0 <= self.perception_threshold < 1.0:
+            raise ValueError("perception_threshold must lie in [0, 1)")
         if self.plan_dt > self.horizon:
             raise ValueError("plan_dt must not exceed the horizon")
 
