@@ -60,6 +60,14 @@ def _one_line_error(capsys, argv: list[str]) -> str:
         ({"entries": [{"name": "x", "builtin": "randm"}]}, "unknown built-in agent 'randm'"),
         ({"entries": [{"name": "x", "train": {"algo": "ppq"}}]}, "unknown algorithm 'ppq'"),
         (
+            {"entries": [{"name": "x", "train": {"algo": "ppo", "set": {"lr": 1e-3}}}]},
+            "entry 'x' on track 'cartpole': unknown config key 'lr' for PPOConfig",
+        ),
+        (
+            {"entries": [{"name": "x", "train": {"algo": "ppo", "set": {"env.sensors": "[x]"}}}]},
+            "entry 'x' on track 'cartpole': bad options for CartPole-v1",
+        ),
+        (
             {"entries": [{"name": "x", "builtin": "random", "tracks": ["grd"]}]},
             "did you mean: grid?",
         ),
@@ -77,14 +85,20 @@ def test_a_bad_spec_is_one_line_before_anything_runs(tmp_path, capsys, change, w
 
 
 def test_a_training_that_fails_in_every_cell_is_reported_as_failed_cells(tmp_path, capsys):
-    """A recipe whose env setting the world refuses fails where it trains; with no record
-    at all, the run ends on the failed cells and their cause, not on an empty report."""
-    bad = {"name": "x", "train": {"algo": "ppo", "steps": 64, "set": {"env.sensors": "[lidar]"}}}
-    data = {**SMALL, "seeds": "0", "entries": [bad], "tracks": [SMALL["tracks"][1]]}
+    """A recipe whose config and world are sound but whose agent cannot act there (DQN on
+    a continuous action space) fails where it trains; with no record at all, the run ends
+    on the failed cells and their cause, not on an empty report."""
+    bad = {"name": "x", "train": {"algo": "dqn", "steps": 64}}
+    data = {
+        **SMALL,
+        "seeds": "0",
+        "entries": [bad],
+        "tracks": [{"name": "p", "env": "Pendulum-v1"}],
+    }
     out = tmp_path / "o"
     assert main(["leaderboard", "run", str(_spec(tmp_path, data)), "--out", str(out)]) == 1
     err = capsys.readouterr().err
-    assert "unknown config key 'sensors' for GridNavConfig" in err
+    assert "dqn needs a discrete action space" in err
     assert "1 of 1 cells failed" in err and "training failed (exit 2)" in err
     assert "holds no leaderboard records" not in err and not (out / "report").exists()
 

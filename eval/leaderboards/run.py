@@ -104,10 +104,31 @@ def _plays(entry: Entry, track: Track) -> str | None:
         except UserError as exc:
             return str(exc)
         return None
-    from pilot.agents import algorithm_name
-
-    algorithm_name(entry.recipe["algo"])
+    check_recipe(entry, track)
     return None
+
+
+def train_overrides(entry: Entry, track: Track) -> list[str]:
+    """The ``KEY=VALUE`` settings a training entry trains with on ``track``: its recipe's,
+    then the track's env settings (trained in the world it is scored in)."""
+    sets = [f"{k}={v}" for k, v in entry.recipe.get("set", {}).items()]
+    return sets + [f"env.{k}={v}" for k, v in track.env_kwargs]
+
+
+def check_recipe(entry: Entry, track: Track) -> None:
+    """Build a training entry's config and world for ``track`` as `pilot train` will, before
+    anything trains: an unknown algorithm, key or env setting is the spec's one-line
+    error, not a cell that fails an hour into the grid."""
+    from pilot.agents import algorithm_name, build_config
+    from pilot.config import parse_overrides
+    from pilot.envs import make_env
+
+    algo = algorithm_name(entry.recipe["algo"])
+    try:
+        config = build_config(algo, track.env, None, parse_overrides(train_overrides(entry, track)))
+        make_env(track.env, **getattr(config, "env", {})).close()
+    except UserError as exc:
+        raise UserError(f"entry '{entry.name}' on track '{track.name}': {exc}") from None
 
 
 def _check_tracks(spec: Spec) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pilot.errors import UserError
 
-from .run import Job
+from .run import Job, train_overrides
 
 
 def trained_run(job: Job) -> Path:
@@ -40,10 +40,8 @@ def trained_run(job: Job) -> Path:
         argv = ["train", recipe["algo"], "--env", job.track.env, "--seed", str(job.seed)]
         argv += ["--runs-dir", str(folder), "--no-progress"]
         argv += ["--steps", str(recipe["steps"])] if "steps" in recipe else []
-        for k, v in recipe.get("set", {}).items():
-            argv += ["--set", f"{k}={v}"]
-        for k, v in job.track.env_kwargs:  # trained in the world it is scored in
-            argv += ["--set", f"env.{k}={v}"]
+        for setting in train_overrides(job.entry, job.track):
+            argv += ["--set", setting]
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "train.log").open("a") as log, contextlib.redirect_stdout(log):
         status = cli.main(argv)
