@@ -91,9 +91,12 @@ def _run(args: argparse.Namespace) -> int:
         moved = supersede(job)
         print(f"  {job.label}: {why}; playing it again (old record kept in {moved})")
     _write_spec_info(results, spec)
-    failures = _play(plan.todo, args)
-    if not args.no_report and (plan.done or len(failures) < len(plan.todo)):
-        _report(results, None)  # not when every cell failed: no record to report
+    failures, busy = _play(plan.todo, args)
+    if busy:
+        print(f"  left to another run on {results}, which is playing them: {', '.join(busy)}")
+    played = len(plan.todo) - len(failures) - len(busy)
+    if not args.no_report and (plan.done or played > 0):
+        _report(results, None)  # not when no cell was played: no record to report
     if failures:
         print(f"pilot: {len(failures)} of {len(plan.todo)} cells failed:", file=sys.stderr)
         for label, error in failures:
@@ -102,18 +105,22 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _play(jobs: list, args: argparse.Namespace) -> list[tuple[str, str]]:
+def _play(jobs: list, args: argparse.Namespace) -> tuple[list[tuple[str, str]], list[str]]:
+    """``(failed cells with their errors, cells another process was playing)``."""
     from pilot.eval.leaderboards.backends import execute
     from pilot.progress import Progress
 
     failures: list[tuple[str, str]] = []
+    busy: list[str] = []
     if not jobs:
-        return failures
+        return failures, busy
     bar = Progress(len(jobs), desc="leaderboard", unit="record", enabled=not args.no_progress)
 
     def done(outcome) -> None:
         if outcome.error is not None:
             failures.append((outcome.job.label, outcome.error))
+        elif outcome.result.get("busy"):
+            busy.append(outcome.job.label)
         bar.set_postfix_str(f"{outcome.job.label} done, {len(failures)} failed", refresh=False)
         bar.update(1)
 
@@ -133,7 +140,7 @@ def _play(jobs: list, args: argparse.Namespace) -> list[tuple[str, str]]:
         raise
     finally:
         bar.close()
-    return failures
+    return failures, busy
 
 
 def _write_spec_info(results: Path, spec) -> None:

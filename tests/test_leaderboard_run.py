@@ -161,6 +161,35 @@ def test_records_carry_provenance_and_a_rerun_plays_nothing(tmp_path, capsys):
     }
 
 
+def test_a_cell_another_run_is_playing_is_left_to_it(tmp_path, capsys):
+    """Two runs on one folder: a cell whose lock another process holds is not played (no
+    record, named in the output); once the lock is free, the next run plays it; a cell
+    finished by another run after this one planned its grid is not played again."""
+    import fcntl
+
+    from pilot.eval.leaderboards.run import plan_grid, run_job
+
+    out = tmp_path / "o"
+    data = {**SMALL, "seeds": "0", "tracks": SMALL["tracks"][:1]}
+    argv = ["leaderboard", "run", str(_spec(tmp_path, data)), "--out", str(out), "--no-progress"]
+    lock = out / "locks" / "rand" / "cartpole" / "seed-0.lock"
+    lock.parent.mkdir(parents=True)
+    with lock.open("a") as held:  # another `leaderboard run` playing the cell
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert main(argv) == 0
+        printed = capsys.readouterr().out
+        assert "left to another run" in printed
+        assert "rand / cartpole / seed 0" in printed and not _records(out)
+        assert not (out / "report").exists()
+    assert main(argv) == 0  # released: played now
+    assert list(_records(out)) == ["records/rand/cartpole/seed-0.json"]
+    # planned as to do, finished elsewhere before its turn: read back, not played again
+    record = out / "records" / "rand" / "cartpole" / "seed-0.json"
+    job = plan_grid(load_spec(tmp_path / "spec.yaml"), out).done[0]
+    before = record.stat().st_mtime_ns
+    assert run_job(job)["label"] == job.label and record.stat().st_mtime_ns == before
+
+
 def test_a_changed_or_broken_record_is_moved_aside_and_played_again(tmp_path, capsys):
     out = tmp_path / "o"
     argv = ["leaderboard", "run", str(_spec(tmp_path, SMALL)), "--out", str(out), "--no-report"]

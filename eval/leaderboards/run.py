@@ -11,12 +11,13 @@ cells in flight, and the next run plays exactly those.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -213,23 +214,55 @@ def supersede(job: Job) -> Path | None:
 
 # ------------------------------------------------------------------------------ playing
 def run_job(job: Job, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Play one cell and write its record; returns ``{"label", "mean_return", "wall_s"}``."""
-    start = time.perf_counter()
-    target = job.entry.checkpoint or job.entry.builtin
-    if job.entry.train is not None:
-        from .trained import trained_run
+    """Play one cell and write its record; returns ``{"label", "mean_return", "wall_s"}``,
+    or ``{"label", "busy": True}`` when another process is playing the cell now. A cell
+    that another process finished since the grid was planned is not played again."""
+    with _cell_lock(job) as held:
+        if not held:
+            return {"label": job.label, "busy": True}
+        if _record_state(job) is None:
+            return _summary(job, json.loads(job.path.read_text()))
+        start = time.perf_counter()
+        target = job.entry.checkpoint or job.entry.builtin
+        if job.entry.train is not None:
+            from .trained import trained_run
 
-        target = str(trained_run(job))
-    record = _play(job, target, progress)
-    record["provenance"]["wall_s"] = round(time.perf_counter() - start, 2)
-    job.path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(job.path, json.dumps(record, indent=1).encode())
+            target = str(trained_run(job))
+        record = _play(job, target, progress)
+        record["provenance"]["wall_s"] = round(time.perf_counter() - start, 2)
+        job.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(job.path, json.dumps(record, indent=1).encode())
+        return _summary(job, record)
+
+
+def _summary(job: Job, record: dict[str, Any]) -> dict[str, Any]:
     rets = [e["ret"] for e in record["episodes"]]
     return {
         "label": job.label,
         "mean_return": sum(rets) / len(rets),
         "wall_s": record["provenance"]["wall_s"],
     }
+
+
+@contextlib.contextmanager
+def _cell_lock(job: Job) -> Iterator[bool]:
+    """Whether this process holds the cell: an exclusive, non-blocking ``flock`` on
+    ``RESULTS/locks/<entry>/<track>/seed-<n>.lock``, so two runs on one results folder never
+    play one cell at once. The kernel drops the lock with its process, even a killed one."""
+    import fcntl
+
+    path = Path(job.results) / "locks" / job.entry.name / job.track.name / f"seed-{job.seed}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _play(job: Job, target: str, progress: Callable[[str], None] | None) -> dict[str, Any]:
