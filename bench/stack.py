@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from pilot.envs import make_env
+from pilot.errors import UserError
 from pilot.planning.stack.agent import ModularAgent
 from pilot.planning.stack.config import build_config
 
@@ -60,6 +61,11 @@ def main() -> None:
     unknown = set(scenarios) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
+    try:  # a bad run directory is a one-line error, before the table starts
+        first = f"pilot/Driving-{scenarios[0]}-v0"
+        ModularAgent(first, build_config(first, {"perception": args.perception}))
+    except UserError as exc:
+        parser.error(str(exc))
     if args.perception != "privileged":
         import torch
 
