@@ -245,6 +245,8 @@ def test_config_errors_are_one_line():
         build_config(INTERSECTION, {"perception_smoothing": 1.0})
     with pytest.raises(UserError, match="perception_threshold"):
         build_config(INTERSECTION, {"perception_threshold": -0.1})
+    with pytest.raises(UserError, match="perception_hold"):
+        build_config(INTERSECTION, {"perception_hold": -1})
     with pytest.raises(UserError, match="Box\\(2\\) driving envs"):
         ModularAgent("pilot/Driving-Highway-Meta-v0")
 

@@ -24,7 +24,7 @@ from pilot.perception.heads import decode
 from pilot.perception.labels import LabelConfig, to_ego
 from pilot.perception.model import Geometry
 from pilot.perception.train import build_config, train
-from pilot.planning.stack.learned import LIGHTS, LearnedPerception, to_world, velocities
+from pilot.planning.stack.learned import LIGHTS, LearnedPerception, Tracks, to_world, update_tracks
 from pilot.planning.stack.perception import NO_LIGHT
 
 torch.set_num_threads(1)
@@ -147,9 +147,7 @@ def test_percept_boxes_are_the_decoded_network_output_in_the_world_frame(run, li
         if prev is None:
             assert not percept.boxes[:, 5:7].any()
         else:
-            expected = velocities(
-                percept.boxes, percept.classes, prev.boxes, prev.classes, percept.t - prev.t, 4.0
-            )
+            expected = plain_velocities(percept, prev)
             np.testing.assert_allclose(percept.boxes[:, 5:7], expected)
         prev = percept
     assert any(p.boxes[:, 5:7].any() for _, p in out)
@@ -187,25 +185,67 @@ def test_to_world_by_hand_and_as_the_inverse_of_to_ego():
     np.testing.assert_allclose(to_ego(to_world(rows, pose), pose), rows, atol=1e-9)
 
 
+def _tracks(t, xy, cls, v=None, tracked=None, missed=None) -> Tracks:
+    boxes = np.array([[x, y, 0, 4.5, 1.8, 0, 0] for x, y in xy], dtype=float).reshape(-1, 7)
+    if v is not None:
+        boxes[:, 5:7] = v
+    n = len(boxes)
+    return Tracks(
+        t,
+        boxes,
+        np.array(cls, dtype=np.uint8),
+        np.zeros(n, bool) if tracked is None else np.array(tracked),
+        np.zeros(n) if missed is None else np.array(missed, dtype=float),
+    )
+
+
+def plain_velocities(now, prev) -> np.ndarray:
+    """The velocities of ``now``'s boxes differenced against ``prev`` (smoothing 0)."""
+    before = _tracks(prev.t, prev.boxes[:, :2], prev.classes)
+    out = update_tracks(now.boxes, now.classes, now.t, before, 4.0, 0.0, 0.0)
+    return out.boxes[: len(now.boxes), 5:7]
+
+
 def test_velocities_from_two_hand_made_frames():
     """dt = 0.1 s, gate 4 m. Vehicles a, b and a pedestrian moved; a new static obstacle
     and a vehicle where the pedestrian was (another class) have no past; two vehicles
     near one old one: the nearer takes it, the other is new."""
     V, P, S = 5, 6, 7
-
-    def rows(xy):
-        return np.array([[x, y, 0, 4.5, 1.8, 0, 0] for x, y in xy], dtype=float)
-
-    prev = rows([(0, 0), (10, 0), (5, 5), (30, 0)])
-    prev_cls = np.array([V, V, P, V])
-    now = rows([(10.2, 0.1), (1, 0), (5, 5.1), (20, 20), (5.2, 5), (31, 0), (32.5, 0)])
-    now_cls = np.array([V, V, P, S, V, V, V])
-    v = velocities(now, now_cls, prev, prev_cls, 0.1, 4.0)
+    prev = _tracks(1.0, [(0, 0), (10, 0), (5, 5), (30, 0)], [V, V, P, V])
+    now = _tracks(1.1, [(10.2, 0.1), (1, 0), (5, 5.1), (20, 20), (5.2, 5), (31, 0), (32.5, 0)],
+                  [V, V, P, S, V, V, V])  # fmt: skip
+    out = update_tracks(now.boxes, now.classes, 1.1, prev, 4.0, 0.0, 0.0)
     np.testing.assert_allclose(
-        v, [[2, 1], [10, 0], [0, 1], [0, 0], [0, 0], [10, 0], [0, 0]], atol=1e-9
+        out.boxes[:, 5:7], [[2, 1], [10, 0], [0, 1], [0, 0], [0, 0], [10, 0], [0, 0]], atol=1e-9
     )
-    assert not velocities(now, now_cls, prev[:0], prev_cls[:0], 0.1, 4.0).any()
-    assert not velocities(now, now_cls, prev, prev_cls, 0.0, 4.0).any()  # no time passed
+    np.testing.assert_array_equal(out.tracked, [1, 1, 1, 0, 0, 1, 0])
+    first = update_tracks(now.boxes, now.classes, 1.1, None, 4.0, 0.0, 0.0)
+    assert not first.boxes[:, 5:7].any() and not first.tracked.any()
+    same_time = update_tracks(now.boxes, now.classes, 1.0, prev, 4.0, 0.0, 0.0)
+    assert not same_time.boxes[:, 5:7].any()  # no time passed
+    # smoothing 0.6: a box tracked before blends its old velocity in
+    moving = _tracks(1.0, [(0, 0)], [V], v=[[5.0, 0.0]], tracked=[True])
+    out = update_tracks(_tracks(1.1, [(0.6, 0)], [V]).boxes, [V], 1.1, moving, 4.0, 0.6, 0.0)
+    np.testing.assert_allclose(out.boxes[0, 5:7], [0.6 * 5 + 0.4 * 6, 0.0])
+
+
+def test_a_box_the_network_loses_is_held_then_dropped():
+    """hold 0.25 s at dt 0.1 s: a pedestrian walking at 1 m/s in x that the network stops
+    finding is kept, moved on 0.1 m per frame, for two frames (missed 0.1, 0.2 s), gone at
+    the third (0.3 s); one found again is matched to its held box and tracked on."""
+    P = 6
+    walking = _tracks(0.0, [(5.0, 2.0)], [P], v=[[1.0, 0.0]], tracked=[True])
+    empty = np.zeros((0, 7))
+    t1 = update_tracks(empty, [], 0.1, walking, 4.0, 0.6, 0.25)
+    np.testing.assert_allclose(t1.boxes[:, :2], [[5.1, 2.0]])
+    assert t1.missed == pytest.approx([0.1]) and t1.tracked.all()
+    t2 = update_tracks(empty, [], 0.2, t1, 4.0, 0.6, 0.25)
+    np.testing.assert_allclose(t2.boxes[:, :2], [[5.2, 2.0]])
+    assert len(update_tracks(empty, [], 0.3, t2, 4.0, 0.6, 0.25).boxes) == 0
+    assert len(update_tracks(empty, [], 0.1, walking, 4.0, 0.6, 0.0).boxes) == 0  # hold 0
+    back = update_tracks(_tracks(0.3, [(5.3, 2.0)], [P]).boxes, [P], 0.3, t2, 4.0, 0.6, 0.25)
+    assert len(back.boxes) == 1 and back.missed[0] == 0 and back.tracked[0]
+    np.testing.assert_allclose(back.boxes[0, 5:7], [1.0, 0.0])  # 0.1 m in 0.1 s, as held
 
 
 def test_a_run_that_is_not_a_perception_network_is_a_one_line_error(run, tmp_path):

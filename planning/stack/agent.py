@@ -42,6 +42,7 @@ class ModularAgent:
                 self.config.perception,
                 smoothing=self.config.perception_smoothing,
                 threshold=self.config.perception_threshold,
+                hold=self.config.perception_hold,
             )
         self.last_plans: list = []
         self.timings_ms: list[dict[str, float]] = []

@@ -30,6 +30,11 @@ class ModularConfig:
         "learned perception: keep detections at or above this centre probability (0: the "
         "run's own decoding threshold; `pilot perception eval` prints the best-F1 one)",
     )
+    perception_hold: float = field(
+        0.5,
+        "learned perception: seconds a box the network stops finding is kept, moved on at "
+        "its velocity (0: dropped at once)",
+    )
     tracker: Literal["pure_pursuit", "stanley", "mpc"] = field(
         "pure_pursuit", "path tracker that turns the plan into steering"
     )
@@ -80,6 +85,8 @@ class ModularConfig:
             raise ValueError("perception_smoothing must lie in [0, 1)")
         if not 0.0 <= self.perception_threshold < 1.0:
             raise ValueError("perception_threshold must lie in [0, 1)")
+        if not 0.0 <= self.perception_hold <= 5.0:
+            raise ValueError("perception_hold must lie in [0, 5] seconds")
         if self.plan_dt > self.horizon:
             raise ValueError("plan_dt must not exceed the horizon")
 

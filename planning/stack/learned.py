@@ -6,7 +6,9 @@ Per call: the network's inputs are built from the live env by the collection's o
 dataset the network was trained on, not the env's observation sensors), the network runs
 at batch 1, its boxes are decoded by :func:`pilot.perception.heads.decode` and moved to
 the world frame. A single frame has no velocities, so each box takes the displacement of
-the nearest box of its class in the previous call's percept over the time between them.
+the nearest box of its class in the previous call's percept over the time between them;
+a box of the previous percept that nothing takes is kept for ``hold`` seconds, moved on at
+its velocity (a detector that flickers should not make a pedestrian vanish).
 The light's colour is the network's; the stop line comes from the known map (the CARLA
 map track: lane geometry and routes are given), through
 :func:`pilot.perception.labels.light_ahead`. The ego's pose, speed, clock and route
@@ -15,6 +17,7 @@ progress are its own state (odometry), as in the privileged percept.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import weakref
 from pathlib import Path
@@ -76,24 +79,61 @@ def associate(
     return match
 
 
-def velocities(
+@dataclasses.dataclass(frozen=True)
+class Tracks:
+    """The objects of one moment as the stack keeps them: world-frame ``boxes`` (rows
+    :data:`BOX_FIELDS`, velocities filled in) and ``classes``; ``tracked``, whether each
+    box's velocity comes from an earlier match; ``missed``, seconds since the network last
+    found it (0: found now)."""
+
+    t: float
+    boxes: np.ndarray
+    classes: np.ndarray
+    tracked: np.ndarray
+    missed: np.ndarray
+
+
+def update_tracks(
     boxes: np.ndarray,
     classes: np.ndarray,
-    prev_boxes: np.ndarray,
-    prev_classes: np.ndarray,
-    elapsed: float,
+    t: float,
+    prev: Tracks | None,
     gate: float,
-) -> np.ndarray:
-    """World-frame ``(n, 2)`` velocities of ``boxes`` (rows :data:`BOX_FIELDS`): the
-    displacement from the associated previous box over ``elapsed`` seconds; 0 for a box
-    seen for the first time."""
-    out = np.zeros((len(boxes), 2))
-    if elapsed <= 0:
-        return out
-    match = associate(boxes[:, :2], classes, prev_boxes[:, :2], prev_classes, gate)
-    seen = match >= 0
-    out[seen] = (boxes[seen, :2] - prev_boxes[match[seen], :2]) / elapsed
-    return out
+    smoothing: float,
+    hold: float,
+) -> Tracks:
+    """This frame's detections (``boxes``, velocities ignored) as :class:`Tracks` against
+    the previous ones (None: the first frame): each detection takes the displacement from
+    its associated previous box over the time between them (blended with that box's own
+    velocity by ``smoothing`` when it was tracked before: centre noise over one control
+    period is metres per second of velocity noise); a previous box that no detection
+    takes is kept, moved on at its velocity, until it has been missed for more than
+    ``hold`` seconds."""
+    boxes = np.array(boxes, dtype=np.float64).reshape(-1, len(BOX_FIELDS))
+    classes = np.asarray(classes, dtype=np.uint8)
+    boxes[:, 5:7] = 0.0
+    tracked = np.zeros(len(boxes), dtype=bool)
+    missed = np.zeros(len(boxes))
+    if prev is None or t <= prev.t:
+        return Tracks(t, boxes, classes, tracked, missed)
+    dt = t - prev.t
+    match = associate(boxes[:, :2], classes, prev.boxes[:, :2], prev.classes, gate)
+    tracked = match >= 0
+    j = match[tracked]
+    v = (boxes[tracked, :2] - prev.boxes[j, :2]) / dt
+    old = prev.tracked[j, None]
+    boxes[tracked, 5:7] = np.where(old, smoothing * prev.boxes[j, 5:7] + (1 - smoothing) * v, v)
+    lost = np.setdiff1d(np.arange(len(prev.boxes)), j)
+    keep = lost[prev.missed[lost] + dt <= hold + 1e-9]
+    carried = prev.boxes[keep].copy()
+    carried[:, :2] += carried[:, 5:7] * dt
+    return Tracks(
+        t,
+        np.vstack([boxes, carried]),
+        np.concatenate([classes, prev.classes[keep]]),
+        np.concatenate([tracked, prev.tracked[keep]]),
+        np.concatenate([missed, prev.missed[keep] + dt]),
+    )
 
 
 def _collect_config(ckpt, geometry) -> CollectConfig:
@@ -144,7 +184,8 @@ class LearnedPerception:
     difference (0: the plain difference; 0.6 halved the median error on Intersection);
     ``threshold`` the centre probability a detection needs (0: the run's own
     ``score_threshold``; one above it drops the weaker boxes, e.g. the best-F1 point
-    `pilot perception eval` prints)."""
+    `pilot perception eval` prints); ``hold`` how long (s) a box the network stops
+    finding is kept, moved on at its velocity (0: not at all)."""
 
     def __init__(
         self,
@@ -156,6 +197,7 @@ class LearnedPerception:
         light_range: float = 60.0,
         smoothing: float = 0.0,
         threshold: float = 0.0,
+        hold: float = 0.0,
     ) -> None:
         self.device = torch.device(device)
         self.model, self.config, ckpt = load(run_dir, self.device)
@@ -179,6 +221,7 @@ class LearnedPerception:
         self.lights = [LIGHTS[name] for name in geometry.light_states]
         self.gate, self.light_range, self.smoothing = gate, light_range, smoothing
         self.threshold = threshold or self.config.score_threshold
+        self.hold = hold
         self._previous: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def inputs(self, env) -> dict[str, np.ndarray]:
@@ -225,28 +268,21 @@ class LearnedPerception:
         found, light_class = self.detect(inputs)
         boxes = to_world(found["boxes"], pose)
         classes = found["box_class"].astype(np.uint8)
-        boxes[:, 5:7] = 0.0
-        tracked = np.zeros(len(boxes), dtype=bool)
         prev = self._previous.get(u)
-        if prev is not None and prev[0] is u.route and sim.t > prev[1].t:
-            _, p, was_tracked = prev
-            match = associate(boxes[:, :2], classes, p.boxes[:, :2], p.classes, self.gate)
-            tracked = match >= 0
-            j = match[tracked]
-            v = (boxes[tracked, :2] - p.boxes[j, :2]) / (sim.t - p.t)
-            # a box tracked before blends in its old estimate: centre noise over one
-            # control period is metres per second of velocity noise
-            old = was_tracked[j, None]
-            boxes[tracked, 5:7] = np.where(
-                old, self.smoothing * p.boxes[j, 5:7] + (1 - self.smoothing) * v, v
-            )
+        if prev is not None and (prev[0] is not u.route or sim.t <= prev[1].t):
+            prev = None  # a new route, or no time passed: nothing to difference against
+        tracks = update_tracks(
+            boxes, classes, sim.t, prev[1] if prev else None, self.gate, self.smoothing, self.hold
+        )
         # the colour is the network's; a light counts where the map has a stop line ahead
         line, distance = light_ahead(env, pose, self.light_range)
         light = self.lights[light_class] if line is not None else NO_LIGHT
         if light == NO_LIGHT:
             distance = math.inf
-        now = Percept(pose, ego.v, sim.t, sim.route_s, classes, boxes, light, distance)
-        self._previous[u] = (u.route, now, tracked)
+        now = Percept(
+            pose, ego.v, sim.t, sim.route_s, tracks.classes, tracks.boxes, light, distance
+        )
+        self._previous[u] = (u.route, tracks)
         return now
 
     def __call__(self, env) -> Percept:
