@@ -42,6 +42,21 @@ def test_iou_sums_over_frames_and_skips_classes_never_seen():
         meter.update(pred[0, :2], truth[0, :2])
 
 
+def by_hand_meter() -> DetectionMeter:
+    """Three vehicles at x = 0, 10, 20 m and a pedestrian; predictions scored 0.9 (0.2 m
+    from the first vehicle), 0.8 (far from everything), 0.7 (0.6 m from the second) and
+    0.5 (the pedestrian, 0.1 m off)."""
+    meter = DetectionMeter([VEH, PED, STA])
+    meter.update(
+        pred_class=[VEH, VEH, VEH, PED],
+        pred_xy=[[0.2, 0.0], [50.0, 0.0], [10.0, 0.6], [3.0, 3.1]],
+        scores=[0.9, 0.8, 0.7, 0.5],
+        gt_class=[VEH, VEH, VEH, PED],
+        gt_xy=[[0.0, 0.0], [10.0, 0.0], [20.0, 0.0], [3.0, 3.0]],
+    )
+    return meter
+
+
 def test_ap_by_hand():
     """Three vehicles at x = 0, 10, 20 m. Predictions by score: 0.9 at 0.2 m from the first,
     0.8 far from everything, 0.7 at 0.6 m from the second; the third is missed. One
@@ -59,14 +74,7 @@ def test_ap_by_hand():
     up to recall 1: AP = 90 * 0.9 / 81 = 1. mAP over vehicles and pedestrians (no static
     ground truth, so static is left out): (130.65 / 324 + 1) / 2 = 0.701620...
     """
-    meter = DetectionMeter([VEH, PED, STA])
-    meter.update(
-        pred_class=[VEH, VEH, VEH, PED],
-        pred_xy=[[0.2, 0.0], [50.0, 0.0], [10.0, 0.6], [3.0, 3.1]],
-        scores=[0.9, 0.8, 0.7, 0.5],
-        gt_class=[VEH, VEH, VEH, PED],
-        gt_xy=[[0.0, 0.0], [10.0, 0.0], [20.0, 0.0], [3.0, 3.0]],
-    )
+    meter = by_hand_meter()
     assert meter.ap(VEH, 0.5) == pytest.approx(20.7 / 81)
     for d in (1.0, 2.0, 4.0):
         assert meter.ap(VEH, d) == pytest.approx(36.65 / 81)
@@ -96,14 +104,7 @@ def test_operating_point_by_hand():
     everything at or above 0.5. At d = 0.5 m the 0.7 one is a FP: TP 1, 1, 1, 2 ->
     precision 1, 1/2, 1/3, 1/2, recall 1/4, 1/4, 1/4, 1/2, F1 0.4, 1/3, 2/7, 1/2: still
     the cut at 0.5."""
-    meter = DetectionMeter([VEH, PED, STA])
-    meter.update(
-        pred_class=[VEH, VEH, VEH, PED],
-        pred_xy=[[0.2, 0.0], [50.0, 0.0], [10.0, 0.6], [3.0, 3.1]],
-        scores=[0.9, 0.8, 0.7, 0.5],
-        gt_class=[VEH, VEH, VEH, PED],
-        gt_xy=[[0.0, 0.0], [10.0, 0.0], [20.0, 0.0], [3.0, 3.0]],
-    )
+    meter = by_hand_meter()
     op = meter.operating_point(2.0)
     assert op == pytest.approx({"score": 0.5, "precision": 0.75, "recall": 0.75, "f1": 0.75})
     assert meter.operating_point(0.5) == pytest.approx(
