@@ -27,10 +27,10 @@ SCENARIOS = ("LaneKeep", "Highway", "Obstacles", "Intersection", "StopSign", "To
 STAGES = ("perception", "prediction", "behaviour", "planning", "control")
 
 
-def measure(env_id: str, steps: int, seed: int, perception: str) -> dict[str, float]:
-    """Median ms per step of each stage, of the whole stack and of ``env.step``."""
-    env = make_env(env_id)
-    agent = ModularAgent(env_id, build_config(env_id, {"perception": perception}))
+def measure(agent: ModularAgent, steps: int, seed: int) -> dict[str, float]:
+    """Median ms per step of each stage, of the whole stack and of ``env.step``, in the
+    agent's own env."""
+    env = make_env(agent.env_id)
     env.reset(seed=seed)
     rows, env_ms = [], []
     try:
@@ -61,9 +61,13 @@ def main() -> None:
     unknown = set(scenarios) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
-    try:  # a bad run directory is a one-line error, before the table starts
-        first = f"pilot/Driving-{scenarios[0]}-v0"
-        ModularAgent(first, build_config(first, {"perception": args.perception}))
+    agents = {}
+    try:  # every stack built before the table starts: a bad run directory is one line
+        for name in scenarios:
+            env_id = f"pilot/Driving-{name}-v0"
+            agents[name] = ModularAgent(
+                env_id, build_config(env_id, {"perception": args.perception})
+            )
     except UserError as exc:
         parser.error(str(exc))
     if args.perception != "privileged":
@@ -73,7 +77,7 @@ def main() -> None:
     cols = (*STAGES, "stack", "env step")
     print(f"{'scenario':<14}" + "".join(f"{c:>12}" for c in cols) + "   (median ms per step)")
     for name in scenarios:
-        ms = measure(f"pilot/Driving-{name}-v0", args.steps, args.seed, args.perception)
+        ms = measure(agents[name], args.steps, args.seed)
         print(f"{name:<14}" + "".join(f"{ms[c]:>12.2f}" for c in cols), flush=True)
 
 

@@ -7,8 +7,8 @@ and mAP of the decoded boxes, light accuracy and confusion, waypoint L2 per hori
 the latency of one frame (batch 1, forward + decoding, median over frames), and the
 operating point: the score threshold with the best F1 over all classes at 2 m, the
 threshold a driving stack can decode at (``pilot eval modular --set
-perception_threshold=...``). The trivial
-segmentation baselines of the same frames sit beside it. :func:`write_report` writes
+perception_threshold=...``). The trivial segmentation baselines of the same frames sit
+beside it. :func:`write_report` writes
 ``summary.json`` and ``metrics.csv`` with the checkpoint's SHA-256, the config, the git
 commit, the versions, and the dataset's split, seeds and shard hashes (DESIGN.md, "Results
 that leave the program").

@@ -268,12 +268,10 @@ class LearnedPerception:
         found, light_class = self.detect(inputs)
         boxes = to_world(found["boxes"], pose)
         classes = found["box_class"].astype(np.uint8)
-        prev = self._previous.get(u)
-        if prev is not None and (prev[0] is not u.route or sim.t <= prev[1].t):
-            prev = None  # a new route, or no time passed: nothing to difference against
-        tracks = update_tracks(
-            boxes, classes, sim.t, prev[1] if prev else None, self.gate, self.smoothing, self.hold
-        )
+        route, prev = self._previous.get(u, (None, None))
+        if route is not u.route:
+            prev = None  # a new route: nothing to difference against
+        tracks = update_tracks(boxes, classes, sim.t, prev, self.gate, self.smoothing, self.hold)
         # the colour is the network's; a light counts where the map has a stop line ahead
         line, distance = light_ahead(env, pose, self.light_range)
         light = self.lights[light_class] if line is not None else NO_LIGHT
