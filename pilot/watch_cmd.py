@@ -75,6 +75,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return w
 
 
+STAMP = "%Y%m%d-%H%M%S"
+
+
 def _check(args: argparse.Namespace, has_display: bool) -> tuple[dict[str, Any], list[Path]]:
     """Every argument, before anything imports torch or plays: (target metadata, video
     paths; none for a live window)."""
@@ -106,7 +109,7 @@ def _check(args: argparse.Namespace, has_display: bool) -> tuple[dict[str, Any],
         stem = (
             default_folder(meta)
             / "videos"
-            / (f"watch_step{meta.get('step', 0)}_{time.strftime('%Y%m%d-%H%M%S')}")
+            / f"watch_{_trained(meta).replace(' ', '').replace(',', '')}_{time.strftime(STAMP)}"
         )
         fmt = args.format or "mp4"
         paths = [stem.with_suffix(s) for s in ([".mp4", ".gif"] if fmt == "both" else [f".{fmt}"])]
@@ -148,13 +151,13 @@ def run(args: argparse.Namespace) -> int:
 
             explainer = ActionExplainer(agent, args.explain, env.observation_space)
         print(
-            f"watching {meta['algo']} on {env_id} (checkpoint step {meta['step']:,}): "
+            f"watching {meta['algo']} on {env_id} ({_trained(meta, 'checkpoint ')}): "
             f"{plural(args.episodes, 'episode')} from seed {args.seed}, {acting.describe()}; "
             f"at most {plural(cap, 'frame')} per episode ({args.max_seconds:g} s at {fps} fps)",
             flush=True,
         )
         explore = EpsilonGreedy(acting.epsilon, n_actions or 1, args.seed)
-        player = _Player(args, env, agent, meta["step"], acting, explore, cap, fps, explainer)
+        player = _Player(args, env, agent, _trained(meta), acting, explore, cap, fps, explainer)
         if paths:
             sink = video.VideoWriter(paths, fps)
             frames = player.play(sink.append)
@@ -180,14 +183,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trained(meta: dict[str, Any], checkpoint: str = "") -> str:
+    """How far the watched agent was trained: "step N" (after ``checkpoint``), or "built-in"
+    for an agent that is not trained (the modular stack, the route follower)."""
+    return "built-in" if "_builtin" in meta else f"{checkpoint}step {meta['step']:,}"
+
+
 class _Player:
     """Plays the episodes, handing each captioned frame to a sink (a video writer, or a
     live window whose ``show`` returns False once closed), and says how each one ended."""
 
     def __init__(
-        self, args, env, agent, step: int, acting, explore, cap: int, fps: int, explainer=None
+        self, args, env, agent, trained: str, acting, explore, cap: int, fps: int, explainer=None
     ) -> None:
-        self.args, self.env, self.agent, self.step = args, env, agent, step
+        self.args, self.env, self.agent, self.trained = args, env, agent, trained
         self.acting, self.explore, self.cap, self.fps = acting, explore, cap, fps
         self.explainer = explainer  # saliency maps of the chosen action, or None
         if acting.sample:
@@ -248,7 +257,7 @@ class _Player:
             frame = video.caption(
                 picture,
                 [
-                    f"{agent.name} step {self.step:,}  ({self.mode})",
+                    f"{agent.name} {self.trained}  ({self.mode})",
                     f"ep {ep + 1}/{args.episodes}  t {t}  return {self.ret:.1f}",
                 ],
             )

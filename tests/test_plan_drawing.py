@@ -83,7 +83,9 @@ def test_only_the_bev_panel_of_a_planning_agent_changes():
         env.close()
 
 
-def test_watch_modular_writes_a_video(tmp_path):
+def test_watch_modular_writes_a_video(tmp_path, capsys):
     out = tmp_path / "watch.gif"
     code = main(["watch", "modular", "--env", INTERSECTION, "--out", str(out), "--max-steps", "3"])
     assert code == 0 and out.stat().st_size > 10_000
+    said = capsys.readouterr().out
+    assert f"watching modular on {INTERSECTION} (built-in)" in said  # not "step 0"
