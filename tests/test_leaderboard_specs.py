@@ -72,6 +72,12 @@ def test_the_driving_board(tmp_path):
         # StopSign (one run, after the stack learnt stop signs): stack 77.8, random 7.3
         assert _value(stack["driving_score"]) > _value(rand["driving_score"]) + 20
     assert "driving-score" in board["_plots"] and "driving-infractions" in board["_plots"]
+    # the same 15 routes, paired route by route: the stack first, above random on most
+    (pair,) = board["driving-paired"]["rows"]
+    assert (pair["entry"], pair["versus"], pair["routes"]) == ("modular", "random", 15)
+    assert pair["higher"] >= 12 and pair["higher"] + pair["lower"] + pair["equal"] == 15
+    assert _value(pair["difference"]) > 20 and pair["difference"]["low"] > 0
+    assert "driving-paired.csv" in board["_csv"]
 
 
 @pytest.mark.slow

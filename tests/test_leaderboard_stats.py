@@ -358,3 +358,57 @@ def test_one_route_per_seed_still_gets_an_interval():
     ds = row["driving_score"]
     assert ds["value"] == pytest.approx(75.0)
     assert ds["low"] < 75.0 < ds["high"] and ds["low"] >= 50.0 and ds["high"] <= 100.0
+
+
+def _board(entry, scores_by_track):
+    """Driving records of ``entry``: per track, per seed, the routes' (completion, counts)."""
+    recs = []
+    for track, seeds in scores_by_track.items():
+        for s, routes in enumerate(seeds):
+            ds = [vars(driving_score(rc, counts, route_length=200.0)) for rc, counts in routes]
+            recs.append(record(entry, track, s, [0] * len(ds), kind="driving", driving=ds))
+    return recs
+
+
+def test_paired_differences_route_by_route_hand_computed():
+    """Routes vary wildly (0 to 100) but b scores exactly 30 below a on every route of T1
+    and 10 below on T2: paired, the interval is the mean difference itself; unpaired, each
+    row's interval spans tens of points."""
+    full, blocked, red = (1.0, {}), (0.4, {}), (1.0, {"red_light": 1})  # 100, 40, 70
+    a = _board("a", {"T1": [[full, blocked]], "T2": [[full, full]]})
+    b = _board("b", {"T1": [[red, (0.1, {})]], "T2": [[(0.9, {}), (0.9, {})]]})  # 70 10 | 90 90
+    c = _board("c", {"T3": [[full]]})  # shares no route with a or b
+    sec = section(aggregate(a + b + c, reps=REPS), "driving")
+    rows = find(sec, "driving-paired")["rows"]
+    assert [(r["entry"], r["versus"]) for r in rows] == [("a", "b")]  # c (100) shares none
+    r = rows[0]
+    assert (r["tracks"], r["routes"], r["higher"], r["lower"], r["equal"]) == (2, 4, 4, 0, 0)
+    diff = r["difference"]
+    assert diff["value"] == pytest.approx((30 + 30 + 10 + 10) / 4)
+    # resampling within each track: T1's two routes both differ by 30, T2's by 10
+    assert diff["low"] == pytest.approx(20.0) and diff["high"] == pytest.approx(20.0)
+    overall = {o["entry"]: o["driving_score"] for o in find(sec, "driving-overall")["rows"]}
+    assert overall["a"]["high"] - overall["a"]["low"] > 20  # unpaired: wide
+    notes = " ".join(sec["notes"])
+    assert "c and a share no route" in notes and "c and b share no route" in notes
+
+
+def test_paired_difference_interval_and_order_follow_the_routes():
+    """The higher entry comes first; ties on a route are counted; the interval covers the
+    spread of the per-route differences within a track."""
+    full, half = (1.0, {}), (0.5, {})
+    a = _board("a", {"T": [[full, half, full], [half, full, full]]})
+    b = _board("b", {"T": [[half, half, full], [full, half, full]]})  # diffs 50 0 0 | -50 50 0
+    rows = find(section(aggregate(b + a, reps=REPS), "driving"), "driving-paired")["rows"]
+    r = rows[0]
+    assert (r["entry"], r["versus"]) == ("a", "b")
+    assert (r["higher"], r["lower"], r["equal"]) == (2, 1, 3)
+    d = r["difference"]
+    assert d["value"] == pytest.approx(50 / 6)
+    assert -50 <= d["low"] < d["value"] < d["high"] <= 50
+
+
+def test_one_entry_gets_no_paired_table():
+    a = _board("a", {"T": [[(1.0, {})]]})
+    tables = [t["id"] for t in section(aggregate(a, reps=REPS), "driving")["tables"]]
+    assert "driving-paired" not in tables

@@ -19,6 +19,7 @@ from pilot.eval.driving import COUNTED, DrivingScore, _per_km, mean_scores
 from pilot.eval.stats import summarize
 
 from .model import ci_cell, column, merge_provenance, plot, section, series, stratified_ci, table
+from .paired import paired_table
 
 Cells = dict[tuple[str, str], list[dict[str, Any]]]
 
@@ -116,6 +117,10 @@ def driving_section(cells: Cells, reps: int, seed: int) -> dict[str, Any]:
             per_type,
         ),
     ]
+    if len(overall) > 1:
+        paired, notes = paired_table(cells, reps, seed)
+        sec["tables"].append(paired)
+        sec["notes"] += notes
     sec["plots"] += [
         _bars_by_track(
             "driving-score",
