@@ -394,3 +394,25 @@ def test_ids_are_unique_per_kind(tmp_path):
     model["sections"][1]["tables"][0]["id"] = "../escape"
     with pytest.raises(ValueError, match="not a plain file name"):
         write_report(model, tmp_path / "c")
+
+
+def test_provenance_of_configs_that_differ_shows_what_differs():
+    """An entry over several tracks played a config per track: its row says which keys
+    differ (values in turn) and which are shared, instead of every config in a row."""
+    from pilot.eval.leaderboards.html import provenance_items
+
+    prov = {
+        "entry_kind": "builtin",
+        "checkpoint_step": None,  # built-in: not trained, nothing to show
+        "config": [
+            {"tracker": "pure_pursuit", "target_speed": 25.0, "headway": 1.5},
+            {"tracker": "pure_pursuit", "target_speed": 10.0, "headway": 1.2},
+        ],
+    }
+    items = dict(provenance_items(prov))
+    assert items["config"] == (
+        "differing: target_speed 25.0 | 10.0; headway 1.5 | 1.2; shared: tracker pure_pursuit"
+    )
+    assert "checkpoint step" not in items
+    one = dict(provenance_items({"config": [{"seed": 3}]}))
+    assert one["config"] == "seed 3"

@@ -148,6 +148,7 @@ def test_records_carry_provenance_and_a_rerun_plays_nothing(tmp_path, capsys):
     for key in ("git_commit", "versions", "config", "acting", "wall_s", "created", "seeds"):
         assert key in prov
     assert prov["entry_kind"] == "builtin" and prov["config"] == {"seed": 1}
+    assert prov["checkpoint_step"] is None  # not trained: no step to report
     mtimes = {p: (out / p).stat().st_mtime_ns for p in records}
     assert main(argv) == 0
     assert "4 done, 0 to play" in capsys.readouterr().out

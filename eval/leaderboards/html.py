@@ -93,8 +93,24 @@ def _plain(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k} {_plain(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):
+        if len(value) > 1 and all(isinstance(v, dict) for v in value):
+            return _dicts_that_differ(value)
         return ", ".join(_plain(v) for v in value)
     return str(value)
+
+
+def _dicts_that_differ(values: list | tuple) -> str:
+    """Several configs (an entry whose tracks or seeds played with different ones) as the
+    keys they share, then each key that differs with its values in turn, ``a | b``."""
+    keys = list(dict.fromkeys(k for v in values for k in v))
+    same = {k: values[0].get(k) for k in keys if all(v.get(k) == values[0].get(k) for v in values)}
+    differ = [
+        f"{k} {' | '.join(_plain(v.get(k, '-')) for v in values)}" for k in keys if k not in same
+    ]
+    parts = [f"differing: {'; '.join(differ)}"]
+    if same:
+        parts.append(f"shared: {_plain(same)}")
+    return "; ".join(parts)
 
 
 _PROVENANCE_ORDER: list[tuple[str, str, Any]] = [

@@ -324,7 +324,7 @@ def _play(job: Job, target: str, progress: Callable[[str], None] | None) -> dict
             "algo": meta["algo"],
             "checkpoint": str(pt) if pt.is_file() else None,
             "checkpoint_sha256": file_sha256(pt) if pt.is_file() else None,
-            "checkpoint_step": loaded.meta.get("step"),
+            "checkpoint_step": None if entry.kind == "builtin" else loaded.meta.get("step"),
             "run_dir": str(run.path) if run is not None else None,
             "config": _jsonable(_config_of(meta)),
             "env_kwargs": _jsonable(env_kwargs),
