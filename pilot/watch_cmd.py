@@ -106,11 +106,8 @@ def _check(args: argparse.Namespace, has_display: bool) -> tuple[dict[str, Any],
     if live:
         return meta, []
     if not paths:
-        stem = (
-            default_folder(meta)
-            / "videos"
-            / f"watch_{_trained(meta).replace(' ', '').replace(',', '')}_{time.strftime(STAMP)}"
-        )
+        trained = "builtin" if "_builtin" in meta else f"step{meta['step']}"
+        stem = default_folder(meta) / "videos" / f"watch_{trained}_{time.strftime(STAMP)}"
         fmt = args.format or "mp4"
         paths = [stem.with_suffix(s) for s in ([".mp4", ".gif"] if fmt == "both" else [f".{fmt}"])]
     for path in paths:
