@@ -20,6 +20,8 @@ from pilot.playing import (
     play_env,
     plural,
     read_target,
+    trained_label,
+    training_step,
 )
 
 
@@ -140,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     total = args.episodes * len(args.seeds)
     seeds = ", ".join(str(s) for s in args.seeds)
     print(
-        f"evaluating {agent.name} on {env_id} (checkpoint step {loaded.meta['step']:,}): "
+        f"evaluating {agent.name} on {env_id} ({trained_label(meta)}): "
         f"{plural(args.episodes, 'episode')} per seed × {plural(len(args.seeds), 'seed')} "
         f"({seeds}) = {plural(total, 'episode')}; {acting.describe()}",
         flush=True,
@@ -188,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         "algo": agent.name,
         "env_id": env_id,
         "checkpoint": str(loaded.path),
-        "checkpoint_step": loaded.meta["step"],
+        "checkpoint_step": training_step(meta),
         "seeds": args.seeds,
         "episodes_per_seed": args.episodes,
         "episodes_total": total,
@@ -206,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     }
     csv_path, json_path, summary = write_results(meta["_folder"], results, summary_meta)
     print(
-        f"{agent.name} on {env_id} (checkpoint step {loaded.meta['step']:,}), "
+        f"{agent.name} on {env_id} ({trained_label(meta)}), "
         f"{plural(len(results), 'episode')} over seeds {args.seeds}, {acting.describe()}:"
     )
     print(f"  {summary.line()}")

@@ -105,6 +105,19 @@ def _builtin_target(name: str, env_id: str | None, overrides: list[str]) -> dict
     }
 
 
+def training_step(meta: dict[str, Any]) -> int | None:
+    """The step the target's checkpoint was saved at; None for a built-in agent, which is
+    not trained (its metadata's step is a placeholder)."""
+    return None if "_builtin" in meta else int(meta["step"])
+
+
+def trained_label(meta: dict[str, Any], prefix: str = "checkpoint ") -> str:
+    """How far the target was trained, for people: "checkpoint step N" (``prefix`` and the
+    step), or "built-in"."""
+    step = training_step(meta)
+    return "built-in" if step is None else f"{prefix}step {step:,}"
+
+
 def default_folder(meta: dict[str, Any]) -> Path:
     """The run directory of a checkpoint, or the checkpoint's own folder outside a run
     (for a built-in agent: ``runs/<env>__<name>``)."""
@@ -142,7 +155,7 @@ def load_for_playing(target: str, device: str, meta: dict[str, Any] | None = Non
 
         cls, config = meta["_builtin"]
         agent = cls(meta["env_id"], config)
-        return agent, SimpleNamespace(path=f"built-in {meta['algo']}", meta={"step": 0})
+        return agent, SimpleNamespace(path=f"built-in {meta['algo']}")
     import torch
 
     from pilot.agents import load_agent

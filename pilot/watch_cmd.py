@@ -22,6 +22,8 @@ from pilot.playing import (
     default_folder,
     plural,
     read_target,
+    trained_label,
+    training_step,
 )
 
 
@@ -75,9 +77,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return w
 
 
-STAMP = "%Y%m%d-%H%M%S"
-
-
 def _check(args: argparse.Namespace, has_display: bool) -> tuple[dict[str, Any], list[Path]]:
     """Every argument, before anything imports torch or plays: (target metadata, video
     paths; none for a live window)."""
@@ -106,8 +105,9 @@ def _check(args: argparse.Namespace, has_display: bool) -> tuple[dict[str, Any],
     if live:
         return meta, []
     if not paths:
-        trained = "builtin" if "_builtin" in meta else f"step{meta['step']}"
-        stem = default_folder(meta) / "videos" / f"watch_{trained}_{time.strftime(STAMP)}"
+        step = training_step(meta)
+        trained = "builtin" if step is None else f"step{step}"
+        stem = default_folder(meta) / "videos" / f"watch_{trained}_{time.strftime('%Y%m%d-%H%M%S')}"
         fmt = args.format or "mp4"
         paths = [stem.with_suffix(s) for s in ([".mp4", ".gif"] if fmt == "both" else [f".{fmt}"])]
     for path in paths:
@@ -148,13 +148,15 @@ def run(args: argparse.Namespace) -> int:
 
             explainer = ActionExplainer(agent, args.explain, env.observation_space)
         print(
-            f"watching {meta['algo']} on {env_id} ({_trained(meta, 'checkpoint ')}): "
+            f"watching {meta['algo']} on {env_id} ({trained_label(meta)}): "
             f"{plural(args.episodes, 'episode')} from seed {args.seed}, {acting.describe()}; "
             f"at most {plural(cap, 'frame')} per episode ({args.max_seconds:g} s at {fps} fps)",
             flush=True,
         )
         explore = EpsilonGreedy(acting.epsilon, n_actions or 1, args.seed)
-        player = _Player(args, env, agent, _trained(meta), acting, explore, cap, fps, explainer)
+        player = _Player(
+            args, env, agent, trained_label(meta, ""), acting, explore, cap, fps, explainer
+        )
         if paths:
             sink = video.VideoWriter(paths, fps)
             frames = player.play(sink.append)
@@ -178,12 +180,6 @@ def run(args: argparse.Namespace) -> int:
     for path in sink.paths:
         print(f"video: {path} ({plural(frames, 'frame')}, {frames / fps:.1f} s)")
     return 0
-
-
-def _trained(meta: dict[str, Any], checkpoint: str = "") -> str:
-    """How far the watched agent was trained: "step N" (after ``checkpoint``), or "built-in"
-    for an agent that is not trained (the modular stack, the route follower)."""
-    return "built-in" if "_builtin" in meta else f"{checkpoint}step {meta['step']:,}"
 
 
 class _Player:

@@ -65,3 +65,16 @@ def test_listed_and_evaluated_by_name(capsys):
     assert "route" in capsys.readouterr().out
     assert main(["eval", "route", "--env", "pilot/Driving-LaneKeep-v0", "--set", "sped=3"]) == 2
     assert "unknown config key 'sped'" in capsys.readouterr().err
+
+
+def test_evaluated_as_built_in_not_as_checkpoint_step_0(tmp_path, monkeypatch, capsys):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["eval", "route", "--env", "pilot/Driving-LaneKeep-v0", "--seeds", "0"]
+    assert main([*argv, "--episodes", "1", "--max-steps", "20"]) == 0
+    said = capsys.readouterr().out
+    assert "evaluating route on pilot/Driving-LaneKeep-v0 (built-in)" in said
+    assert "checkpoint step" not in said
+    (summary,) = tmp_path.glob("runs/**/*.json")
+    assert json.loads(summary.read_text())["checkpoint_step"] is None  # not trained

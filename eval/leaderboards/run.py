@@ -269,7 +269,7 @@ def _play(job: Job, target: str, progress: Callable[[str], None] | None) -> dict
     from pilot.agents.common.checkpoint import versions
     from pilot.envs import is_atari, make_env
     from pilot.eval.evaluate import run_episodes
-    from pilot.playing import load_for_playing, play_env, policy, read_target
+    from pilot.playing import load_for_playing, play_env, policy, read_target, training_step
     from pilot.runs import git_commit, run_of_checkpoint
 
     entry, track = job.entry, job.track
@@ -324,7 +324,7 @@ def _play(job: Job, target: str, progress: Callable[[str], None] | None) -> dict
             "algo": meta["algo"],
             "checkpoint": str(pt) if pt.is_file() else None,
             "checkpoint_sha256": file_sha256(pt) if pt.is_file() else None,
-            "checkpoint_step": None if entry.kind == "builtin" else loaded.meta.get("step"),
+            "checkpoint_step": training_step(meta),
             "run_dir": str(run.path) if run is not None else None,
             "config": _jsonable(_config_of(meta)),
             "env_kwargs": _jsonable(env_kwargs),
