@@ -41,7 +41,8 @@ SCENARIOS = {
     "Highway": "pilot/Driving-Highway-v0",
     "Intersection": "pilot/Driving-Intersection-v0",
     "Obstacles": "pilot/Driving-Obstacles-v0",
-    "StopSign": "pilot/Driving-StopSign-v0",  # last: the others' shards keep their seeds
+    "StopSign": "pilot/Driving-StopSign-v0",
+    "Town": "pilot/Driving-Town-v0",  # last: the others' shards keep their seeds
 }
 
 
@@ -90,6 +91,7 @@ def episode_setup(
     kwargs: dict[str, Any] = {}
     options: dict[str, Any] = {}
     lane_changes = 0.08
+    pass_stopped = True
     if scenario == "LaneKeep":
         speed = 6.0 + 8.0 * d[0]
     elif scenario == "Highway":
@@ -112,6 +114,13 @@ def episode_setup(
         kwargs["vehicles"] = int(5 * d[2])  # 0..4
         kwargs["pedestrians"] = int(5 * d[3])  # 0..4
         speed = 6.0 + 6.0 * d[0]
+    elif scenario == "Town":  # lights, stop signs, clutter, parked cars; one lane each way
+        kwargs["vehicles"] = 10 + int(31 * d[1])  # 10..40
+        kwargs["pedestrians"] = 4 + int(13 * d[2])  # 4..16
+        options["start_time"] = 36.0 * d[3]
+        speed = 7.0 + 7.0 * d[0]  # under the town's 14 m/s limit and its bends
+        lane_changes = 0.0
+        pass_stopped = False  # what stands in a town lane is queued at a light or a sign
     else:
         raise KeyError(scenario)
     style = ExpertStyle(
@@ -120,6 +129,8 @@ def episode_setup(
         sway=0.5 * d[4],
         sway_period=4.0 + 8.0 * d[5],
         sway_phase=2 * math.pi * d[6],
+        lateral_accel=2.0 + 1.0 * d[7],
+        pass_stopped=pass_stopped,
     )
     return kwargs, options, style
 

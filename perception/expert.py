@@ -5,8 +5,10 @@ Per episode it draws (from a generator the caller seeds) a base speed, how often
 changes speed and lane, and a slow lateral sway; per step it may pick a new speed or an
 adjacent lane, slows down behind whatever is in its path (vehicles, pedestrians, static
 obstacles: read from the same :func:`~pilot.perception.labels.scene` the labels come
-from), goes round a stopped obstacle when the next lane is clear, and stops at red and
-yellow lights (going on through a yellow it cannot stop for comfortably).
+from), goes round a stopped obstacle when the next lane is clear, stops at red and
+yellow lights (going on through a yellow it cannot stop for comfortably) and at stop
+signs, and keeps under the map's limit of the lane ahead and what the bends ahead allow
+at its own lateral acceleration (the modular stack's rule, ``RouteFrame.speed_cap``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from pilot.envs.driving.control import meta_targets
 from pilot.envs.driving.world import PEDESTRIAN
 from pilot.planning.stack.behaviour import StopSigns
+from pilot.planning.stack.frenet import RouteFrame
 
 from .labels import LIGHT_STATES, Scene, light_label
 
@@ -35,6 +38,8 @@ class ExpertStyle:
     sway: float  # amplitude of the lateral sway (m)
     sway_period: float  # seconds
     sway_phase: float  # radians
+    lateral_accel: float = 2.5  # slows for bends to keep under this (m/s²)
+    pass_stopped: bool = True  # go round what stands in the lane (not where it is a queue)
 
 
 class Expert:
@@ -48,6 +53,7 @@ class Expert:
         self.next_change = 0.0
         self._route = None
         self._signs = StopSigns([])
+        self._frame: RouteFrame | None = None
 
     def act(self, env, now: Scene) -> np.ndarray:
         """The ``[steer, throttle]`` action for the moment ``now``."""
@@ -58,9 +64,13 @@ class Expert:
             self.factor = 0.55 + 0.55 * draws[0]
             self.next_change = now.t + 2.0 + 4.0 * draws[1]
         target = min(st.speed * self.factor, cfg.max_speed)
+        target = min(
+            target, self._frame_of(env).speed_cap(now.route_s, now.speed, st.lateral_accel)
+        )
         left = bool(draws[3] < 0.5)
         blocker = self._blocker(env, now, self.offset)
-        if blocker is not None and blocker[2] != PEDESTRIAN and blocker[1] < 1.0:
+        stopped = blocker is not None and blocker[2] != PEDESTRIAN and blocker[1] < 1.0
+        if stopped and st.pass_stopped:
             # something stopped in the lane: go round it on either side
             _ = self._change_lane(env, now, left) or self._change_lane(env, now, not left)
         elif draws[2] < st.lane_change_rate * cfg.dt:  # on a whim
@@ -82,12 +92,18 @@ class Expert:
         sway = st.sway * math.sin(2 * math.pi * now.t / st.sway_period + st.sway_phase)
         return u.follow_route(target, self.offset + sway)
 
+    def _frame_of(self, env) -> RouteFrame:
+        """The route's frame and stop signs, built once per route."""
+        u = env.unwrapped
+        if u.route is not self._route or self._frame is None:
+            self._route = u.route
+            self._frame = RouteFrame(u.route, u.net)
+            self._signs = StopSigns.on_route(u.route, u.net)
+        return self._frame
+
     def _sign_ahead(self, env, now: Scene) -> float:
         """The route ``s`` of the next stop sign's line the car has not stopped at yet."""
-        u = env.unwrapped
-        if u.route is not self._route:
-            self._route = u.route
-            self._signs = StopSigns.on_route(u.route, u.net)
+        self._frame_of(env)
         return self._signs.ahead(now.route_s, now.speed)
 
     def _change_lane(self, env, now: Scene, left: bool) -> bool:

@@ -53,7 +53,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     c.add_argument("--split", required=True, help="split name, e.g. train, val, test")
     c.add_argument("--seeds", required=True, help="seeds: 0-99, or 1,5,7, or a mix")
     c.add_argument(
-        "--scenarios", default="all", help="LaneKeep,Highway,Intersection,Obstacles,StopSign or all"
+        "--scenarios",
+        default="all",
+        help="LaneKeep,Highway,Intersection,Obstacles,StopSign,Town or all",
     )
     c.add_argument("--workers", type=int, default=1, help="processes (default: 1)")
     c.add_argument("--config", metavar="FILE.yaml", help="collection config (YAML)")

@@ -4,6 +4,7 @@ truncated or foreign shards and manifests."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -301,6 +302,12 @@ def test_expert_goes_round_a_stopped_obstacle():
     info, offsets = drive_expert(env, style, 120)  # 12 s: well past the obstacle
     assert info["infraction_counts"]["collision_static"] == 0
     assert scene(env).route_s > start + 45.0 and any(o != 0.0 for o in offsets)
+    # told not to pass (the town's queues), it waits behind the obstacle instead
+    env.reset(seed=0, options={"obstacles": [{"ahead": 30.0}]})
+    waiting = dataclasses.replace(style, pass_stopped=False)
+    info, offsets = drive_expert(env, waiting, 120)
+    assert info["infraction_counts"]["collision_static"] == 0 and info["speed"] < 0.1
+    assert start + 15.0 < scene(env).route_s < start + 30.0 and set(offsets) == {0.0}
     env.close()
 
 
@@ -335,6 +342,47 @@ def test_expert_stops_at_a_stop_sign_then_goes_on():
     assert info["infraction_counts"]["stop_sign"] == 0
     assert sum(info["infraction_counts"].values()) <= info["infraction_counts"]["min_speed"]
     env.close()
+
+
+def test_expert_keeps_under_the_lane_limits_and_the_bends_in_the_town():
+    """The town's junction connectors have limits of 4-6 m/s and tight bends; an expert
+    asked for 14 m/s must slow for them. Without its speed cap it sped on every one of
+    these drives (1-5 speeding events each) and left its lane in a turn on seed 0."""
+    import pilot.envs  # noqa: F401
+    from pilot.envs import make_env
+    from pilot.perception.expert import Expert, ExpertStyle
+    from pilot.perception.labels import scene
+
+    style = ExpertStyle(speed=14.0, lane_change_rate=0.0, sway=0.0, sway_period=5.0, sway_phase=0.0)
+    for seed in range(3):
+        env = make_env("pilot/Driving-Town-Empty-v0")
+        env.reset(seed=seed)
+        u, expert = env.unwrapped, Expert(style, np.random.default_rng(0))
+        top, tightest = 0.0, math.inf
+        for _ in range(400):  # 40 s: through several junctions
+            _, _, terminated, truncated, info = env.step(expert.act(env, scene(env)))
+            assert not (terminated or truncated), info["outcome"]
+            ego = u.get_state().sim.ego
+            top = max(top, ego.v)
+            tightest = min(tightest, u.net.locate(ego.x, ego.y, ego.yaw).speed_limit)
+        assert sum(info["infraction_counts"].values()) == 0, info["infraction_counts"]
+        assert tightest < 6.0  # it did take a tight connector
+        assert top > 8.0  # and was not crawling everywhere
+        env.close()
+
+
+def test_town_shards_are_collected_with_their_own_traffic_and_lights():
+    from pilot.perception.episodes import SCENARIOS
+
+    town = list(SCENARIOS).index("Town")
+    settings = [episode_setup("Town", np.random.default_rng([s, town, 0])) for s in range(8)]
+    counts = {(kw["vehicles"], kw["pedestrians"]) for kw, _, _ in settings}
+    assert len(counts) > 4 and all(10 <= v <= 40 and 4 <= p <= 16 for v, p in counts)
+    assert len({opt["start_time"] for _, opt, _ in settings}) == 8
+    assert all(2.0 <= st.lateral_accel <= 3.0 for *_, st in settings)
+    assert not any(st.lane_change_rate or st.pass_stopped for *_, st in settings)
+    arrays, outcome = record_episode("Town", 0, TINY)
+    assert outcome == "frames" and arrays["camera"].shape[0] == 3
 
 
 def test_collection_records_the_weather_in_the_sensors_and_never_in_the_labels():

@@ -68,6 +68,13 @@ class RouteFrame:
         last = int(np.searchsorted(self.s, s0 + reach, side="left"))
         return float(self.limits[first : max(last, first + 1)].min())
 
+    def speed_cap(self, s0: float, speed: float, lateral_accel: float) -> float:
+        """The highest speed allowed at ``s0`` by the limits and bends ahead: the lowest
+        limit, and the bend speed at ``lateral_accel``, over ``10 + 2 · speed`` metres, so
+        a lower limit or a bend is slowed for in time."""
+        reach = 10.0 + 2.0 * speed
+        return min(self.limit_ahead(s0, reach), self.curve_speed(s0, reach, lateral_accel))
+
     def heading_at(self, s: np.ndarray) -> np.ndarray:
         return np.interp(s, self.s, self.heading)
 

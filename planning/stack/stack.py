@@ -89,9 +89,8 @@ class ModularStack:
         s0, d0, h = frame.route.project(x, y, p.route_s)
         slope0 = math.tan(max(min(wrap_angle(yaw - h), 0.5), -0.5))
         lane_width = car.lane_width
-        reach = 10.0 + 2.0 * p.speed  # bends and lower limits ahead are slowed for in time
-        v_target = min(cfg.target_speed, car.speed_limit, frame.limit_ahead(s0, reach))
-        v_target = min(v_target, frame.curve_speed(s0, reach, cfg.lateral_accel))
+        cap = frame.speed_cap(s0, p.speed, cfg.lateral_accel)
+        v_target = min(cfg.target_speed, car.speed_limit, cap)
         objs = behaviour.objects_on_route(frame, p, s0)
         sign_s = self._signs.ahead(s0, p.speed)  # the map's stop signs, as on CARLA's map track
         targets = []
