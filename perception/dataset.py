@@ -326,6 +326,15 @@ class PerceptionDataset:
         frame.update(scenario=e["scenario"], seed=e["seed"], index=j)
         return frame
 
+    def frame_of(self, scenario: str, seed: int, index: int = 0) -> int:
+        """The selection's index of frame ``index`` of the shard ``(scenario, seed)``."""
+        for k, e in enumerate(self.entries):
+            if e["scenario"] == scenario and int(e["seed"]) == seed:
+                if not 0 <= index < int(e["frames"]):
+                    raise UserError(f"{e['file']} has {e['frames']} frames, not frame {index}")
+                return int(self._start[k]) + index
+        raise UserError(f"{self.root}: no shard {scenario}-{seed} in this selection")
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for i in range(len(self)):
             yield self[i]

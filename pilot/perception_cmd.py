@@ -1,7 +1,7 @@
 """`pilot perception`: collect the BEV perception dataset, look at it, measure it.
 
     pilot perception collect OUT --split train --seeds 0-99 [--scenarios all] [--workers N]
-    pilot perception show DIR [--split S] [--frame I] --out frame.png
+    pilot perception show DIR [--split S] [--shard SCENARIO-SEED] [--frame I] --out frame.png
     pilot perception stats DIR [--split S] [--prior-split train]
     pilot perception train DATA [--modalities M] [--set KEY=VALUE] [--steps N] [--resume RUN_DIR]
     pilot perception eval RUN_DIR DATA [--split S]
@@ -69,6 +69,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     s = sub.add_parser("show", help="draw one frame: camera | lidar histogram | labels")
     s.add_argument("root", metavar="DIR", help="dataset folder")
     s.add_argument("--split", help="split (default: all shards)")
+    s.add_argument(
+        "--shard",
+        metavar="SCENARIO-SEED",
+        help="one episode's shard, e.g. Town-3; --frame then counts within it",
+    )
     s.add_argument("--frame", type=int, default=0, help="frame index (default: 0)")
     s.add_argument("--out", required=True, metavar="FILE.png", help="picture to write")
     t = sub.add_parser("stats", help="frames, label coverage and trivial-baseline mIoU")
@@ -193,15 +198,24 @@ def show(args: argparse.Namespace) -> int:
         raise UserError(f"--out {png} must end in .png")
     check_writable(png, "--out")
     data = PerceptionDataset(args.root, args.split)
-    if not -len(data) <= args.frame < len(data):
+    index = args.frame
+    if args.shard is not None:
+        scenario, _, seed = args.shard.rpartition("-")
+        if not scenario or not seed.isdigit():
+            raise UserError(f"--shard {args.shard}: expected SCENARIO-SEED, e.g. Town-3")
+        index = data.frame_of(scenario, int(seed), args.frame)
+    if not -len(data) <= index < len(data):
         raise UserError(f"--frame {args.frame}: the selection has {len(data)} frames")
-    frame = data[args.frame]
+    frame = data[index]
     grid = GridConfig(**data.manifest["config"]["labels"]["grid"])
     image = frame_figure(frame, grid)
     png.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(png), image[..., ::-1]):
         raise UserError(f"could not write {png}")
-    print(f"{png}: frame {args.frame} ({frame['scenario']} seed {frame['seed']})")
+    print(
+        f"{png}: frame {index} ({frame['scenario']} seed {frame['seed']}, "
+        f"its frame {frame['index']})"
+    )
     return 0
 
 

@@ -272,6 +272,13 @@ def test_cli_collect_show_and_errors(tmp_path, capsys):
     assert "--frame 9" in error_of(
         capsys, "perception", "show", str(root), "--frame", "9", "--out", str(png)
     )
+    # one episode's frame by its shard: the val shard follows the train one's 2 frames
+    show = ["perception", "show", str(root), "--out", str(png), "--shard"]
+    assert main([*show, "LaneKeep-5", "--frame", "1"]) == 0
+    assert "frame 3 (LaneKeep seed 5, its frame 1)" in capsys.readouterr().out
+    assert "no shard Town-5" in error_of(capsys, *show, "Town-5")
+    assert "has 2 frames, not frame 2" in error_of(capsys, *show, "LaneKeep-5", "--frame", "2")
+    assert "expected SCENARIO-SEED" in error_of(capsys, *show, "LaneKeep")
     assert "no manifest.json" in error_of(capsys, "perception", "stats", str(tmp_path))
 
 
