@@ -23,7 +23,7 @@ import re
 from importlib import metadata
 from pathlib import Path
 
-from pilot.errors import UserError
+from pilot.errors import UserError, close_matches
 
 EXAMPLES = """examples:
   pilot perception collect data/bev --split train --seeds 0-39 --workers 2
@@ -130,6 +130,22 @@ def parse_seeds(text: str) -> list[int]:
     return sorted(seeds)
 
 
+def parse_scenarios(text: str) -> list[str] | None:
+    """``"Town,StopSign"`` → those names, checked; ``"all"`` → None (every scenario)."""
+    from pilot.perception.episodes import SCENARIOS
+
+    if text.strip() == "all":
+        return None
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise UserError("--scenarios: name at least one scenario, or all")
+    for name in names:
+        if name not in SCENARIOS:
+            hint = close_matches(name, SCENARIOS)
+            raise UserError(f"--scenarios: unknown scenario '{name}'{hint} (or all)")
+    return names
+
+
 def _config(args: argparse.Namespace):
     """The collection config: an existing dataset's own when no option is given (so more
     splits are collected the same way), else the defaults, ``--config``, ``--set``."""
@@ -163,10 +179,7 @@ def collect(args: argparse.Namespace) -> int:
     from pilot.progress import Progress
 
     seeds = parse_seeds(args.seeds)
-    if args.scenarios.strip() == "all":
-        scenarios = list(SCENARIOS)
-    else:
-        scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    scenarios = parse_scenarios(args.scenarios) or list(SCENARIOS)
     cfg = _config(args)
     bar = Progress(None, desc=f"collect {args.split}", unit="frame")
     try:

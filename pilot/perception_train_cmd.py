@@ -62,6 +62,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument("run", metavar="RUN_DIR", help="run directory (or checkpoint) to score")
     e.add_argument("root", metavar="DATA", help="dataset folder")
     e.add_argument("--split", default="val", help="split to score (default: val)")
+    e.add_argument(
+        "--scenarios",
+        default="all",
+        help="score only these scenarios' frames, e.g. Town or Intersection,StopSign",
+    )
     e.add_argument("--checkpoint", metavar="NAME", help="checkpoint of the run (default: latest)")
     e.add_argument("--out", metavar="DIR", help="report folder (default: RUN_DIR/eval/...)")
     e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -204,10 +209,12 @@ def evaluate(args: argparse.Namespace) -> int:
     from pilot.agents.common import checkpoint
     from pilot.perception.dataset import PerceptionDataset
     from pilot.perception.model import Geometry
+    from pilot.perception_cmd import parse_scenarios
     from pilot.playing import check_writable
 
+    scenarios = parse_scenarios(args.scenarios)
     checkpoint.verify(args.run, args.checkpoint)
-    data = PerceptionDataset(args.root, split=args.split)
+    data = PerceptionDataset(args.root, split=args.split, scenarios=scenarios)
     if args.out:
         check_writable(Path(args.out) / "summary.json", "--out")
     import torch
@@ -238,9 +245,10 @@ def evaluate(args: argparse.Namespace) -> int:
     origin = provenance(ckpt, split_provenance(data), args.split, device, threads, trained_on)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = run.path if run else ckpt.path.parent
-    out = Path(args.out) if args.out else base / "eval" / f"perception-{args.split}-{stamp}"
+    selection = args.split + "".join(f"-{name}" for name in scenarios or ())
+    out = Path(args.out) if args.out else base / "eval" / f"perception-{selection}-{stamp}"
     path = write_report(out, summary, origin)
-    _print_summary(summary, args.split)
+    _print_summary(summary, selection)
     print(f"report: {path}")
     return 0
 

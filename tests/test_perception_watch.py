@@ -227,3 +227,20 @@ def test_an_agent_run_is_named_as_what_it_is(tiny, tmp_path, capsys, command):
     assert main(["perception", command, str(agent_run), str(data)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds a ppo agent for CartPole-v1" in err, err
+
+
+def test_eval_scores_the_scenarios_asked_for(tiny, tmp_path, capsys):
+    """``--scenarios`` narrows the frames scored; the report says which, and a scenario
+    the split lacks, or one that does not exist, is a one-line error."""
+    data, run = tiny
+    out = tmp_path / "highway"
+    argv = ["perception", "eval", str(run), str(data), "--threads", "1"]
+    assert main([*argv, "--scenarios", "Highway", "--out", str(out)]) == 0
+    assert "val-Highway: 3 frames" in capsys.readouterr().out
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["data"]["scenarios"] == ["Highway"] and saved["metrics"]["frames"] == 3
+    for scenarios, message in [("Town", "no shards for this selection"),
+                               ("Twn", "unknown scenario 'Twn' (did you mean: Town?)")]:  # fmt: skip
+        assert main([*argv, "--scenarios", scenarios]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
