@@ -72,7 +72,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     s.add_argument(
         "--shard",
         metavar="SCENARIO-SEED",
-        help="one episode's shard, e.g. Town-3; --frame then counts within it",
+        help="one episode's shard (Town-3: the town's seed 3); --frame counts within it",
     )
     s.add_argument("--frame", type=int, default=0, help="frame index (default: 0)")
     s.add_argument("--out", required=True, metavar="FILE.png", help="picture to write")

@@ -303,24 +303,32 @@ def test_bad_command_lines_are_one_line_errors(argv, message, capsys, tmp_path, 
 @pytest.mark.slow
 def test_fusion_network_learns(tmp_path):
     """Collect a small dataset with the collection code (0.5 m grid, 16 frames per
-    episode, train seeds 0-5 and held-out seeds 100-102 of all four scenarios), train the
-    reduced small network 500 steps and beat the trivial baselines on the held-out seeds.
+    episode, train seeds 0-5 and held-out seeds 100-102 of LaneKeep, Highway, Intersection
+    and Obstacles), train the reduced small network 500 steps and beat the trivial
+    baselines on the held-out seeds.
 
-    Measured with bench/perception_seeds.py over training seeds 0-9 (same data; 80-110 s
-    per seed with two at once on the 2-core machine under other load):
-      mIoU 0.170 min, 0.219 median, 0.237 max (prior 0.121, all road 0.060, empty 0)
-        all [0.205, 0.237, 0.219, 0.219, 0.185, 0.221, 0.192, 0.205, 0.170, 0.229]
-      mAP 0.395 min, 0.449 median, 0.490 max (no boxes: 0)
-      light accuracy 0.938 min, 0.969 median, 0.984 max (majority class: 0.828)
-    (the spatial light head with the class-balanced light loss; the whole-image head
-    scored mIoU 0.162-0.245, mAP 0.415-0.675, light accuracy 0.969-0.990)
-    Learning rate 0 (``--broken``): with the spatial light head, seed 0: mIoU 0.072, mAP
-    0.000, light accuracy 0.161; with the whole-image head, seeds 0-1: mIoU 0.072 / 0.014,
-    mAP 0.000 / 0.000, light accuracy 0.005 / 0.323: every assertion fails."""
+    Measured with bench/perception_seeds.py over training seeds 0-9 (same data; 42-60 s
+    per seed, one at a time, on the 2-core machine), with the expert that keeps to the
+    lane limits and bends (2026-12-02):
+      mIoU 0.163 min, 0.202 median, 0.238 max (prior 0.123, all road 0.060, empty 0)
+        all [0.218, 0.230, 0.177, 0.221, 0.163, 0.202, 0.200, 0.197, 0.190, 0.238]
+      mAP 0.421 min, 0.449 median, 0.485 max (no boxes: 0)
+      light accuracy 0.807 min, 0.953 median, 0.958 max (majority class, none: 0.818)
+      light balanced accuracy (mean recall over the states present: none, green, red)
+        0.617 min, 0.631 median, 0.923 max (any constant answer: 0.333)
+    The light head is trained with a class-balanced loss, so its overall accuracy on a
+    split that is 82% "no light" moves with how it trades none against red: on seed 3 it
+    called 18 of 32 red frames green (accuracy 0.807), below the majority class, while it
+    found 14 of the red frames and 2 of 3 green ones. The balanced accuracy is what it
+    trains for and the bar is set on it; before the expert kept to the bends (other
+    shards), plain accuracy was 0.938-0.984 against a majority of 0.828 and the bar was
+    majority + 0.07, which seeds 3 and 8 (0.870) of these data would fail.
+    Learning rate 0 (``--broken``), seeds 0-1: mIoU 0.072 / 0.014, mAP 0.000 / 0.000,
+    light accuracy 0.151 / 0.682, balanced 0.403 / 0.278: every assertion fails."""
     from pilot.bench.perception_seeds import collect_data, outcome
 
     collect_data(tmp_path / "data")
     out = outcome(tmp_path / "data", seed=0)
     assert out["miou"] > out["prior_miou"] + 0.02, out
     assert out["map"] > 0.25, out
-    assert out["light_accuracy"] > out["light_majority"] + 0.07, out
+    assert out["light_balanced"] > 0.5 > out["light_constant"], out
