@@ -114,7 +114,7 @@ def episode_setup(
         kwargs["vehicles"] = int(5 * d[2])  # 0..4
         kwargs["pedestrians"] = int(5 * d[3])  # 0..4
         speed = 6.0 + 6.0 * d[0]
-    elif scenario == "Town":  # lights, stop signs, clutter, parked cars; one lane each way
+    elif scenario == "Town":  # lights, stop signs, streets and arterials, clutter, parked cars
         kwargs["vehicles"] = 10 + int(31 * d[1])  # 10..40
         kwargs["pedestrians"] = 4 + int(13 * d[2])  # 4..16
         options["start_time"] = 36.0 * d[3]

@@ -4,7 +4,7 @@
     pilot perception show DIR [--split S] [--shard SCENARIO-SEED] [--frame I] --out frame.png
     pilot perception stats DIR [--split S] [--prior-split train]
     pilot perception train DATA [--modalities M] [--set KEY=VALUE] [--steps N] [--resume RUN_DIR]
-    pilot perception eval RUN_DIR DATA [--split S]
+    pilot perception eval RUN_DIR DATA [--split S] [--scenarios A,B]
     pilot perception watch RUN_DIR DATA [--split S] [--explain ig|gradcam]
 
 ``collect`` drives the scripted expert through one seeded episode per scenario and seed
