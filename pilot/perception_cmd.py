@@ -142,7 +142,9 @@ def parse_scenarios(text: str) -> list[str] | None:
     for name in names:
         if name not in SCENARIOS:
             hint = close_matches(name, SCENARIOS)
-            raise UserError(f"--scenarios: unknown scenario '{name}'{hint} (or all)")
+            raise UserError(
+                f"--scenarios: unknown scenario '{name}'{hint}; use {','.join(SCENARIOS)} or all"
+            )
     return names
 
 
