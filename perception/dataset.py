@@ -97,14 +97,12 @@ def collect(
     manifest. Mistakes (unknown scenario, a seed of another split, a folder that holds
     something else or another config) are :class:`UserError`\\ s raised before anything is
     written."""
-    from .episodes import SCENARIOS
+    from .episodes import SCENARIOS, check_scenarios
 
     root = Path(root)
     if not _SPLIT.match(split):
         raise UserError(f"split name '{split}' must be 1-32 letters, digits, '_' or '-'")
-    for name in scenarios:
-        if name not in SCENARIOS:
-            raise UserError(f"unknown scenario '{name}'{close_matches(name, SCENARIOS)}")
+    check_scenarios(scenarios)
     if not scenarios or not seeds or min(seeds) < 0:
         raise UserError("need at least one scenario and one seed, seeds >= 0")
     if workers < 1:

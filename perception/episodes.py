@@ -23,6 +23,7 @@ from pilot.envs.driving.env import CameraConfig, LidarConfig
 from pilot.envs.driving.sensors import Lidar
 from pilot.envs.driving.weather import WeatherConfig, render_camera
 from pilot.envs.driving.world import PinholeCamera
+from pilot.errors import UserError, close_matches
 
 from .expert import Expert, ExpertStyle
 from .grid import lidar_histogram
@@ -44,6 +45,17 @@ SCENARIOS = {
     "StopSign": "pilot/Driving-StopSign-v0",
     "Town": "pilot/Driving-Town-v0",  # last: the others' shards keep their seeds
 }
+
+
+def check_scenarios(names: list[str]) -> None:
+    """A one-line :class:`UserError` for the first name that is not a scenario of the
+    dataset, with the close one and the names there are."""
+    for name in names:
+        if name not in SCENARIOS:
+            hint = close_matches(name, SCENARIOS)
+            raise UserError(
+                f"unknown scenario '{name}'{hint}; the scenarios: {','.join(SCENARIOS)}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,7 @@ import re
 from importlib import metadata
 from pathlib import Path
 
-from pilot.errors import UserError, close_matches
+from pilot.errors import UserError
 
 EXAMPLES = """examples:
   pilot perception collect data/bev --split train --seeds 0-39 --workers 2
@@ -132,19 +132,17 @@ def parse_seeds(text: str) -> list[int]:
 
 def parse_scenarios(text: str) -> list[str] | None:
     """``"Town,StopSign"`` → those names, checked; ``"all"`` → None (every scenario)."""
-    from pilot.perception.episodes import SCENARIOS
+    from pilot.perception.episodes import check_scenarios
 
     if text.strip() == "all":
         return None
     names = [s.strip() for s in text.split(",") if s.strip()]
     if not names:
         raise UserError("--scenarios: name at least one scenario, or all")
-    for name in names:
-        if name not in SCENARIOS:
-            hint = close_matches(name, SCENARIOS)
-            raise UserError(
-                f"--scenarios: unknown scenario '{name}'{hint}; use {','.join(SCENARIOS)} or all"
-            )
+    try:
+        check_scenarios(names)
+    except UserError as exc:
+        raise UserError(f"--scenarios: {exc} (or all)") from None
     return names
 
 
