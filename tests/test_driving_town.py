@@ -262,7 +262,7 @@ def test_clutter_bodies_are_few_pooled_and_only_for_pictures():
     env.reset(seed=0)
     for _ in range(50):
         env.step(u.follow_route())
-    assert u.world.client.getNumBodies() == 5  # the car and 4 light heads: no picture yet
+    assert u.world.client.getNumBodies() == 13  # the car and 4 lights × 3 heads: no picture yet
     counts = []
     for seed in [0, 1, 2, 3] * 2:
         env.reset(seed=seed)

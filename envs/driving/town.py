@@ -37,6 +37,7 @@ from .clutter import BUILDINGS, KIND, KINDS, PARKED, Clutter
 from .layouts import connector, min_turn_radius
 from .roads import Lane, RoadNetwork, StopSign, TrafficLight
 from .routes import Route, build_route
+from .signals import beside_line
 
 ARTERIAL, STREET = 2, 1  # lanes per direction
 JITTER = 6.0  # metres a junction may sit off its grid position
@@ -363,9 +364,7 @@ def guard_poles(net: RoadNetwork, lights: bool) -> list[tuple[int, float, float,
     guards += [(g, "light_pole") for g in net.lights] if lights else []
     rows = []
     for guard, name in guards:
-        (ax, ay), (bx, by) = guard.stop_line
-        length = math.hypot(bx - ax, by - ay)
-        x, y = bx + 1.5 * (bx - ax) / length, by + 1.5 * (by - ay) / length
+        x, y = beside_line(guard.stop_line)
         rows.append((KIND[name], x, y, guard.heading))
         if name == "sign_pole":
             rows.append((KIND["stop_plate"], x, y, guard.heading))

@@ -48,6 +48,7 @@ from .semantics import (  # noqa: F401 - the classes are the world's, for its us
     STATIC,
     VEHICLE,
 )
+from .signals import HOUSING_HALF, LAMP_HALF, far_head, lamp_of, near_head
 from .traffic import VEHICLE_LENGTH, VEHICLE_WIDTH
 
 p = import_pybullet_quietly()
@@ -143,9 +144,10 @@ class World:
         self.obstacles = [
             body(OBSTACLE_HALF, (0.95, 0.5, 0.1, 1), STATIC) for _ in range(n_obstacles)
         ]
-        self.light_heads: list[int] = []
+        #: per light, its near head, its far head's housing and its far head's lamp (.signals)
+        self.light_heads: list[tuple[int, int, int]] = []
         self._light_shown: list[int] = []
-        self._head_poses: list[tuple[float, float, float]] = []
+        self._head_poses: list[tuple[tuple[float, float, float, float], ...]] = []
         self._heads_posed = True
         self._light_clock: tuple[RoadNetwork, float] | None = None
         self.body_class = np.zeros(max(classes) + 2, dtype=np.uint8)
@@ -179,15 +181,17 @@ class World:
         self.body_class[body:end] = cls
 
     def _add_light_heads(self, n: int) -> None:
-        """Light heads (visual only: lidar and contacts ignore them) up to ``n``."""
+        """The heads of up to ``n`` lights (visual only: lidar and contacts ignore them)."""
         c = self.client
-        while len(self.light_heads) < n:
-            vis = c.createVisualShape(
-                p.GEOM_BOX, halfExtents=(0.3, 0.3, 0.5), rgbaColor=(0, 0, 0, 1)
-            )
+
+        def box(half: tuple[float, float, float]) -> int:
+            vis = c.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=(0, 0, 0, 1))
             b = c.createMultiBody(0, -1, vis, [0, 0, PARK_Z])
             self._classify(b, LIGHT)
-            self.light_heads.append(b)
+            return b
+
+        while len(self.light_heads) < n:
+            self.light_heads.append((box((0.3, 0.3, 0.5)), box(HOUSING_HALF), box(LAMP_HALF)))
             self._light_shown.append(-1)
 
     def _make_clutter(self, kind: int) -> int:
@@ -214,11 +218,11 @@ class World:
         self._road_bodies = []
         self._head_poses = []
         for light in net.lights:
-            a, b = np.array(light.stop_line[0]), np.array(light.stop_line[1])
-            pos = b + (b - a) / np.linalg.norm(b - a) * 1.5
-            self._head_poses.append((float(pos[0]), float(pos[1]), 3.5))
-        for i, head in enumerate(self.light_heads):  # parked apart (see ClutterBodies.show)
-            c.resetBasePositionAndOrientation(head, [10.0 * i, 0.0, PARK_Z], quat(0))
+            housing = far_head(net, light)
+            self._head_poses.append(((*near_head(light), 0.0), housing, lamp_of(housing)))
+        for i, heads in enumerate(self.light_heads):  # parked apart (see ClutterBodies.show)
+            for j, head in enumerate(heads):
+                c.resetBasePositionAndOrientation(head, [10.0 * i, j, PARK_Z], quat(0))
         self._heads_posed = False
         self._light_clock = None
         self._light_shown = [-1] * len(self.light_heads)
@@ -236,8 +240,9 @@ class World:
         self.movers.show(x, y, everything=self.gui)
         if not self._heads_posed:
             self._add_light_heads(len(self._head_poses))
-            for head, pose in zip(self.light_heads, self._head_poses, strict=False):
-                self.client.resetBasePositionAndOrientation(head, pose, quat(0))
+            for heads, poses in zip(self.light_heads, self._head_poses, strict=False):
+                for head, (x, y, z, yaw) in zip(heads, poses, strict=True):
+                    self.client.resetBasePositionAndOrientation(head, (x, y, z), quat(yaw))
             self._heads_posed = True
             if self._light_clock is not None:
                 net, t = self._light_clock
@@ -260,7 +265,9 @@ class World:
     def show_lights(self, states: list[int]) -> None:
         for i, st in enumerate(states):
             if self._light_shown[i] != st:
-                self.client.changeVisualShape(self.light_heads[i], -1, rgbaColor=_LIGHT_COLOURS[st])
+                near, _, lamp = self.light_heads[i]
+                for head in (near, lamp):
+                    self.client.changeVisualShape(head, -1, rgbaColor=_LIGHT_COLOURS[st])
                 self._light_shown[i] = st
 
     # --- poses ------------------------------------------------------------------------------

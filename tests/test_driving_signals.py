@@ -1,0 +1,87 @@
+"""The traffic lights' heads (:mod:`pilot.envs.driving.signals`): a car waiting at its
+stop line sees its light's far head in its own colour, which the near head beside the
+line is out of view for; the heads stay out of the lidar."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import pilot.envs  # noqa: F401 - registers the pilot/... ids
+from pilot.envs import make_env
+from pilot.envs.driving.camera import PinholeCamera
+from pilot.envs.driving.roads import GREEN, RED
+from pilot.envs.driving.signals import far_head, lamp_of, near_head
+from pilot.envs.driving.traffic import VEHICLE_LENGTH
+from pilot.envs.driving.world import _LIGHT_COLOURS, LIGHT
+from pilot.perception.sensors import camera_extrinsics, camera_intrinsics, project
+
+#: the perception dataset's camera (and PPO's, at 64 × 64, sees more of the sky)
+CAMERA = PinholeCamera(128, 96, 60.0, (2.3, 0.0, 1.4), 8.0, far=80.0)
+
+
+def waiting_pose(light, gap: float = 1.0) -> tuple[float, float, float]:
+    """The ego's pose with its front ``gap`` metres before the middle of the light's line."""
+    (ax, ay), (bx, by) = light.stop_line
+    back = gap + 0.5 * VEHICLE_LENGTH
+    h = light.heading
+    return 0.5 * (ax + bx) - back * math.cos(h), 0.5 * (ay + by) - back * math.sin(h), h
+
+
+def pixel(point, pose) -> tuple[float, float]:
+    """Where a world point ``(x, y, z)`` is in CAMERA's image from the ego at ``pose``."""
+    x, y, yaw = pose
+    dx, dy = point[0] - x, point[1] - y
+    ego = [math.cos(yaw) * dx + math.sin(yaw) * dy, -math.sin(yaw) * dx + math.cos(yaw) * dy]
+    return tuple(
+        project(np.array([[*ego, point[2]]]), camera_intrinsics(CAMERA), camera_extrinsics(CAMERA))[
+            0
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("env_id", "seed"), [("pilot/Driving-Intersection-v0", 0), ("pilot/Driving-Town-v0", 1)]
+)
+def test_a_car_at_its_stop_line_sees_its_lights_far_head_in_the_lights_colour(env_id, seed):
+    env = make_env(env_id, sensors=("state",))
+    env.reset(seed=seed, options={"vehicles": [], "pedestrians": []})
+    u = env.unwrapped
+    world, net = u.world, u.net
+    assert len(net.lights) >= 4
+    for light in net.lights:
+        pose = waiting_pose(light)
+        lamp = lamp_of(far_head(net, light))[:3]
+        u_, v_ = pixel(lamp, pose)
+        assert 0 <= u_ < CAMERA.width and 0 <= v_ < CAMERA.height, light.id
+        # beside the line and 3.5 m up, the near head is above the image
+        assert pixel(near_head(light), pose)[1] < 0
+        for state in (GREEN, RED):
+            t = light.start + (0.5 * light.green if state == GREEN else light.cycle - 0.5)
+            assert light.state(t) == state
+            world.set_light_clock(net, t)
+            rgb, _, cls = world.camera(CAMERA, *pose)
+            r, c = int(v_), int(u_)  # the pixel the lamp's centre falls in
+            assert cls[r, c] == LIGHT
+            expected = np.array(_LIGHT_COLOURS[state][:3]) * 255
+            # the renderer shades the lamp's face a little: its hue is the light's
+            assert np.argmax(rgb[r, c]) == np.argmax(expected), (light.id, rgb[r, c])
+            assert rgb[r, c].max() > 100
+    env.close()
+
+
+def test_the_heads_are_not_in_the_lidar():
+    env = make_env("pilot/Driving-Intersection-v0", sensors=("state",))
+    env.reset(seed=0, options={"vehicles": [], "pedestrians": []})
+    u = env.unwrapped
+    world, net = u.world, u.net
+    world.camera(CAMERA, *waiting_pose(net.lights[0]))  # stands the heads where they hang
+    for light in net.lights:
+        for head in (near_head(light), lamp_of(far_head(net, light))[:3]):
+            x, y, z = head
+            start = np.array([[x - 3.0, y, z], [x, y - 3.0, z]])
+            frac, ids = world.cast(start, start + [[6.0, 0.0, 0.0], [0.0, 6.0, 0.0]])
+            assert (frac == 1.0).all() and (ids == -1).all()
+    env.close()
