@@ -32,6 +32,10 @@ torch.set_num_threads(1)
 SEED = 7  # objects on the grid in every frame, a stop line ahead in the last two
 #: a coarse grid and few frames keep collection and training to seconds
 CFG = CollectConfig(frames=4, every=10, labels=LabelConfig(grid=GridConfig(0.5, 28.0, 4.0, 16.0)))
+#: the association gate of the live percepts: the frames are 1 s apart and the car drives
+#: 5-6 m in between, which the tiny network's boxes (noise, standing still in the car's
+#: frame) move in the world; the default 4 m left them all unassociated for some weights
+GATE = 8.0
 
 
 def noise() -> np.random.Generator:
@@ -76,7 +80,7 @@ def live(run, monkeypatch_module):
 
     monkeypatch_module.setattr(pilot.envs, "make_env", capture)
     built = LearnedPerception(run_dir, collect=CFG, noise=noise())
-    perceiving = LearnedPerception(run_dir, collect=CFG, noise=noise())
+    perceiving = LearnedPerception(run_dir, collect=CFG, noise=noise(), gate=GATE)
     out = []
 
     def on_frame():
@@ -202,7 +206,7 @@ def _tracks(t, xy, cls, v=None, tracked=None, missed=None) -> Tracks:
 def plain_velocities(now, prev) -> np.ndarray:
     """The velocities of ``now``'s boxes differenced against ``prev`` (smoothing 0)."""
     before = _tracks(prev.t, prev.boxes[:, :2], prev.classes)
-    out = update_tracks(now.boxes, now.classes, now.t, before, 4.0, 0.0, 0.0)
+    out = update_tracks(now.boxes, now.classes, now.t, before, GATE, 0.0, 0.0)
     return out.boxes[: len(now.boxes), 5:7]
 
 
