@@ -1,7 +1,7 @@
 """Where the traffic lights' heads stand: every light has two, as at real junctions.
 
-* The **near head** stands on a pole beside the stop line, 1.5 m past its kerb end,
-  3.5 m up. A car at its stop line cannot see it: with the perception camera (mount
+* The **near head** stands beside the stop line (on a pole, in the town), 1.5 m past
+  its kerb end, 3.5 m up. A car at its stop line cannot see it: with the perception camera (mount
   1.4 m up, 8° down, 60° vertical field) the whole head is in the image only while the
   car's centre is at least 9.25 m before the line.
 * The **far head** hangs on a span wire over the approach's lanes on the far side of the
@@ -24,8 +24,8 @@ from .roads import RoadNetwork, TrafficLight
 NEAR_Z = 3.5
 FAR_Z = 5.0
 #: half extents (along the approach, across it, up) of the far head's housing and lamp
-#: (the lamp's face, 0.9 × 1.2 m, is a signal's with its backplate: at the 20-30 m from a
-#: town's stop line across its junction it is 3 pixels wide in the 128 × 96 camera)
+#: (the lamp's face, 0.9 × 1.2 m, is a signal's with its backplate: 10-26 m from the
+#: camera of a car at a town's stop line, it is 3-7 pixels wide in the 128 × 96 camera)
 HOUSING_HALF = (0.25, 0.5, 0.65)
 LAMP_HALF = (0.03, 0.45, 0.6)
 
