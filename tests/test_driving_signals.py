@@ -12,10 +12,11 @@ import pytest
 import pilot.envs  # noqa: F401 - registers the pilot/... ids
 from pilot.envs import make_env
 from pilot.envs.driving.roads import GREEN, RED
-from pilot.envs.driving.signals import far_head, lamp_of, near_head
+from pilot.envs.driving.signals import head_poses
 from pilot.envs.driving.traffic import VEHICLE_LENGTH
 from pilot.envs.driving.world import _LIGHT_COLOURS, LIGHT
 from pilot.perception.episodes import CollectConfig
+from pilot.perception.labels import BOX_FIELDS, to_ego
 from pilot.perception.sensors import camera_extrinsics, camera_intrinsics, pinhole, project
 
 #: the perception dataset's camera (128 × 96, 1.4 m up, 8° down, 60° vertical field)
@@ -32,14 +33,11 @@ def waiting_pose(light, gap: float = 1.0) -> tuple[float, float, float]:
 
 def pixel(point, pose) -> tuple[float, float]:
     """Where a world point ``(x, y, z)`` is in CAMERA's image from the ego at ``pose``."""
-    x, y, yaw = pose
-    dx, dy = point[0] - x, point[1] - y
-    ego = [math.cos(yaw) * dx + math.sin(yaw) * dy, -math.sin(yaw) * dx + math.cos(yaw) * dy]
-    return tuple(
-        project(np.array([[*ego, point[2]]]), camera_intrinsics(CAMERA), camera_extrinsics(CAMERA))[
-            0
-        ]
-    )
+    row = np.zeros((1, len(BOX_FIELDS)))
+    row[0, :2] = point[:2]
+    ego = to_ego(row, pose)[0, :2]
+    uv = project(np.array([[*ego, point[2]]]), camera_intrinsics(CAMERA), camera_extrinsics(CAMERA))
+    return tuple(uv[0])
 
 
 @pytest.mark.parametrize(
@@ -51,13 +49,12 @@ def test_a_car_at_its_stop_line_sees_its_lights_far_head_in_the_lights_colour(en
     u = env.unwrapped
     world, net = u.world, u.net
     assert len(net.lights) >= 4
-    for light in net.lights:
+    for light, (near, _, lamp) in zip(net.lights, head_poses(net), strict=True):
         pose = waiting_pose(light)
-        lamp = lamp_of(far_head(net, light))[:3]
-        u_, v_ = pixel(lamp, pose)
+        u_, v_ = pixel(lamp[:3], pose)
         assert 0 <= u_ < CAMERA.width and 0 <= v_ < CAMERA.height, light.id
         # beside the line and 3.5 m up, the near head is above the image
-        assert pixel(near_head(light), pose)[1] < 0
+        assert pixel(near[:3], pose)[1] < 0
         for state in (GREEN, RED):
             t = light.start + (0.5 * light.green if state == GREEN else light.cycle - 0.5)
             assert light.state(t) == state
@@ -78,9 +75,8 @@ def test_the_heads_are_not_in_the_lidar():
     u = env.unwrapped
     world, net = u.world, u.net
     world.camera(CAMERA, *waiting_pose(net.lights[0]))  # stands the heads where they hang
-    for light in net.lights:
-        for head in (near_head(light), lamp_of(far_head(net, light))[:3]):
-            x, y, z = head
+    for near, _, lamp in head_poses(net):
+        for x, y, z, _ in (near, lamp):
             start = np.array([[x - 3.0, y, z], [x, y - 3.0, z]])
             frac, ids = world.cast(start, start + [[6.0, 0.0, 0.0], [0.0, 6.0, 0.0]])
             assert (frac == 1.0).all() and (ids == -1).all()

@@ -23,9 +23,11 @@ from .roads import RoadNetwork, TrafficLight
 
 NEAR_Z = 3.5
 FAR_Z = 5.0
-#: half extents (along the approach, across it, up) of the far head's housing and lamp
+#: half extents (along the approach, across it, up) of the near head, and of the far
+#: head's housing and lamp
 #: (the lamp's face, 0.9 × 1.2 m, is a signal's with its backplate: 10-26 m from the
 #: camera of a car at a town's stop line, it is 3-7 pixels wide in the 128 × 96 camera)
+NEAR_HALF = (0.3, 0.3, 0.5)
 HOUSING_HALF = (0.25, 0.5, 0.65)
 LAMP_HALF = (0.03, 0.45, 0.6)
 
@@ -39,30 +41,40 @@ def beside_line(stop_line, out: float = 1.5) -> tuple[float, float]:
 
 
 def near_head(light: TrafficLight) -> tuple[float, float, float]:
-    """The near head's centre: over its pole beside the stop line, 3.5 m up."""
+    """The near head's centre: beside the stop line, 3.5 m up."""
     return (*beside_line(light.stop_line), NEAR_Z)
 
 
-def far_head(net: RoadNetwork, light: TrafficLight) -> tuple[float, float, float, float]:
-    """``(x, y, z, yaw)`` of the far head's housing: over the middle of the stop line,
-    moved along the approach as far as the farthest end of the junction's lanes that leave
-    it (the far side's edge, or the far lane of a T-junction's crossing road); ``yaw`` is
-    the approach's heading."""
-    a, b = np.array(light.stop_line[0]), np.array(light.stop_line[1])
-    mid = 0.5 * (a + b)
-    h = np.array([math.cos(light.heading), math.sin(light.heading)])
-    reach = 0.0
+Pose = tuple[float, float, float, float]  # x, y, z, yaw
+
+
+def head_poses(net: RoadNetwork) -> list[tuple[Pose, Pose, Pose]]:
+    """Per light of ``net`` (in order), the poses of its near head, its far head's housing
+    and its far head's lamp, in one pass over the lanes.
+
+    The housing hangs over the middle of the stop line, moved along the approach as far
+    as the farthest end of the junction's lanes that leave it (the far side's edge, or
+    the far lane of a T-junction's crossing road), facing back along it; the lamp is on
+    its face towards the approaching cars."""
+    mids = [0.5 * (np.array(lt.stop_line[0]) + np.array(lt.stop_line[1])) for lt in net.lights]
+    dirs = [np.array([math.cos(lt.heading), math.sin(lt.heading)]) for lt in net.lights]
+    reach = [0.0] * len(net.lights)
     for lane in net.lanes:
-        if lane.light != light.id:
+        if lane.light is None:
             continue
+        k = lane.light
         for nxt in lane.successors:
             end = net.lanes[nxt].centre[-1]
-            reach = max(reach, float(np.dot(end - mid, h)))
-    x, y = mid + h * reach
-    return float(x), float(y), FAR_Z, float(light.heading)
+            reach[k] = max(reach[k], float(np.dot(end - mids[k], dirs[k])))
+    out = []
+    for light, mid, h, r in zip(net.lights, mids, dirs, reach, strict=True):
+        x, y = mid + h * r
+        housing = (float(x), float(y), FAR_Z, float(light.heading))
+        out.append(((*near_head(light), 0.0), housing, _lamp_of(housing)))
+    return out
 
 
-def lamp_of(housing: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+def _lamp_of(housing: Pose) -> Pose:
     """The lamp's pose: on the housing's face towards the approaching cars."""
     x, y, z, yaw = housing
     back = HOUSING_HALF[0] + LAMP_HALF[0]

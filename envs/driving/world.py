@@ -48,7 +48,7 @@ from .semantics import (  # noqa: F401 - the classes are the world's, for its us
     STATIC,
     VEHICLE,
 )
-from .signals import HOUSING_HALF, LAMP_HALF, far_head, lamp_of, near_head
+from .signals import HOUSING_HALF, LAMP_HALF, NEAR_HALF, head_poses
 from .traffic import VEHICLE_LENGTH, VEHICLE_WIDTH
 
 p = import_pybullet_quietly()
@@ -147,7 +147,7 @@ class World:
         #: per light, its near head, its far head's housing and its far head's lamp (.signals)
         self.light_heads: list[tuple[int, int, int]] = []
         self._light_shown: list[int] = []
-        self._head_poses: list[tuple[tuple[float, float, float, float], ...]] = []
+        self._lights_of: RoadNetwork | None = None  # the network whose heads to pose
         self._heads_posed = True
         self._light_clock: tuple[RoadNetwork, float] | None = None
         self.body_class = np.zeros(max(classes) + 2, dtype=np.uint8)
@@ -191,7 +191,7 @@ class World:
             return b
 
         while len(self.light_heads) < n:
-            self.light_heads.append((box((0.3, 0.3, 0.5)), box(HOUSING_HALF), box(LAMP_HALF)))
+            self.light_heads.append((box(NEAR_HALF), box(HOUSING_HALF), box(LAMP_HALF)))
             self._light_shown.append(-1)
 
     def _make_clutter(self, kind: int) -> int:
@@ -216,10 +216,7 @@ class World:
         for b in self._road_bodies:
             c.removeBody(b)
         self._road_bodies = []
-        self._head_poses = []
-        for light in net.lights:
-            housing = far_head(net, light)
-            self._head_poses.append(((*near_head(light), 0.0), housing, lamp_of(housing)))
+        self._lights_of = net  # their heads are posed when a picture first needs them
         for i, heads in enumerate(self.light_heads):  # parked apart (see ClutterBodies.show)
             for j, head in enumerate(heads):
                 c.resetBasePositionAndOrientation(head, [10.0 * i, j, PARK_Z], quat(0))
@@ -239,10 +236,11 @@ class World:
         self.client.resetBasePositionAndOrientation(self.ego, (x, y, EGO_Z), quat(yaw))
         self.movers.show(x, y, everything=self.gui)
         if not self._heads_posed:
-            self._add_light_heads(len(self._head_poses))
-            for heads, poses in zip(self.light_heads, self._head_poses, strict=False):
-                for head, (x, y, z, yaw) in zip(heads, poses, strict=True):
-                    self.client.resetBasePositionAndOrientation(head, (x, y, z), quat(yaw))
+            poses = head_poses(self._lights_of)
+            self._add_light_heads(len(poses))
+            for heads, light in zip(self.light_heads, poses, strict=False):
+                for head, (hx, hy, hz, hyaw) in zip(heads, light, strict=True):
+                    self.client.resetBasePositionAndOrientation(head, (hx, hy, hz), quat(hyaw))
             self._heads_posed = True
             if self._light_clock is not None:
                 net, t = self._light_clock
