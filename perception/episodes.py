@@ -98,7 +98,8 @@ def episode_setup(
 ) -> tuple[dict[str, Any], dict[str, Any], ExpertStyle]:
     """``(env keywords, reset options, expert style)`` of one episode, drawn from ``rng``:
     traffic density within a range per scenario, the lights' phase, and the expert's
-    speed, lane changes and sway."""
+    speed, lane changes and sway, and at lights how long it stands on at green (drawn
+    after the rest, so that scenarios without lights draw what they drew before)."""
     d = rng.random(8)
     kwargs: dict[str, Any] = {}
     options: dict[str, Any] = {}
@@ -144,6 +145,8 @@ def episode_setup(
         lateral_accel=2.0 + 1.0 * d[7],
         pass_stopped=pass_stopped,
     )
+    if "start_time" in options:  # lights: a driver's 0.5-3 s to see green and go
+        style.green_reaction = 0.5 + 2.5 * float(rng.random())
     return kwargs, options, style
 
 

@@ -6,8 +6,10 @@ changes speed and lane, and a slow lateral sway; per step it may pick a new spee
 adjacent lane, slows down behind whatever is in its path (vehicles, pedestrians, static
 obstacles: read from the same :func:`~pilot.perception.labels.scene` the labels come
 from), goes round a stopped obstacle when the next lane is clear, stops at red and
-yellow lights (going on through a yellow it cannot stop for comfortably) and at stop
-signs, and keeps under the map's limit of the lane ahead and what the bends ahead allow
+yellow lights (going on through a yellow it cannot stop for comfortably), waits a
+reaction time when the light it stands at turns green (so the dataset holds what a
+waiting car sees at green, which the stack meets and the old expert left at once), stops
+at stop signs, and keeps under the map's limit of the lane ahead and what the bends ahead allow
 at its own lateral acceleration (the modular stack's rule, ``RouteFrame.speed_cap``).
 """
 
@@ -40,6 +42,7 @@ class ExpertStyle:
     sway_phase: float  # radians
     lateral_accel: float = 2.5  # slows for bends to keep under this (m/s²)
     pass_stopped: bool = True  # go round what stands in the lane (not where it is a queue)
+    green_reaction: float = 0.0  # seconds it stands on at a light that turned green
 
 
 class Expert:
@@ -54,6 +57,8 @@ class Expert:
         self._route = None
         self._signs = StopSigns([])
         self._frame: RouteFrame | None = None
+        self._waiting = False  # standing for a red or yellow light
+        self._go_at = math.inf  # when it drives off after the light turned green
 
     def act(self, env, now: Scene) -> np.ndarray:
         """The ``[steer, throttle]`` action for the moment ``now``."""
@@ -86,6 +91,15 @@ class Expert:
             committed = LIGHT_STATES[light] == "yellow" and v * v / (2 * _BRAKE) > distance - 1
             if not committed:
                 target = min(target, math.sqrt(2.0 * _BRAKE * max(distance - 3.0, 0.0)))
+            self._waiting = v < 0.5 and distance < 12.0
+            self._go_at = math.inf
+        elif self._waiting:  # the light it stood at turned green: react, then go
+            if math.isinf(self._go_at):
+                self._go_at = now.t + st.green_reaction
+            if now.t < self._go_at:
+                target = 0.0
+            else:
+                self._waiting = False
         line = self._sign_ahead(env, now)
         if math.isfinite(line):  # stop with the centre 3 m before the line, in the zone
             target = min(target, math.sqrt(2.0 * _BRAKE * max(line - now.route_s - 3.0, 0.0)))

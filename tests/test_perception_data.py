@@ -336,6 +336,43 @@ def test_expert_stops_at_a_red_light():
     env.close()
 
 
+def test_expert_waits_its_reaction_time_when_the_light_turns_green():
+    """Standing at red, it drives off ``green_reaction`` s after the light turns green (a
+    waiting car's view of a green light is what the stack meets at the line)."""
+    import pilot.envs  # noqa: F401
+    from pilot.envs import make_env
+    from pilot.perception.expert import Expert, ExpertStyle
+    from pilot.perception.labels import scene
+
+    env = make_env("pilot/Driving-Intersection-v0")
+    env.reset(seed=2)
+    u = env.unwrapped
+    light = u.net.lights[u.net.lanes[u.route.lanes[0]].light]
+    style = ExpertStyle(speed=10.0, lane_change_rate=0.0, sway=0.0, sway_period=5.0, sway_phase=0.0)
+    waits = {}
+    for reaction in (0.0, 2.0):
+        start = light.start + light.cycle - 12.0  # red, 12 s before green: time to stop
+        env.reset(seed=2, options={"start_time": start, "vehicles": [], "pedestrians": []})
+        expert = Expert(
+            dataclasses.replace(style, green_reaction=reaction), np.random.default_rng(0)
+        )
+        green_at = moved_at = None
+        for _ in range(250):
+            now = scene(env)
+            if green_at is None and light.state(now.t) == 0:
+                green_at = now.t
+                assert now.speed < 0.1  # standing at the line when it turns green
+            if green_at is not None and now.speed > 0.2:
+                moved_at = now.t
+                break
+            _, _, terminated, truncated, info = env.step(expert.act(env, now))
+            assert not (terminated or truncated)
+        assert moved_at is not None and info["infraction_counts"]["red_light"] == 0
+        waits[reaction] = moved_at - green_at
+    assert waits[0.0] < 0.35 and 2.0 <= waits[2.0] < 2.35, waits
+    env.close()
+
+
 def test_expert_stops_at_a_stop_sign_then_goes_on():
     import pilot.envs  # noqa: F401
     from pilot.envs import make_env
