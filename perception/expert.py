@@ -8,9 +8,10 @@ obstacles: read from the same :func:`~pilot.perception.labels.scene` the labels 
 from), goes round a stopped obstacle when the next lane is clear, stops at red and
 yellow lights (going on through a yellow it cannot stop for comfortably), waits a
 reaction time when the light it stands at turns green (so the dataset holds what a
-waiting car sees at green, which the stack meets and the old expert left at once), stops
-at stop signs, and keeps under the map's limit of the lane ahead and what the bends ahead allow
-at its own lateral acceleration (the modular stack's rule, ``RouteFrame.speed_cap``).
+waiting car sees at green, as the stack does; without it the expert left at once), stops
+at stop signs, and keeps under the map's limit of the lane ahead and what the bends
+ahead allow at its own lateral acceleration (the modular stack's rule,
+``RouteFrame.speed_cap``).
 """
 
 from __future__ import annotations

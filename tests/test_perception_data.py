@@ -425,6 +425,9 @@ def test_town_shards_are_collected_with_their_own_traffic_and_lights():
     assert len({opt["start_time"] for _, opt, _ in settings}) == 8
     assert all(2.0 <= st.lateral_accel <= 3.0 for *_, st in settings)
     assert not any(st.lane_change_rate or st.pass_stopped for *_, st in settings)
+    assert all(0.5 <= st.green_reaction <= 3.0 for *_, st in settings)
+    lanekeep = [episode_setup("LaneKeep", np.random.default_rng([s, 0, 0])) for s in range(4)]
+    assert all(st.green_reaction == 0.0 for *_, st in lanekeep)  # no light: no draw
     arrays, outcome = record_episode("Town", 0, TINY)
     assert outcome == "frames" and arrays["camera"].shape[0] == 3
 
