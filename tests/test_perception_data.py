@@ -341,6 +341,7 @@ def test_expert_waits_its_reaction_time_when_the_light_turns_green():
     waiting car's view of a green light is what the stack meets at the line)."""
     import pilot.envs  # noqa: F401
     from pilot.envs import make_env
+    from pilot.envs.driving.roads import GREEN
     from pilot.perception.expert import Expert, ExpertStyle
     from pilot.perception.labels import scene
 
@@ -359,7 +360,7 @@ def test_expert_waits_its_reaction_time_when_the_light_turns_green():
         green_at = moved_at = None
         for _ in range(250):
             now = scene(env)
-            if green_at is None and light.state(now.t) == 0:
+            if green_at is None and light.state(now.t) == GREEN:
                 green_at = now.t
                 assert now.speed < 0.1  # standing at the line when it turns green
             if green_at is not None and now.speed > 0.2:
