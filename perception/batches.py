@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pilot.errors import UserError
+
 if TYPE_CHECKING:
     import torch
 
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
 
 #: what the network reads and is trained on, per frame
 KEYS = ("camera", "lidar_bev", "bev", "light", "waypoints")
+#: read too when every frame has it (datasets collected before it was recorded lack it)
+OPTIONAL = ("light_heads",)
 
 
 class FrameBank:
@@ -32,21 +36,24 @@ class FrameBank:
     @classmethod
     def from_dataset(cls, data: PerceptionDataset) -> FrameBank:
         """Every frame of a dataset selection, read shard by shard (each verified)."""
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in (*KEYS, "boxes", "box_class")}
+        parts: dict[str, list[np.ndarray]] = {
+            k: [] for k in (*KEYS, *OPTIONAL, "boxes", "box_class")
+        }
         starts, offset = [], 0
         for k in range(len(data.entries)):
             arrays = data.shard(k)
             for key in parts:
-                parts[key].append(arrays[key])
+                parts[key].append(arrays.get(key))
             starts.append(arrays["box_start"][:-1] + offset)
             offset += int(arrays["box_start"][-1])
-        arrays = {k: np.concatenate(v) for k, v in parts.items()}
+        arrays = {k: np.concatenate(v) for k, v in parts.items() if all(a is not None for a in v)}
         return cls(arrays, np.concatenate([*starts, [offset]]))
 
     @classmethod
     def from_frames(cls, frames: Sequence[dict[str, np.ndarray]]) -> FrameBank:
         """A bank of frame dicts (as :class:`.PerceptionDataset` yields, or made by hand)."""
-        arrays = {k: np.stack([f[k] for f in frames]) for k in KEYS}
+        keys = [*KEYS, *(k for k in OPTIONAL if all(k in f for f in frames))]
+        arrays = {k: np.stack([f[k] for f in frames]) for k in keys}
         arrays["boxes"] = np.concatenate([np.reshape(f["boxes"], (-1, 7)) for f in frames])
         arrays["box_class"] = np.concatenate([np.reshape(f["box_class"], -1) for f in frames])
         counts = [len(np.reshape(f["box_class"], -1)) for f in frames]
@@ -68,13 +75,19 @@ class FrameBank:
         device: torch.device | str = "cpu",
     ) -> dict[str, torch.Tensor]:
         """Frames ``index`` as tensors on ``device``: the :data:`KEYS` (uint8 sensors and
-        labels, as stored) and the object targets of :func:`.heads.object_targets`."""
+        labels, as stored), the :data:`OPTIONAL` keys the bank has, and the object targets
+        of :func:`.heads.object_targets`."""
         import torch
 
         from .heads import object_targets
 
+        if config.light_crop and "light_heads" not in self.arrays:
+            raise UserError(
+                "the dataset records no light_heads (collected before they were): collect "
+                "it again for a light_crop network"
+            )
         index = np.asarray(index, dtype=np.int64)
-        out = {k: self.arrays[k][index] for k in KEYS}
+        out = {k: self.arrays[k][index] for k in (*KEYS, *OPTIONAL) if k in self.arrays}
         objects = [self.objects(int(i)) for i in index]
         out.update(
             object_targets([o[0] for o in objects], [o[1] for o in objects], geometry, config)

@@ -40,6 +40,12 @@ class FusionConfig:
     light_channels: int = field(
         16, "channels the light head reduces the camera features to (1 × 1) before pooling"
     )
+    light_crop: bool = field(
+        False,
+        "read the light from crops of the image around its two heads, placed by the known "
+        "map (needs the camera and a dataset that records light_heads), instead of the "
+        "pooled camera features",
+    )
 
     def __post_init__(self) -> None:
         if self.modalities not in MODALITIES:
@@ -54,6 +60,8 @@ class FusionConfig:
             raise ValueError("heights needs at least one height")
         if len(self.light_grid) != 2 or min(self.light_grid) < 1 or self.light_channels < 1:
             raise ValueError("light_grid needs two positive sizes, light_channels must be positive")
+        if self.light_crop and not self.uses_camera:
+            raise ValueError("light_crop needs the camera: modalities camera or camera+lidar")
 
     @property
     def uses_camera(self) -> bool:

@@ -31,6 +31,7 @@ from .shards import (
     FORMAT,
     FRAME_KEYS,
     MANIFEST,
+    OPTIONAL_KEYS,
     VERSION,
     read_manifest,
     read_shard,
@@ -237,6 +238,7 @@ def frame_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
         "bev": (5, rows, cols),
         "light": (),
         "light_distance": (),
+        "light_heads": (2, 3),
         "waypoints": (labels["waypoints"], 2),
         "speed": (),
         "action": (2,),
@@ -319,6 +321,7 @@ class PerceptionDataset:
         j = i - int(self._start[k])
         arrays, e = self.shard(k), self.entries[k]
         frame: dict[str, Any] = {key: arrays[key][j] for key in FRAME_KEYS}
+        frame.update({key: arrays[key][j] for key in OPTIONAL_KEYS if key in arrays})
         a, b = arrays["box_start"][j], arrays["box_start"][j + 1]
         frame["boxes"], frame["box_class"] = arrays["boxes"][a:b], arrays["box_class"][a:b]
         frame.update(scenario=e["scenario"], seed=e["seed"], index=j)
@@ -340,7 +343,7 @@ class PerceptionDataset:
     def arrays(self, key: str) -> Iterator[np.ndarray]:
         """One key's array (all frames) of every shard in turn, e.g. ``"bev"`` for
         statistics over the whole selection without building frame dicts."""
-        if key not in FRAME_KEYS and key not in BOX_KEYS:
+        if key not in FRAME_KEYS and key not in BOX_KEYS and key not in OPTIONAL_KEYS:
             raise KeyError(key)
         for k in range(len(self.entries)):
             yield self.shard(k)[key]

@@ -243,6 +243,7 @@ def _frame(env, now, lidar, noise, offset, cfg: CollectConfig, step: int, action
         "box_class": labels.box_class,
         "light": np.int8(labels.light),
         "light_distance": np.float32(labels.light_distance),
+        "light_heads": labels.light_heads,
         "waypoints": labels.waypoints,
         "speed": np.float32(now.speed),
         "action": np.asarray(action, dtype=np.float32),

@@ -81,7 +81,7 @@ def evaluate(
     for start in range(0, len(bank), batch_size):
         index = np.arange(start, min(start + batch_size, len(bank)))
         batch = bank.batch(index, geometry, config.model, device)
-        out = model(batch["camera"], batch["lidar_bev"])
+        out = model(batch["camera"], batch["lidar_bev"], batch.get("light_heads"))
         iou.update((out["seg"] > 0).cpu().numpy(), bank.arrays["bev"][index])
         found = decode(
             out["heatmap"],
@@ -142,7 +142,7 @@ def latency(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
-        out = model(batch["camera"], batch["lidar_bev"])
+        out = model(batch["camera"], batch["lidar_bev"], batch.get("light_heads"))
         decode(
             out["heatmap"],
             out["reg"],

@@ -18,7 +18,8 @@
   is tells whose light it is. The cross-entropy can weigh each state
   (:func:`light_class_weights`: the expert waits at red, so red frames pile up and green
   ones are rare). Lidar sees no colour, so a lidar-only network reads the pooled BEV and
-  can at best tell whether a junction is ahead;
+  can at best tell whether a junction is ahead. With ``light_crop`` the network reads
+  the light from crops at its heads' known places instead (:mod:`.light_crop`);
 * **waypoints** (optional): the route points, from the fused BEV pooled to 8 × 8.
 """
 
@@ -62,15 +63,17 @@ class Heads(nn.Module):
         self.reg = nn.Conv2d(hc, REG, 1)
         rows, cols = config.light_grid
         lc = config.light_channels
-        self.light_reduce = nn.Sequential(
-            nn.Conv2d(camera_width or channels, lc, 1), nn.ReLU(inplace=True)
-        )
         self.light_grid = (rows, cols)
-        self.light = nn.Sequential(
-            nn.Linear(2 * lc * rows * cols, 64),
-            nn.ReLU(inplace=True),
-            nn.Linear(64, len(geometry.light_states)),
-        )
+        self.light = None  # with light_crop, the network reads the light (.light_crop)
+        if not config.light_crop:
+            self.light_reduce = nn.Sequential(
+                nn.Conv2d(camera_width or channels, lc, 1), nn.ReLU(inplace=True)
+            )
+            self.light = nn.Sequential(
+                nn.Linear(2 * lc * rows * cols, 64),
+                nn.ReLU(inplace=True),
+                nn.Linear(64, len(geometry.light_states)),
+            )
         self.k = geometry.waypoints
         self.waypoints = None
         if config.waypoints:
@@ -89,20 +92,17 @@ class Heads(nn.Module):
         seg = self.seg(x)
         if seg.shape[-2:] != self.grid_shape:
             seg = F.interpolate(seg, size=self.grid_shape, mode="bilinear", align_corners=False)
-        source = self.light_reduce(camera if camera is not None else bev)
-        pooled = torch.cat(
-            [
-                F.adaptive_avg_pool2d(source, self.light_grid).flatten(1),
-                F.adaptive_max_pool2d(source, self.light_grid).flatten(1),
-            ],
-            dim=1,
-        )
-        out = {
-            "seg": seg,
-            "heatmap": self.heatmap(x),
-            "reg": self.reg(x),
-            "light": self.light(pooled),
-        }
+        out = {"seg": seg, "heatmap": self.heatmap(x), "reg": self.reg(x)}
+        if self.light is not None:
+            source = self.light_reduce(camera if camera is not None else bev)
+            pooled = torch.cat(
+                [
+                    F.adaptive_avg_pool2d(source, self.light_grid).flatten(1),
+                    F.adaptive_max_pool2d(source, self.light_grid).flatten(1),
+                ],
+                dim=1,
+            )
+            out["light"] = self.light(pooled)
         if self.waypoints is not None:
             out["waypoints"] = self.waypoints(bev).reshape(-1, self.k, 2)
         return out

@@ -9,7 +9,9 @@ Everything is in the ego frame of :mod:`.grid` (x forward, y left, metres):
   rows of :data:`BOX_FIELDS`: centre, yaw relative to the ego, length, width, and the
   velocity over the ground expressed in the ego's axes (not relative to the ego: subtract
   the ego's speed along x for that);
-* the state of the light that governs the ego's lane (:data:`LIGHT_STATES`);
+* the state of the light that governs the ego's lane (:data:`LIGHT_STATES`), and where
+  that light's two heads are (:func:`light_heads`: the map's, as a map-track stack knows
+  them, so that a network can look there for the colour);
 * the expert's next waypoints along the route.
 
 The road and markings are painted from the same world-frame shapes as the env's ground
@@ -27,6 +29,7 @@ from pilot.config import field
 from pilot.envs.driving.ground import SHIFT, GroundShapes
 from pilot.envs.driving.pedestrians import crosswalk_positions
 from pilot.envs.driving.roads import wrap_angle
+from pilot.envs.driving.signals import head_poses
 from pilot.envs.driving.traffic import VEHICLE_LENGTH, VEHICLE_WIDTH
 from pilot.envs.driving.world import (
     CLASS_NAMES,
@@ -82,6 +85,7 @@ class Labels:
     light: int  # index into LIGHT_STATES
     light_distance: float  # metres to that light's stop line along the lane (inf: none)
     waypoints: np.ndarray  # float32 (k, 2), ego frame
+    light_heads: np.ndarray  # float32 (2, 3), ego frame (NaN: no light), see light_heads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,6 +221,32 @@ def light_label(env, pose: tuple[float, float, float], t: float, light_range: fl
     return env.unwrapped.net.lights[light].state(t) + 1, distance
 
 
+#: the heads' poses of the last road network asked for: ``(network, head_poses(network))``
+_HEADS: list = [None, None]
+
+
+def light_heads(env, pose: tuple[float, float, float], light_range: float) -> np.ndarray:
+    """The ego-frame centres ``(x, y, z)`` of the near head and of the far head's lamp
+    (rows 0 and 1, see :mod:`pilot.envs.driving.signals`) of the light that
+    :func:`light_ahead` finds, float32 ``(2, 3)``; all NaN when none governs. They come
+    from the known map and the ego's pose, not from any sensor: whether a head is in the
+    camera's view is for the camera's projection to tell."""
+    out = np.full((2, 3), np.nan, dtype=np.float32)
+    light, _ = light_ahead(env, pose, light_range)
+    if light is None:
+        return out
+    net = env.unwrapped.net
+    if _HEADS[0] is not net:
+        _HEADS[:] = [net, head_poses(net)]
+    near, _, lamp = _HEADS[1][light]
+    x0, y0, yaw = pose
+    c, s = math.cos(yaw), math.sin(yaw)
+    for row, (x, y, z, _) in enumerate((near, lamp)):
+        dx, dy = x - x0, y - y0
+        out[row] = (c * dx + s * dy, -s * dx + c * dy, z)
+    return out
+
+
 def waypoint_label(
     route, route_s: float, pose: tuple[float, float, float], cfg: LabelConfig, offset: float
 ) -> np.ndarray:
@@ -250,4 +280,5 @@ def frame_labels(env, cfg: LabelConfig, offset: float = 0.0, now: Scene | None =
         light=light,
         light_distance=distance,
         waypoints=waypoint_label(u.route, now.route_s, now.pose, cfg, offset),
+        light_heads=light_heads(env, now.pose, cfg.light_range),
     )

@@ -195,9 +195,10 @@ class CameraEncoder(nn.Module):
 
 
 class FusionNet(nn.Module):
-    """The whole network. ``forward(camera, lidar_bev)`` takes the dataset's arrays as
-    tensors (``camera`` uint8 ``(B, H, W, 3)``, ``lidar_bev`` uint8 ``(B, 2, rows, cols)``;
-    the unused one may be None) and returns the heads' raw outputs (see
+    """The whole network. ``forward(camera, lidar_bev, light_heads)`` takes the dataset's
+    arrays as tensors (``camera`` uint8 ``(B, H, W, 3)``, ``lidar_bev`` uint8 ``(B, 2, rows,
+    cols)``, ``light_heads`` ``(B, 2, 3)``; an unused one may be None: ``light_heads`` is
+    read only with ``light_crop``) and returns the heads' raw outputs (see
     :class:`.heads.Heads`)."""
 
     def __init__(self, config: FusionConfig, geometry: Geometry) -> None:
@@ -225,14 +226,21 @@ class FusionNet(nn.Module):
         self.heads = Heads(
             config, c, config.camera_widths[2] if config.uses_camera else 0, geometry
         )
+        if config.light_crop:
+            from .light_crop import LightCrops
+
+            self.light_crop = LightCrops(geometry, len(geometry.light_states))
 
     def forward(
-        self, camera: torch.Tensor | None, lidar_bev: torch.Tensor | None
+        self,
+        camera: torch.Tensor | None,
+        lidar_bev: torch.Tensor | None,
+        light_heads: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         parts, image_features = [], None
         if self.config.uses_camera:
-            image = camera.permute(0, 3, 1, 2).float() * (1 / 255.0)
-            features, image_features = self.camera((image - 0.45) / 0.25)
+            image = (camera.permute(0, 3, 1, 2).float() * (1 / 255.0) - 0.45) / 0.25
+            features, image_features = self.camera(image)
             parts.append(self.camera_bev(self.lift(features)))
         if self.config.uses_lidar:
             parts.append(self.lidar(torch.log1p(lidar_bev.float()) * (1 / 3.0)))
@@ -240,7 +248,12 @@ class FusionNet(nn.Module):
         wide = self.down(bev)
         up = F.interpolate(self.up(wide), size=bev.shape[-2:], mode="bilinear", align_corners=False)
         bev = self.mix(bev + up)
-        return self.heads(bev, image_features)
+        out = self.heads(bev, image_features)
+        if self.config.light_crop:
+            if light_heads is None:
+                raise ValueError("a light_crop network needs the light heads' positions")
+            out["light"] = self.light_crop(image, light_heads)
+        return out
 
 
 def count_parameters(model: nn.Module) -> int:

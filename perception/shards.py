@@ -50,6 +50,8 @@ FRAME_KEYS: dict[str, str] = {
     "lidar_T": "float32",
 }
 BOX_KEYS: dict[str, str] = {"boxes": "float32", "box_class": "uint8", "box_start": "int64"}
+#: Keys a shard may lack (datasets collected before they were recorded), checked when there.
+OPTIONAL_KEYS: dict[str, str] = {"light_heads": "float32"}
 
 
 def remove_orphans(folder: Path) -> list[Path]:
@@ -100,13 +102,15 @@ def read_shard(path: Path, expected_sha256: str, frames: int, shapes: dict[str, 
         ours = False
     if not ours:
         raise UserError(f"{path} is not a version-{VERSION} pilot perception shard")
-    for key, dtype in {**FRAME_KEYS, **BOX_KEYS}.items():
+    for key, dtype in {**FRAME_KEYS, **BOX_KEYS, **OPTIONAL_KEYS}.items():
         if key not in arrays:
+            if key in OPTIONAL_KEYS:
+                continue
             raise UserError(f"shard {path} lacks the array '{key}'; {fix}")
         if arrays[key].dtype != np.dtype(dtype):
             raise UserError(f"shard {path}: '{key}' is {arrays[key].dtype}, expected {dtype}")
     for key, shape in shapes.items():
-        if arrays[key].shape != (frames, *shape):
+        if key in arrays and arrays[key].shape != (frames, *shape):
             raise UserError(
                 f"shard {path}: '{key}' has shape {arrays[key].shape}, expected {(frames, *shape)}"
             )

@@ -193,7 +193,7 @@ def train(
                 draw(rng, len(bank), config.batch_size), geometry, config.model, device
             )
             # 2. forward and losses
-            out = model(batch["camera"], batch["lidar_bev"])
+            out = model(batch["camera"], batch["lidar_bev"], batch.get("light_heads"))
             terms = losses(out, batch, weights, light_classes)
             if not torch.isfinite(terms["total"]):  # before the step spoils the weights
                 bad = [k for k, v in terms.items() if not torch.isfinite(v)]

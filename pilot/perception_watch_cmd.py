@@ -156,6 +156,11 @@ class FusionExplainer:
         from pilot.eval.saliency import Saliency
 
         self.model, self.target, self.threshold = model, target, threshold
+        if method == "gradcam" and target == "light" and model.config.light_crop:
+            raise UserError(
+                "gradcam cannot explain a light read from crops (no convolution of the whole "
+                "image leads to it); use --explain ig"
+            )
         layers = {}
         if model.config.uses_camera:
             layers["camera"] = model.camera.stage3 if target == "light" else model.camera
@@ -163,7 +168,10 @@ class FusionExplainer:
             layers["lidar_bev"] = model.lidar
         self.keys = list(layers)
         self.saliency = Saliency(
-            lambda o: model(o.get("camera"), o.get("lidar_bev")), method, layers=layers
+            lambda o: model(o.get("camera"), o.get("lidar_bev"), o.get("light_heads")),
+            method,
+            image_keys=self.keys,
+            layers=layers,
         )
 
     def _pick(self, out: dict) -> Any:
@@ -192,6 +200,8 @@ class FusionExplainer:
 
     def __call__(self, batch: dict, out: dict) -> dict[str, Any]:
         inputs = {k: batch[k] for k in self.keys}
+        if self.model.config.light_crop:  # where the crops are: an input, not explained
+            inputs["light_heads"] = batch["light_heads"]
         return self.saliency(inputs, self._pick({k: v.detach() for k, v in out.items()}))
 
 
@@ -232,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
             frame = data[i]
             batch = FrameBank.from_frames([frame]).batch([0], model.geometry, config.model, device)
             with torch.no_grad():
-                out = model(batch["camera"], batch["lidar_bev"])
+                out = model(batch["camera"], batch["lidar_bev"], batch.get("light_heads"))
             (found,) = decode(
                 out["heatmap"],
                 out["reg"],

@@ -244,3 +244,39 @@ def test_eval_scores_the_scenarios_asked_for(tiny, tmp_path, capsys):
         assert main([*argv, "--scenarios", scenarios]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
+
+
+def test_a_crop_networks_light_depends_on_its_windows_alone(tiny):
+    """The light of a ``light_crop`` network reads the image only through the heads'
+    windows: its Integrated Gradients map is zero outside them (a pixel beyond the
+    bilinear reach of the window) and not inside; Grad-CAM, which needs a convolution
+    over the whole image, is refused in one line."""
+    from pilot.errors import UserError
+    from pilot.perception.light_crop import windows
+
+    dataset = PerceptionDataset(tiny[0], "val")
+    geometry = Geometry.from_manifest(dataset.manifest)
+    config = FusionConfig(
+        modalities="camera", channels=8, camera_widths=(8, 8, 8), head_channels=8, light_crop=True
+    )
+    torch.manual_seed(0)
+    net = FusionNet(config, geometry).eval()
+    frames = [dataset[0], dataset[1]]
+    for f in frames:  # a light's heads ahead (Highway has none), both in view
+        f["light_heads"] = np.array([[15.0, -3.0, 3.5], [30.0, 0.0, 5.0]], np.float32)
+    batch = FrameBank.from_frames(frames).batch([0, 1], geometry, config)
+    with torch.no_grad():
+        out = net(batch["camera"], None, batch["light_heads"])
+    maps = FusionExplainer(net, "ig", "light", 0.1)(batch, out)
+    centres, halves, visible = windows(
+        batch["light_heads"][:1], net.light_crop.K, net.light_crop.T, geometry.image_hw
+    )
+    assert visible.all()
+    inside = np.zeros(geometry.image_hw, bool)
+    rows, cols = np.mgrid[: geometry.image_hw[0], : geometry.image_hw[1]]
+    for (u, v), half in zip(centres[0].numpy(), halves[0].numpy(), strict=True):
+        inside |= (np.abs(cols - u) <= half + 1) & (np.abs(rows - v) <= half + 1)
+    for m in maps["camera"]:
+        assert m[~inside].max() == 0 and m[inside].max() > 0
+    with pytest.raises(UserError, match="use --explain ig"):
+        FusionExplainer(net, "gradcam", "light", 0.1)

@@ -43,16 +43,12 @@ def noise() -> np.random.Generator:
     return np.random.default_rng([SEED, list(SCENARIOS).index("Intersection"), 2])
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """One Intersection episode collected as a dataset, and a 4-step fusion run on it
-    whose decoder keeps every peak above 1% (so there are boxes to compare)."""
-    root = tmp_path_factory.mktemp("learned")
-    collect(root / "data", "train", ["Intersection"], [SEED], CFG)
-    data = PerceptionDataset(root / "data", "train")
+def train_tiny(root, data, **model) -> None:
+    """A 4-step run on ``data`` in ``root`` whose decoder keeps every peak above 1% (so
+    there are boxes to compare); ``model`` adds to the reduced network's config."""
     config = build_config(
         overrides={
-            "model": {"channels": 8, "camera_widths": [8, 8, 8], "head_channels": 8},
+            "model": {"channels": 8, "camera_widths": [8, 8, 8], "head_channels": 8, **model},
             "batch_size": 4,
             "steps": 4,
             "warmup": 0,
@@ -62,15 +58,22 @@ def run(tmp_path_factory):
     )
     geometry = Geometry.from_manifest(data.manifest)
     bank = FrameBank.from_dataset(data)
-    train(bank, geometry, config, root / "run", torch.device("cpu"), progress=False)
-    return root / "run", data
+    train(bank, geometry, config, root, torch.device("cpu"), progress=False)
 
 
 @pytest.fixture(scope="module")
-def live(run, monkeypatch_module):
-    """The same episode driven again by the collection code; at each recorded frame, what
-    two LearnedPerceptions (noise seeded as the collection's) build and perceive."""
-    run_dir, _ = run
+def run(tmp_path_factory):
+    """One Intersection episode collected as a dataset, and a 4-step fusion run on it."""
+    root = tmp_path_factory.mktemp("learned")
+    collect(root / "data", "train", ["Intersection"], [SEED], CFG)
+    data = PerceptionDataset(root / "data", "train")
+    train_tiny(root / "run", data)
+    return root / "run", data
+
+
+def drive_again(monkeypatch, calls) -> list[list]:
+    """The collected episode driven again by the collection code; at each recorded frame,
+    what each of ``calls`` returns for the live env."""
     envs = []
     make = pilot.envs.make_env
 
@@ -78,16 +81,24 @@ def live(run, monkeypatch_module):
         envs.append(make(*args, **kwargs))
         return envs[-1]
 
-    monkeypatch_module.setattr(pilot.envs, "make_env", capture)
+    monkeypatch.setattr(pilot.envs, "make_env", capture)
+    out = []
+    record_episode(
+        "Intersection", SEED, CFG, on_frame=lambda: out.append([f(envs[-1]) for f in calls])
+    )
+    monkeypatch.setattr(pilot.envs, "make_env", make)
+    return out
+
+
+@pytest.fixture(scope="module")
+def live(run, monkeypatch_module):
+    """At each recorded frame, what two LearnedPerceptions (noise seeded as the
+    collection's) build and perceive."""
+    run_dir, _ = run
     built = LearnedPerception(run_dir, collect=CFG, noise=noise())
     perceiving = LearnedPerception(run_dir, collect=CFG, noise=noise(), gate=GATE)
-    out = []
-
-    def on_frame():
-        out.append((built.inputs(envs[-1]), perceiving(envs[-1])))
-
-    record_episode("Intersection", SEED, CFG, on_frame=on_frame)
-    return built, perceiving, out
+    out = drive_again(monkeypatch_module, [built.inputs, perceiving])
+    return built, perceiving, [tuple(o) for o in out]
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +185,32 @@ def test_a_higher_threshold_keeps_only_the_stronger_detections(run, live):
         np.testing.assert_array_equal(found["box_class"], loose["box_class"][kept])
         fewer += int(kept.sum() < len(kept))
     assert fewer > 0  # the stricter threshold did drop boxes
+
+
+def test_a_crop_network_reads_the_light_where_the_map_puts_its_heads(run, monkeypatch):
+    """A ``light_crop`` run gets the light heads' positions from the map with its inputs,
+    the dataset's for the same frame, and its percept's light is the network's reading of
+    them (the stop line within the dataset's 30 m in the last two frames)."""
+    _, data = run
+    crop_run = data.root.parent / "crop-run"
+    train_tiny(crop_run, data, modalities="camera", light_crop=True)
+    built = LearnedPerception(crop_run, collect=CFG)
+    perceiving = LearnedPerception(crop_run, collect=CFG)
+    out = drive_again(monkeypatch, [built.inputs, perceiving])
+    model = perceiving.model
+    for frame, (inputs, percept) in zip(data, out, strict=True):
+        assert set(inputs) == {"camera", "light_heads"}
+        np.testing.assert_array_equal(inputs["camera"], frame["camera"])
+        np.testing.assert_array_equal(inputs["light_heads"], frame["light_heads"])
+        assert np.isnan(frame["light_heads"]).all() == (frame["light"] == 0)
+        with torch.no_grad():
+            raw = model(
+                torch.from_numpy(frame["camera"][None]),
+                None,
+                torch.from_numpy(frame["light_heads"][None]),
+            )
+        if frame["light"] > 0:
+            assert percept.light == LIGHTS[model.geometry.light_states[int(raw["light"].argmax())]]
 
 
 def test_to_world_by_hand_and_as_the_inverse_of_to_ego():

@@ -11,7 +11,9 @@ a box of the previous percept that nothing takes is kept for ``hold`` seconds, m
 its velocity (a detector that flickers should not make a pedestrian vanish).
 The light's colour is the network's; the stop line comes from the known map (the CARLA
 map track: lane geometry and routes are given), through
-:func:`pilot.perception.labels.light_ahead`. The ego's pose, speed, clock and route
+:func:`pilot.perception.labels.light_ahead`, and so, for a network that reads the light
+from crops (``light_crop``), do its heads' positions
+(:func:`pilot.perception.labels.light_heads`). The ego's pose, speed, clock and route
 progress are its own state (odometry), as in the privileged percept.
 """
 
@@ -30,7 +32,7 @@ from pilot.envs.driving.roads import GREEN, RED, YELLOW, wrap_angle
 from pilot.errors import UserError
 from pilot.perception.episodes import CollectConfig, sensor_arrays
 from pilot.perception.heads import decode
-from pilot.perception.labels import BOX_FIELDS, light_ahead
+from pilot.perception.labels import BOX_FIELDS, light_ahead, light_heads
 from pilot.perception.sensors import camera_extrinsics, camera_intrinsics, pinhole
 from pilot.perception.train import load
 
@@ -226,13 +228,17 @@ class LearnedPerception:
 
     def inputs(self, env) -> dict[str, np.ndarray]:
         """The network's input arrays for the env's current moment, built as the dataset
-        builds a frame's (``camera`` and/or ``lidar`` + ``lidar_bev``)."""
+        builds a frame's (``camera`` and/or ``lidar`` + ``lidar_bev``; for a ``light_crop``
+        network, ``light_heads`` from the known map, within the dataset's light range)."""
         u = env.unwrapped
         sim = u.get_state().sim
         pose = (sim.ego.x, sim.ego.y, sim.ego.yaw)
-        return sensor_arrays(
+        out = sensor_arrays(
             u.world, pose, self.collect, self.camera, self.lidar, self.noise, u.weather, sim.steps
         )
+        if self.config.model.light_crop:
+            out["light_heads"] = light_heads(env, pose, self.collect.labels.light_range)
+        return out
 
     @torch.no_grad()
     def detect(self, inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
@@ -248,6 +254,7 @@ class LearnedPerception:
         out = model(
             tensor("camera") if model.config.uses_camera else None,
             tensor("lidar_bev") if model.config.uses_lidar else None,
+            tensor("light_heads"),
         )
         (found,) = decode(
             out["heatmap"],
