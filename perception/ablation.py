@@ -176,9 +176,10 @@ def run_ablation(
     results: dict[str, Any] = {"models": {}, "scores": {}, "robustness": {}}
     jobs = len(eval_splits) + len(CORRUPTIONS)
     for modality in modalities:
-        cfg = dataclasses.replace(
-            config, model=dataclasses.replace(config.model, modalities=modality)
-        )
+        # crops need the camera: the lidar-only variant keeps its pooled light head
+        crop = config.model.light_crop and "camera" in modality
+        model_cfg = dataclasses.replace(config.model, modalities=modality, light_crop=crop)
+        cfg = dataclasses.replace(config, model=model_cfg)
         folder = out / "models" / modality.replace("+", "-")
         log(f"training {modality}: {cfg.steps:,} steps of {cfg.batch_size} on {len(bank):,} frames")
         t0 = time.perf_counter()

@@ -120,6 +120,20 @@ def test_ablate_writes_every_model_and_split(tiny_data, tmp_path, capsys):
     assert (out / "ablation.md").read_text().count("\n| camera") == 6
 
 
+def test_ablate_with_light_crops_keeps_the_pooled_head_for_lidar_alone(tiny_data, tmp_path):
+    """Crops need the camera: with ``model.light_crop`` the camera variant reads the
+    light from crops and the lidar-only one keeps its pooled head, rather than failing."""
+    from pilot.cli import main
+    from pilot.perception.train import load
+
+    out = tmp_path / "abl"
+    argv = ["perception", "ablate", str(tiny_data), "--steps", "1", "--out", str(out)]
+    argv += ["--modalities", "camera,lidar", "--threads", "1", "--no-progress"]
+    assert main([*argv, "--set", "model.channels=8", "--set", "model.light_crop=true"]) == 0
+    crops = {m: load(out / "models" / m, "cpu")[1].model.light_crop for m in ("camera", "lidar")}
+    assert crops == {"camera": True, "lidar": False}
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
