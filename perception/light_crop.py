@@ -11,8 +11,9 @@ calibration) and classifies the crops. Here each head's window is square, centre
 the projected centre, its half side the head's half height times ``SCALE`` in pixels at
 its depth (at least ``MIN_HALF`` pixels); ``grid_sample`` resamples it to ``SIZE × SIZE``.
 A head behind the camera, or whose centre falls outside the image, is not visible: its
-features are zeros and a visibility input says so (at its stop line a car sees only the
-far head; 30 m out, often only the near one).
+features are zeros and a visibility input says so (the near head, 3.5 m up beside the
+line, leaves the top of the image in the last metres before it, where the car waits and
+sees only the far head).
 """
 
 from __future__ import annotations
