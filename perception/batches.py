@@ -67,6 +67,14 @@ class FrameBank:
         a, b = self.box_start[i], self.box_start[i + 1]
         return self.arrays["boxes"][a:b], self.arrays["box_class"][a:b]
 
+    def check(self, config: FusionConfig) -> None:
+        """A :class:`UserError` when the bank lacks what a network of ``config`` reads."""
+        if config.light_crop and "light_heads" not in self.arrays:
+            raise UserError(
+                "the dataset records no light_heads (collected before they were): collect "
+                "it again for a light_crop network"
+            )
+
     def batch(
         self,
         index: Sequence[int],
@@ -81,11 +89,7 @@ class FrameBank:
 
         from .heads import object_targets
 
-        if config.light_crop and "light_heads" not in self.arrays:
-            raise UserError(
-                "the dataset records no light_heads (collected before they were): collect "
-                "it again for a light_crop network"
-            )
+        self.check(config)
         index = np.asarray(index, dtype=np.int64)
         out = {k: self.arrays[k][index] for k in (*KEYS, *OPTIONAL) if k in self.arrays}
         objects = [self.objects(int(i)) for i in index]

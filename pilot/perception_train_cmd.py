@@ -153,6 +153,9 @@ def train(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     threads = _threads(args.threads)
     geometry = Geometry.from_manifest(data.manifest)
+    t0 = time.perf_counter()
+    bank = FrameBank.from_dataset(data)  # before the run exists: a bad dataset leaves none
+    bank.check(config.model)
     if run is None:
         provenance = {**split_provenance(data), "split": args.split}
         run = runs.create(
@@ -173,8 +176,6 @@ def train(args: argparse.Namespace) -> int:
         run.set_steps(config.steps)
         run.update_info(resumed=run.info.get("resumed", []) + [int(start.meta["step"])])
         print(f"resuming {run.path} at step {start.meta['step']:,}, to {config.steps:,}")
-    t0 = time.perf_counter()
-    bank = FrameBank.from_dataset(data)
     print(
         f"{config.model.modalities} network on {len(bank):,} frames of {data.root} "
         f"({run.info['data']['split']}): {config.steps:,} steps of {config.batch_size} on "

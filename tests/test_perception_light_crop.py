@@ -189,3 +189,34 @@ def test_a_crop_network_learns_the_light_beside_other_approaches_lamps():
 
     out = light_crop(seed=0, heads=("crop",))
     assert out["crop"] > 0.95, out
+
+
+def test_training_crops_on_a_dataset_without_light_heads_is_refused_before_a_run(tmp_path, capsys):
+    """A dataset collected before ``light_heads`` was recorded (made here by taking it out
+    of a fresh collection's shards and manifest) trains as before, but a ``light_crop``
+    network on it is a one-line error with exit 2 that leaves no run directory."""
+    import json
+
+    from pilot.cli import main
+
+    data = tmp_path / "data"
+    argv = ["perception", "collect", str(data), "--split", "train", "--scenarios", "LaneKeep"]
+    assert main([*argv, "--seeds", "0", "--set", "frames=2"]) == 0
+    manifest = json.loads((data / "manifest.json").read_text())
+    for entry in manifest["shards"]:
+        path = data / entry["file"]
+        with np.load(path) as npz:
+            arrays = {k: npz[k] for k in npz.files if k not in ("format", "version", "light_heads")}
+        path.write_bytes(shard_bytes(arrays))
+        entry.update(sha256=sha256(path.read_bytes()), bytes=path.stat().st_size)
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    runs = tmp_path / "runs"
+    train = ["perception", "train", str(data), "--steps", "1", "--runs-dir", str(runs)]
+    train += ["--threads", "1", "--no-progress", "--set", "model.channels=8"]
+    capsys.readouterr()
+    assert main([*train, "--set", "model.light_crop=true"]) == 2
+    err = capsys.readouterr().err
+    assert "records no light_heads" in err and err.count("\n") == 1, err
+    assert not runs.exists() or not any(runs.iterdir())
+    assert main(train) == 0  # the pooled light head trains on it as before
+    assert len(list(runs.iterdir())) == 1
