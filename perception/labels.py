@@ -141,14 +141,23 @@ def scene(env) -> Scene:
     )
 
 
-def to_ego(boxes: np.ndarray, pose: tuple[float, float, float]) -> np.ndarray:
-    """World-frame box rows (:data:`BOX_FIELDS`) seen from ``pose`` ``(x, y, yaw)``."""
+def ego_xy(points, pose: tuple[float, float, float]) -> np.ndarray:
+    """World points ``(..., 2)`` seen from ``pose`` ``(x, y, yaw)``: ``(..., 2)`` float64
+    ``(forward, left)`` in the ego frame."""
     x0, y0, yaw = pose
     c, s = math.cos(yaw), math.sin(yaw)
+    p = np.asarray(points, dtype=np.float64)
+    dx, dy = p[..., 0] - x0, p[..., 1] - y0
+    return np.stack([c * dx + s * dy, -s * dx + c * dy], axis=-1)
+
+
+def to_ego(boxes: np.ndarray, pose: tuple[float, float, float]) -> np.ndarray:
+    """World-frame box rows (:data:`BOX_FIELDS`) seen from ``pose`` ``(x, y, yaw)``."""
+    yaw = pose[2]
+    c, s = math.cos(yaw), math.sin(yaw)
     b = np.array(boxes, dtype=np.float64).reshape(-1, len(BOX_FIELDS))
-    dx, dy = b[:, 0] - x0, b[:, 1] - y0
     vx, vy = b[:, 5].copy(), b[:, 6].copy()
-    b[:, 0], b[:, 1] = c * dx + s * dy, -s * dx + c * dy
+    b[:, :2] = ego_xy(b[:, :2], pose)
     b[:, 2] = [wrap_angle(a - yaw) for a in b[:, 2]]
     b[:, 5], b[:, 6] = c * vx + s * vy, -s * vx + c * vy
     return b
@@ -157,14 +166,11 @@ def to_ego(boxes: np.ndarray, pose: tuple[float, float, float]) -> np.ndarray:
 def ego_pixels(pose: tuple[float, float, float], grid: GridConfig):
     """A map from world points ``(..., 2)`` to the grid's cv2 fixed-point pixel
     coordinates (column, row) seen from ``pose``, for :meth:`GroundShapes.paint`."""
-    x0, y0, yaw = pose
-    c, s = math.cos(yaw), math.sin(yaw)
     scale = (1 << SHIFT) / grid.resolution
 
     def px(points: np.ndarray) -> np.ndarray:
-        p = np.asarray(points, dtype=np.float64)
-        dx, dy = p[..., 0] - x0, p[..., 1] - y0
-        fwd, left = c * dx + s * dy, -s * dx + c * dy
+        local = ego_xy(points, pose)
+        fwd, left = local[..., 0], local[..., 1]
         uv = np.stack([(grid.side - left) * scale, (grid.ahead - fwd) * scale], axis=-1)
         uv -= 0.5 * (1 << SHIFT)  # cv2 puts pixel centres on whole coordinates
         return np.round(np.clip(uv, -_LIMIT, _LIMIT)).astype(np.int32)
@@ -239,11 +245,8 @@ def light_heads(env, pose: tuple[float, float, float], light_range: float) -> np
     if _HEADS[0] is not net:
         _HEADS[:] = [net, head_poses(net)]
     near, _, lamp = _HEADS[1][light]
-    x0, y0, yaw = pose
-    c, s = math.cos(yaw), math.sin(yaw)
-    for row, (x, y, z, _) in enumerate((near, lamp)):
-        dx, dy = x - x0, y - y0
-        out[row] = (c * dx + s * dy, -s * dx + c * dy, z)
+    heads = np.array([near[:3], lamp[:3]])
+    out[:, :2], out[:, 2] = ego_xy(heads[:, :2], pose), heads[:, 2]
     return out
 
 
@@ -258,10 +261,7 @@ def waypoint_label(
     if offset:
         h = np.array([route.heading_at(min(v, route.length - 1e-6)) for v in s])
         pts = pts + offset * np.stack([-np.sin(h), np.cos(h)], axis=1)
-    x0, y0, yaw = pose
-    c, sn = math.cos(yaw), math.sin(yaw)
-    dx, dy = pts[:, 0] - x0, pts[:, 1] - y0
-    return np.stack([c * dx + sn * dy, -sn * dx + c * dy], axis=1).astype(np.float32)
+    return ego_xy(pts, pose).astype(np.float32)
 
 
 def frame_labels(env, cfg: LabelConfig, offset: float = 0.0, now: Scene | None = None) -> Labels:
