@@ -351,24 +351,14 @@ def light_crop(
     synthetic frames (:func:`light_frames`) of a small camera network trained ``steps``
     steps on 400 frames with the light read from crops (``crop``), and of the same
     network with the pooled light head (``pooled``)."""
+    from test_perception_model import geometry
+
     from pilot.perception.batches import FrameBank
-    from pilot.perception.grid import GridConfig
-    from pilot.perception.model import Geometry
-    from pilot.perception.sensors import camera_extrinsics, camera_intrinsics
     from pilot.perception.train import build_config
     from pilot.perception.train import train as train_net
 
     torch.set_num_threads(1)
-    cam = dataclasses.make_dataclass("Cam", ["height", "width", "fov", "mount", "pitch"])(
-        48, 64, 60.0, (0.5, 0.0, 1.5), 8.0
-    )
-    grid = GridConfig(resolution=1.0, ahead=24.0, behind=8.0, side=16.0)
-    geo = Geometry(
-        tuple(map(tuple, camera_intrinsics(cam))),
-        tuple(map(tuple, camera_extrinsics(cam))),
-        (48, 64),
-        grid,
-    )
+    geo = geometry(pitch=8.0)  # the model tests' 48 × 64 camera, 32 × 32 grid
     data = np.random.default_rng([seed, 7])  # the frames change with the seed too
     bank = FrameBank.from_frames(light_frames(400, data, geo))
     held = FrameBank.from_frames(light_frames(200, data, geo))
