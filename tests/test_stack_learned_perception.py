@@ -24,7 +24,15 @@ from pilot.perception.heads import decode
 from pilot.perception.labels import LabelConfig, to_ego
 from pilot.perception.model import Geometry
 from pilot.perception.train import build_config, train
-from pilot.planning.stack.learned import LIGHTS, LearnedPerception, Tracks, to_world, update_tracks
+from pilot.planning.stack.behaviour import STATIC
+from pilot.planning.stack.learned import (
+    LIGHTS,
+    LearnedPerception,
+    Tracks,
+    apart,
+    to_world,
+    update_tracks,
+)
 from pilot.planning.stack.perception import NO_LIGHT
 
 torch.set_num_threads(1)
@@ -123,7 +131,7 @@ def test_percept_boxes_are_the_decoded_network_output_in_the_world_frame(run, li
     _, data = run
     _, lp, out = live
     model, config = lp.model, lp.config
-    prev = None
+    prev, dropped = None, 0
     for frame, (_, percept) in zip(data, out, strict=True):
         with torch.no_grad():
             raw = model(
@@ -138,6 +146,9 @@ def test_percept_boxes_are_the_decoded_network_output_in_the_world_frame(run, li
             config.score_threshold,
         )
         assert len(found["boxes"]) > 0
+        keep = apart(found["boxes"])  # one object read as several is one box
+        dropped += int(not keep.all())
+        found = {key: value[keep] for key, value in found.items()}
         x0, y0, yaw = frame["pose"]
         c, s = math.cos(yaw), math.sin(yaw)
         ex, ey = found["boxes"][:, 0], found["boxes"][:, 1]
@@ -163,10 +174,12 @@ def test_percept_boxes_are_the_decoded_network_output_in_the_world_frame(run, li
             assert not percept.boxes[:, 5:7].any()
         else:
             expected = plain_velocities(percept, prev)
+            expected[percept.classes == STATIC] = 0.0  # road obstacles stand
             np.testing.assert_allclose(percept.boxes[:, 5:7], expected)
         prev = percept
     assert any(p.boxes[:, 5:7].any() for _, p in out)
     assert sum(int(f["light"]) > 0 for f in data) == 2
+    assert dropped > 0  # the noise network's boxes overlap: the check was exercised
 
 
 def test_a_higher_threshold_keeps_only_the_stronger_detections(run, live):
@@ -247,6 +260,40 @@ def plain_velocities(now, prev) -> np.ndarray:
     return out.boxes[: len(now.boxes), 5:7]
 
 
+def box(x, y, yaw=0.0, length=4.5, width=1.9):
+    return [x, y, yaw, length, width, 0.0, 0.0]
+
+
+def test_boxes_inside_better_ones_are_dropped_whatever_their_class():
+    """:func:`apart` by hand: a road obstacle (1 × 2.2 m, across the lane) read also as two
+    pedestrians inside it and as a car whose footprint holds its centre; a car read three
+    times along its length; the boxes are best first, as decoded."""
+    obstacle = box(10.0, 2.5, 0.0, 1.0, 2.2)  # 1 m along, 2.2 m across: y 1.4 to 3.6
+    found = np.array(
+        [
+            obstacle,
+            box(10.1, 3.2, 0.0, 0.6, 0.8),  # pedestrian inside it
+            box(9.9, 1.6, 0.0, 0.6, 0.8),  # and another
+            box(11.6, 2.8),  # a car 1.6 m on whose footprint (9.35-13.85) holds the centre
+            box(30.0, 0.0),  # a car ahead
+            box(31.8, 0.2),  # the same car again, 1.8 m on
+            box(28.3, -0.1),
+            box(30.0, 3.5),  # a car in the next lane, 3.5 m across: apart
+            box(30.0, 5.2, 0.0, 0.6, 0.8),  # a pedestrian 0.3 m beyond its flank: apart
+            box(10.0, 4.1, 0.0, 0.6, 0.8),  # one 0.5 m beside the obstacle: apart
+        ]
+    )
+    keep = apart(found)
+    assert keep.tolist() == [1, 0, 0, 0, 1, 0, 0, 1, 1, 1]
+    # a better small box inside a worse big one: the big one goes (its footprint holds it)
+    assert apart(np.array([box(5.0, 0.0, 0.0, 0.6, 0.8), box(6.0, 0.3)])).tolist() == [1, 0]
+    # the footprint turns with the box: 2 m along a car turned 90° is across it
+    turned = np.array([box(0.0, 0.0, math.pi / 2), box(0.0, 2.0, 0.0, 0.5, 0.5)])
+    assert apart(turned).tolist() == [1, 0]
+    assert apart(np.array([box(0.0, 0.0), box(0.0, 2.0, 0.0, 0.5, 0.5)])).tolist() == [1, 1]
+    assert apart(np.zeros((0, 7))).shape == (0,)
+
+
 def test_velocities_from_two_hand_made_frames():
     """dt = 0.1 s, gate 4 m. Vehicles a, b and a pedestrian moved; a new static obstacle
     and a vehicle where the pedestrian was (another class) have no past; two vehicles
@@ -268,6 +315,14 @@ def test_velocities_from_two_hand_made_frames():
     moving = _tracks(1.0, [(0, 0)], [V], v=[[5.0, 0.0]], tracked=[True])
     out = update_tracks(_tracks(1.1, [(0.6, 0)], [V]).boxes, [V], 1.1, moving, 4.0, 0.6, 0.0)
     np.testing.assert_allclose(out.boxes[0, 5:7], [0.6 * 5 + 0.4 * 6, 0.0])
+    # a road obstacle (a still class) whose centre jittered 0.15 m stands; a car does not
+    obstacle = _tracks(1.0, [(8, 2), (0, 0)], [S, V])
+    later = _tracks(1.1, [(8.15, 2), (0.15, 0)], [S, V])
+    out = update_tracks(later.boxes, later.classes, 1.1, obstacle, 4.0, 0.0, 0.0, (S,))
+    np.testing.assert_allclose(out.boxes[:, 5:7], [[0, 0], [1.5, 0]], atol=1e-9)
+    assert out.tracked.all()
+    out = update_tracks(later.boxes, later.classes, 1.1, obstacle, 4.0, 0.0, 0.0)
+    np.testing.assert_allclose(out.boxes[:, 5:7], [[1.5, 0], [1.5, 0]], atol=1e-9)
 
 
 def test_a_box_the_network_loses_is_held_then_dropped():

@@ -43,6 +43,7 @@ class ModularAgent:
                 smoothing=self.config.perception_smoothing,
                 threshold=self.config.perception_threshold,
                 hold=self.config.perception_hold,
+                exclusive=self.config.perception_exclusive,
             )
         self.last_plans: list = []
         self.timings_ms: list[dict[str, float]] = []

@@ -35,6 +35,11 @@ class ModularConfig:
         "learned perception: seconds a box the network stops finding is kept, moved on at "
         "its velocity (0: dropped at once)",
     )
+    perception_exclusive: bool = field(
+        True,
+        "learned perception: drop a detection whose centre lies in a better one's "
+        "footprint or whose footprint holds its centre (one object read as several)",
+    )
     tracker: Literal["pure_pursuit", "stanley", "mpc"] = field(
         "pure_pursuit", "path tracker that turns the plan into steering"
     )

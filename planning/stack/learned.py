@@ -36,6 +36,7 @@ from pilot.perception.labels import BOX_FIELDS, light_ahead, light_heads
 from pilot.perception.sensors import camera_extrinsics, camera_intrinsics, pinhole
 from pilot.perception.train import load
 
+from .behaviour import STATIC
 from .perception import NO_LIGHT, Percept
 
 #: the light head's state names → the stack's light values
@@ -81,6 +82,29 @@ def associate(
     return match
 
 
+def apart(boxes: np.ndarray) -> np.ndarray:
+    """Which of ``boxes`` (rows :data:`BOX_FIELDS`, best first, as :func:`decode` gives
+    them) to keep where objects do not overlap: a box is dropped when its centre lies in
+    the footprint of a better box kept before it, or that box's centre lies in its own,
+    whatever the two classes. The heatmap's max-pool NMS works per class and cell, so one
+    object can come out as several boxes: a road obstacle read also as two pedestrians
+    inside it, a car as three cars along its length."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, len(BOX_FIELDS))
+    keep = np.zeros(len(b), dtype=bool)
+
+    def inside(points: np.ndarray, box: np.ndarray) -> np.ndarray:
+        c, s = math.cos(box[2]), math.sin(box[2])
+        dx, dy = points[:, 0] - box[0], points[:, 1] - box[1]
+        along, across = c * dx + s * dy, -s * dx + c * dy
+        return (np.abs(along) <= box[3] / 2) & (np.abs(across) <= box[4] / 2)
+
+    for i, box in enumerate(b):
+        kept = b[keep]
+        covered = inside(kept[:, :2], box).any() or any(inside(box[None, :2], k)[0] for k in kept)
+        keep[i] = not covered
+    return keep
+
+
 @dataclasses.dataclass(frozen=True)
 class Tracks:
     """The objects of one moment as the stack keeps them: world-frame ``boxes`` (rows
@@ -103,6 +127,7 @@ def update_tracks(
     gate: float,
     smoothing: float,
     hold: float,
+    still: tuple[int, ...] = (),
 ) -> Tracks:
     """This frame's detections (``boxes``, velocities ignored) as :class:`Tracks` against
     the previous ones (None: the first frame): each detection takes the displacement from
@@ -110,7 +135,8 @@ def update_tracks(
     velocity by ``smoothing`` when it was tracked before: centre noise over one control
     period is metres per second of velocity noise); a previous box that no detection
     takes is kept, moved on at its velocity, until it has been missed for more than
-    ``hold`` seconds."""
+    ``hold`` seconds. Boxes of the ``still`` classes (things that never move, such as
+    road obstacles) keep velocity 0: what their displacement measures is centre noise."""
     boxes = np.array(boxes, dtype=np.float64).reshape(-1, len(BOX_FIELDS))
     classes = np.asarray(classes, dtype=np.uint8)
     boxes[:, 5:7] = 0.0
@@ -123,6 +149,7 @@ def update_tracks(
     tracked = match >= 0
     j = match[tracked]
     v = (boxes[tracked, :2] - prev.boxes[j, :2]) / dt
+    v[np.isin(classes[tracked], still)] = 0.0
     old = prev.tracked[j, None]
     boxes[tracked, 5:7] = np.where(old, smoothing * prev.boxes[j, 5:7] + (1 - smoothing) * v, v)
     lost = np.setdiff1d(np.arange(len(prev.boxes)), j)
@@ -187,7 +214,8 @@ class LearnedPerception:
     ``threshold`` the centre probability a detection needs (0: the run's own
     ``score_threshold``; one above it drops the weaker boxes, e.g. the best-F1 point
     `pilot perception eval` prints); ``hold`` how long (s) a box the network stops
-    finding is kept, moved on at its velocity (0: not at all)."""
+    finding is kept, moved on at its velocity (0: not at all); ``exclusive``, whether
+    boxes inside better ones are dropped (:func:`apart`)."""
 
     def __init__(
         self,
@@ -200,6 +228,7 @@ class LearnedPerception:
         smoothing: float = 0.0,
         threshold: float = 0.0,
         hold: float = 0.0,
+        exclusive: bool = True,
     ) -> None:
         self.device = torch.device(device)
         self.model, self.config, ckpt = load(run_dir, self.device)
@@ -223,7 +252,7 @@ class LearnedPerception:
         self.lights = [LIGHTS[name] for name in geometry.light_states]
         self.gate, self.light_range, self.smoothing = gate, light_range, smoothing
         self.threshold = threshold or self.config.score_threshold
-        self.hold = hold
+        self.hold, self.exclusive = hold, exclusive
         self._previous: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def inputs(self, env) -> dict[str, np.ndarray]:
@@ -273,12 +302,15 @@ class LearnedPerception:
         ego = sim.ego
         pose = (ego.x, ego.y, ego.yaw)
         found, light_class = self.detect(inputs)
-        boxes = to_world(found["boxes"], pose)
-        classes = found["box_class"].astype(np.uint8)
+        keep = apart(found["boxes"]) if self.exclusive else slice(None)
+        boxes = to_world(found["boxes"][keep], pose)
+        classes = found["box_class"][keep].astype(np.uint8)
         route, prev = self._previous.get(u, (None, None))
         if route is not u.route:
             prev = None  # a new route: nothing to difference against
-        tracks = update_tracks(boxes, classes, sim.t, prev, self.gate, self.smoothing, self.hold)
+        tracks = update_tracks(
+            boxes, classes, sim.t, prev, self.gate, self.smoothing, self.hold, (STATIC,)
+        )
         # the colour is the network's; a light counts where the map has a stop line ahead
         line, distance = light_ahead(env, pose, self.light_range)
         light = self.lights[light_class] if line is not None else NO_LIGHT
