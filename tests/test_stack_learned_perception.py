@@ -382,3 +382,11 @@ def test_the_stack_drives_on_a_perception_run_through_the_cli(run, tmp_path, cap
     assert main([*base, "--set", f"perception={tmp_path / 'none'}"]) == 2
     err = capsys.readouterr().err
     assert "no such perception run" in err and err.count("\n") == 1
+    # the stack's perception_* keys reach the network's percept
+    from pilot.planning.stack.agent import ModularAgent
+
+    env_id = base[3]
+    for on in (True, False):
+        keys = {"perception": str(run_dir), "perception_exclusive": on, "perception_hold": 0.2}
+        perceive = ModularAgent(env_id, ModularAgent.configure(env_id, keys))._perceive
+        assert perceive.exclusive is on and perceive.hold == 0.2
