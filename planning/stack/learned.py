@@ -4,11 +4,12 @@ fusion) in place of :func:`.perception.privileged`, giving the same :class:`Perc
 Per call: the network's inputs are built from the live env by the collection's own code
 (:func:`pilot.perception.episodes.sensor_arrays`, with the camera and lidar of the
 dataset the network was trained on, not the env's observation sensors), the network runs
-at batch 1, its boxes are decoded by :func:`pilot.perception.heads.decode` and moved to
-the world frame. A single frame has no velocities, so each box takes the displacement of
-the nearest box of its class in the previous call's percept over the time between them;
-a box of the previous percept that nothing takes is kept for ``hold`` seconds, moved on at
-its velocity (a detector that flickers should not make a pedestrian vanish).
+at batch 1, its boxes are decoded by :func:`pilot.perception.heads.decode`, one box kept
+per object (:func:`apart`), and moved to the world frame. A single frame has no
+velocities, so each box takes the displacement of the nearest box of its class in the
+previous call's percept over the time between them (road obstacles, which never move,
+keep 0); a box of the previous percept that nothing takes is kept for ``hold`` seconds,
+moved on at its velocity (a detector that flickers should not make a pedestrian vanish).
 The light's colour is the network's; the stop line comes from the known map (the CARLA
 map track: lane geometry and routes are given), through
 :func:`pilot.perception.labels.light_ahead`, and so, for a network that reads the light
