@@ -33,7 +33,7 @@ from pilot.envs.driving.roads import GREEN, RED, YELLOW, wrap_angle
 from pilot.errors import UserError
 from pilot.perception.episodes import CollectConfig, sensor_arrays
 from pilot.perception.heads import decode
-from pilot.perception.labels import BOX_FIELDS, light_ahead, light_heads
+from pilot.perception.labels import BOX_FIELDS, ego_xy, light_ahead, light_heads
 from pilot.perception.sensors import camera_extrinsics, camera_intrinsics, pinhole
 from pilot.perception.train import load
 
@@ -94,10 +94,8 @@ def apart(boxes: np.ndarray) -> np.ndarray:
     keep = np.zeros(len(b), dtype=bool)
 
     def inside(points: np.ndarray, box: np.ndarray) -> np.ndarray:
-        c, s = math.cos(box[2]), math.sin(box[2])
-        dx, dy = points[:, 0] - box[0], points[:, 1] - box[1]
-        along, across = c * dx + s * dy, -s * dx + c * dy
-        return (np.abs(along) <= box[3] / 2) & (np.abs(across) <= box[4] / 2)
+        local = np.abs(ego_xy(points, box[:3]))  # along and across the box
+        return (local[:, 0] <= box[3] / 2) & (local[:, 1] <= box[4] / 2)
 
     for i, box in enumerate(b):
         kept = b[keep]
