@@ -44,6 +44,7 @@ class ModularAgent:
                 threshold=self.config.perception_threshold,
                 hold=self.config.perception_hold,
                 exclusive=self.config.perception_exclusive,
+                rear=self.config.perception_rear,
             )
         self.last_plans: list = []
         self.timings_ms: list[dict[str, float]] = []

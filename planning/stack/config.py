@@ -40,6 +40,12 @@ class ModularConfig:
         "learned perception: drop a detection whose centre lies in a better one's "
         "footprint or whose footprint holds its centre (one object read as several)",
     )
+    perception_rear: float = field(
+        40.0,
+        "learned perception from a network that reads the lidar: metres behind the car "
+        "watched for vehicles in the raw lidar returns, where the grid does not reach "
+        "(0: not watched)",
+    )
     tracker: Literal["pure_pursuit", "stanley", "mpc"] = field(
         "pure_pursuit", "path tracker that turns the plan into steering"
     )
@@ -92,6 +98,8 @@ class ModularConfig:
             raise ValueError("perception_threshold must lie in [0, 1)")
         if not 0.0 <= self.perception_hold <= 5.0:
             raise ValueError("perception_hold must lie in [0, 5] seconds")
+        if not 0.0 <= self.perception_rear <= 50.0:
+            raise ValueError("perception_rear must lie in [0, 50] metres")
         if self.plan_dt > self.horizon:
             raise ValueError("plan_dt must not exceed the horizon")
 

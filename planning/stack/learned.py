@@ -5,13 +5,14 @@ Per call: the network's inputs are built from the live env by the collection's o
 (:func:`pilot.perception.episodes.sensor_arrays`, with the camera and lidar of the
 dataset the network was trained on, not the env's observation sensors), the network runs
 at batch 1, its boxes are decoded by :func:`pilot.perception.heads.decode`, one box kept
-per object (:func:`apart`), and moved to the world frame. A single frame has no
-velocities, so each box takes the displacement of the nearest box of its class in the
-previous call's percept over the time between them (road obstacles, which never move,
-keep 0); a box of the previous percept that nothing takes is kept for ``hold`` seconds,
-moved on at its velocity (a detector that flickers should not make a pedestrian vanish).
-The light's colour is the network's; the stop line comes from the known map (the CARLA
-map track: lane geometry and routes are given), through
+per object (:func:`apart`), joined, for a network that reads the lidar, by the cars
+behind the grid that its raw returns show (:mod:`.rear`), and moved to the world frame.
+A single frame has no velocities, so each box takes the displacement of the nearest box
+of its class in the previous call's percept over the time between them (road obstacles,
+which never move, keep 0); a box of the previous percept that nothing takes is kept for
+``hold`` seconds, moved on at its velocity (a detector that flickers should not make a
+pedestrian vanish). The light's colour is the network's; the stop line comes from the
+known map (the CARLA map track: lane geometry and routes are given), through
 :func:`pilot.perception.labels.light_ahead`, and so, for a network that reads the light
 from crops (``light_crop``), do its heads' positions
 (:func:`pilot.perception.labels.light_heads`). The ego's pose, speed, clock and route
@@ -39,6 +40,7 @@ from pilot.perception.train import load
 
 from .behaviour import STATIC
 from .perception import NO_LIGHT, Percept
+from .rear import VEHICLE, rear_boxes
 
 #: the light head's state names → the stack's light values
 LIGHTS = {"none": NO_LIGHT, "green": GREEN, "yellow": YELLOW, "red": RED}
@@ -214,7 +216,9 @@ class LearnedPerception:
     ``score_threshold``; one above it drops the weaker boxes, e.g. the best-F1 point
     `pilot perception eval` prints); ``hold`` how long (s) a box the network stops
     finding is kept, moved on at its velocity (0: not at all); ``exclusive``, whether
-    boxes inside better ones are dropped (:func:`apart`)."""
+    boxes inside better ones are dropped (:func:`apart`); ``rear``, for a network that
+    reads the lidar, how far behind the car (m) its raw returns are watched for vehicles
+    the grid does not reach (:func:`.rear.rear_boxes`; 0: not at all)."""
 
     def __init__(
         self,
@@ -228,6 +232,7 @@ class LearnedPerception:
         threshold: float = 0.0,
         hold: float = 0.0,
         exclusive: bool = True,
+        rear: float = 0.0,
     ) -> None:
         self.device = torch.device(device)
         self.model, self.config, ckpt = load(run_dir, self.device)
@@ -252,6 +257,7 @@ class LearnedPerception:
         self.gate, self.light_range, self.smoothing = gate, light_range, smoothing
         self.threshold = threshold or self.config.score_threshold
         self.hold, self.exclusive = hold, exclusive
+        self.rear = rear if self.lidar is not None else 0.0
         self._previous: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def inputs(self, env) -> dict[str, np.ndarray]:
@@ -302,8 +308,13 @@ class LearnedPerception:
         pose = (ego.x, ego.y, ego.yaw)
         found, light_class = self.detect(inputs)
         keep = apart(found["boxes"]) if self.exclusive else slice(None)
-        boxes = to_world(found["boxes"][keep], pose)
-        classes = found["box_class"][keep].astype(np.uint8)
+        boxes, classes = found["boxes"][keep], found["box_class"][keep].astype(np.uint8)
+        if self.rear > 0.0:  # cars behind the grid, from the raw lidar
+            behind = rear_boxes(inputs["lidar"], self.lidar, pose, u.net, self.rear)
+            seen = apart(np.vstack([boxes, behind]))[len(boxes) :]  # the network's first
+            boxes = np.vstack([boxes, behind[seen]])
+            classes = np.concatenate([classes, np.full(int(seen.sum()), VEHICLE, np.uint8)])
+        boxes = to_world(boxes, pose)
         route, prev = self._previous.get(u, (None, None))
         if route is not u.route:
             prev = None  # a new route: nothing to difference against
