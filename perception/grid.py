@@ -72,6 +72,23 @@ class GridConfig:
         return math.hypot(max(self.ahead, self.behind), self.side)
 
 
+def ego_xy(points, pose: tuple[float, float, float]) -> np.ndarray:
+    """World points ``(..., 2)`` seen from ``pose`` ``(x, y, yaw)``: ``(..., 2)`` float64
+    ``(forward, left)`` in the ego frame."""
+    x0, y0, yaw = pose
+    c, s = math.cos(yaw), math.sin(yaw)
+    p = np.asarray(points, dtype=np.float64)
+    dx, dy = p[..., 0] - x0, p[..., 1] - y0
+    return np.stack([c * dx + s * dy, -s * dx + c * dy], axis=-1)
+
+
+def in_footprint(points, box) -> np.ndarray:
+    """Whether points ``(..., 2)`` lie in the footprint of ``box`` (``x, y, yaw, length,
+    width`` in the points' frame), edges included."""
+    local = np.abs(ego_xy(points, box[:3]))  # along and across the box
+    return (local[..., 0] <= 0.5 * box[3]) & (local[..., 1] <= 0.5 * box[4])
+
+
 def fill_boxes(mask: np.ndarray, grid: GridConfig, boxes: np.ndarray, value: int = 1) -> np.ndarray:
     """Set the cells whose centres lie inside any of ``boxes`` (rows ``x, y, yaw, length,
     width``, ego frame) and the cell of every box's centre, so an object smaller than a
@@ -79,19 +96,18 @@ def fill_boxes(mask: np.ndarray, grid: GridConfig, boxes: np.ndarray, value: int
     the cells its edges touch: a label a test can compute by hand."""
     xs, ys = grid.centres()
     rows, cols = grid.shape
-    for x, y, yaw, length, width in np.asarray(boxes, dtype=np.float64)[:, :5]:
+    for box in np.asarray(boxes, dtype=np.float64)[:, :5]:
+        x, y, _, length, width = box
         reach = 0.5 * math.hypot(length, width)
         r0, c0 = grid.cell(x + reach, y + reach)
         r1, c1 = grid.cell(x - reach, y - reach)
         r0, c0 = max(int(r0), 0), max(int(c0), 0)
         r1, c1 = min(int(r1), rows - 1), min(int(c1), cols - 1)
         if r0 <= r1 and c0 <= c1:
-            dx = xs[r0 : r1 + 1, None] - x
-            dy = ys[None, c0 : c1 + 1] - y
-            c, s = math.cos(yaw), math.sin(yaw)
-            along, across = c * dx + s * dy, -s * dx + c * dy
-            hit = (np.abs(along) <= 0.5 * length) & (np.abs(across) <= 0.5 * width)
-            mask[r0 : r1 + 1, c0 : c1 + 1][hit] = value
+            centres = np.stack(
+                np.broadcast_arrays(xs[r0 : r1 + 1, None], ys[None, c0 : c1 + 1]), -1
+            )
+            mask[r0 : r1 + 1, c0 : c1 + 1][in_footprint(centres, box)] = value
         if grid.inside(x, y):
             r, c_ = grid.cell(x, y)
             mask[int(r), int(c_)] = value

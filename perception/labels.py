@@ -40,7 +40,7 @@ from pilot.envs.driving.world import (
     VEHICLE,
 )
 
-from .grid import GridConfig, fill_boxes
+from .grid import GridConfig, ego_xy, fill_boxes
 
 #: Channels of the semantic grid, in order; every name is one of ``CLASS_NAMES``.
 GRID_CLASSES = ("road", "marking", "vehicle", "pedestrian", "static")
@@ -139,16 +139,6 @@ def scene(env) -> Scene:
         box_class=np.array(classes, dtype=np.uint8),
         boxes=np.array(rows, dtype=np.float64).reshape(-1, len(BOX_FIELDS)),
     )
-
-
-def ego_xy(points, pose: tuple[float, float, float]) -> np.ndarray:
-    """World points ``(..., 2)`` seen from ``pose`` ``(x, y, yaw)``: ``(..., 2)`` float64
-    ``(forward, left)`` in the ego frame."""
-    x0, y0, yaw = pose
-    c, s = math.cos(yaw), math.sin(yaw)
-    p = np.asarray(points, dtype=np.float64)
-    dx, dy = p[..., 0] - x0, p[..., 1] - y0
-    return np.stack([c * dx + s * dy, -s * dx + c * dy], axis=-1)
 
 
 def to_ego(boxes: np.ndarray, pose: tuple[float, float, float]) -> np.ndarray:

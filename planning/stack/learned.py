@@ -33,8 +33,9 @@ from pilot.config import from_dict
 from pilot.envs.driving.roads import GREEN, RED, YELLOW, wrap_angle
 from pilot.errors import UserError
 from pilot.perception.episodes import CollectConfig, sensor_arrays
+from pilot.perception.grid import in_footprint
 from pilot.perception.heads import decode
-from pilot.perception.labels import BOX_FIELDS, ego_xy, light_ahead, light_heads
+from pilot.perception.labels import BOX_FIELDS, light_ahead, light_heads
 from pilot.perception.sensors import camera_extrinsics, camera_intrinsics, pinhole
 from pilot.perception.train import load
 
@@ -95,13 +96,11 @@ def apart(boxes: np.ndarray) -> np.ndarray:
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, len(BOX_FIELDS))
     keep = np.zeros(len(b), dtype=bool)
 
-    def inside(points: np.ndarray, box: np.ndarray) -> np.ndarray:
-        local = np.abs(ego_xy(points, box[:3]))  # along and across the box
-        return (local[:, 0] <= box[3] / 2) & (local[:, 1] <= box[4] / 2)
-
     for i, box in enumerate(b):
         kept = b[keep]
-        covered = inside(kept[:, :2], box).any() or any(inside(box[None, :2], k)[0] for k in kept)
+        covered = in_footprint(kept[:, :2], box).any() or any(
+            in_footprint(box[:2], k) for k in kept
+        )
         keep[i] = not covered
     return keep
 
