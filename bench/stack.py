@@ -3,9 +3,12 @@ stage (perception, prediction, behaviour, planning, control, from ``plan.timings
 beside the env step's own milliseconds, per Box(2) driving scenario.
 
     python bench/stack.py [--steps 300] [--seed 0] [--perception RUN_DIR] [--scenarios A,B]
+                          [--set KEY=VALUE ...]
 
 ``--perception`` runs the stack on a trained perception run (camera, lidar or fusion)
-instead of privileged perception, its network at batch 1 on one torch thread.
+instead of privileged perception, its network at batch 1 on one torch thread; ``--set``
+overrides the stack's config as ``pilot eval modular --set`` does (e.g.
+``perception_rear=0``).
 
 Medians over the steps of one episode per scenario (the stack's work varies with what is
 around the car, the median is the typical step); the stack must fit the env's control
@@ -18,6 +21,7 @@ import time
 
 import numpy as np
 
+from pilot.config import parse_overrides
 from pilot.envs import make_env
 from pilot.errors import UserError
 from pilot.planning.stack.agent import ModularAgent
@@ -56,18 +60,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--perception", default="privileged", help="privileged or a RUN_DIR")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a stack config override (repeatable)")  # fmt: skip
     args = parser.parse_args()
     scenarios = args.scenarios.split(",")
     unknown = set(scenarios) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
     agents = {}
-    try:  # every stack built before the table starts: a bad run directory is one line
+    try:  # every stack built before the table starts: a bad run or key is one line
+        keys = {**parse_overrides(args.set), "perception": args.perception}
         for name in scenarios:
             env_id = f"pilot/Driving-{name}-v0"
-            agents[name] = ModularAgent(
-                env_id, build_config(env_id, {"perception": args.perception})
-            )
+            agents[name] = ModularAgent(env_id, build_config(env_id, keys))
     except UserError as exc:
         parser.error(str(exc))
     if args.perception != "privileged":
