@@ -47,6 +47,9 @@ def test_rear_boxes_stand_where_the_cars_behind_are():
         {"lane": 0, "ahead": -23.0, "speed": 20.0},  # right behind
         {"lane": 1, "ahead": 20.0, "speed": 20.0},  # ahead: not the rear watch's
         {"lane": 0, "ahead": -45.0, "speed": 20.0},  # beyond its reach
+        # alongside, reaching back past the rear bumper: on the grid, the network's (cut
+        # at the bumper, its front would stay there and seem to move with the car)
+        {"lane": 1, "ahead": -3.0, "speed": 20.0},
     ]
     env = highway(cars)
     try:

@@ -56,16 +56,19 @@ def rear_boxes(
     rear: float = 0.5 * VEHICLE_LENGTH + 0.15,
 ) -> np.ndarray:
     """Ego-frame vehicle boxes (rows :data:`BOX_FIELDS`, velocities 0) of what the lidar
-    (``lidar``, its sweep ``ranges``) sees behind the car at ``pose``: returns more than
-    ``rear`` metres behind its centre, within ``reach`` metres of it, above the ground,
-    grouped (:func:`groups`). A group whose centre is on the road (``net.locate``) gives
-    a car-sized box aligned with the ego: its front at the group's nearest point; across,
-    its near side at the group's return nearest the ego's axis (a car to one side shows
-    that side), or centred on the group where it straddles the axis (one right behind
-    shows its front)."""
+    (``lidar``, its sweep ``ranges``) sees behind the car at ``pose``: returns beside or
+    behind it, within ``reach`` metres of its centre, above the ground, grouped
+    (:func:`groups`). A group that lies wholly more than ``rear`` metres behind the
+    car's centre (one that reaches alongside is on the grid, the network's) and whose
+    centre is on the road (``net.locate``) gives a car-sized box aligned with the ego:
+    its front at the group's nearest point (so not a front pinned where a cut would put
+    it, which would move with the car); across, its near side at the group's return
+    nearest the ego's axis (a car to one side shows that side), or centred on the group
+    where it straddles the axis (one right behind shows its front)."""
     r = np.asarray(ranges, dtype=np.float64)
     pts = lidar_points(lidar, r)
-    keep = (r < lidar.spec.max_range - 1e-3) & (pts[:, 2] > GROUND) & (pts[:, 0] < -rear)
+    keep = (r < lidar.spec.max_range - 1e-3) & (pts[:, 2] > GROUND)
+    keep &= pts[:, 0] < 0.5 * VEHICLE_LENGTH
     keep &= np.hypot(pts[:, 0], pts[:, 1]) <= reach
     xy = pts[keep, :2]
     out = []
@@ -74,6 +77,9 @@ def rear_boxes(
     label = groups(xy)
     for g in range(label.max() + 1 if len(label) else 0):
         part = xy[label == g]
+        front = float(part[:, 0].max())
+        if front > -rear:
+            continue
         cx, cy = float(part[:, 0].mean()), float(part[:, 1].mean())
         if not net.locate(x0 + c * cx - s * cy, y0 + s * cx + c * cy).on_road:
             continue
@@ -84,6 +90,5 @@ def rear_boxes(
             y = high - 0.5 * VEHICLE_WIDTH
         else:
             y = 0.5 * (low + high)
-        front = float(part[:, 0].max())
         out.append((front - 0.5 * VEHICLE_LENGTH, y, 0.0, VEHICLE_LENGTH, VEHICLE_WIDTH, 0, 0))
     return np.array(out, dtype=np.float64).reshape(-1, len(BOX_FIELDS))
