@@ -3,9 +3,9 @@ the raw returns.
 
 The perception grid reaches only a few metres behind the car (``GridConfig.behind``), so
 a network sees nothing that closes from behind, and a lane change plans into a faster
-car it cannot see. The lidar sweeps all round: its returns behind the car's rear
-bumper, above the ground and on the road (the known map), are grouped into objects, and
-each becomes a vehicle box whose front is the group's nearest point. The stack tracks
+car it cannot see. The lidar sweeps all round: its returns above the ground are grouped
+into objects, and each object wholly behind the car's rear bumper and on the road (the
+known map) becomes a vehicle box whose front is its nearest return. The stack tracks
 them like the network's boxes (velocity from frame to frame) and drops any that a
 network box already holds (:func:`.learned.apart`), so a car the grid sees stays the
 network's.
