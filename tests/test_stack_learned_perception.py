@@ -292,6 +292,11 @@ def test_boxes_inside_better_ones_are_dropped_whatever_their_class():
     assert apart(turned).tolist() == [1, 0]
     assert apart(np.array([box(0.0, 0.0), box(0.0, 2.0, 0.0, 0.5, 0.5)])).tolist() == [1, 1]
     assert apart(np.zeros((0, 7))).shape == (0,)
+    # boxes already kept come first and stay: later ones are tested against them alone
+    later = np.array(found[[1, 5, 7]])  # inside the obstacle, the car again, the next lane
+    assert apart(later, kept=found[keep]).tolist() == [0, 0, 0]
+    assert apart(later, kept=found[[0]]).tolist() == [0, 1, 1]  # the two cars are apart
+    assert apart(later, kept=np.zeros((0, 7))).tolist() == apart(later).tolist()
 
 
 def test_velocities_from_two_hand_made_frames():

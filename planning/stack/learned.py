@@ -86,23 +86,26 @@ def associate(
     return match
 
 
-def apart(boxes: np.ndarray) -> np.ndarray:
+def apart(boxes: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray:
     """Which of ``boxes`` (rows :data:`BOX_FIELDS`, best first, as :func:`decode` gives
     them) to keep where objects do not overlap: a box is dropped when its centre lies in
     the footprint of a better box kept before it, or that box's centre lies in its own,
     whatever the two classes. The heatmap's max-pool NMS works per class and cell, so one
     object can come out as several boxes: a road obstacle read also as two pedestrians
-    inside it, a car as three cars along its length."""
+    inside it, a car as three cars along its length. ``kept``: better boxes already kept,
+    before all of ``boxes`` (not tested again)."""
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, len(BOX_FIELDS))
-    keep = np.zeros(len(b), dtype=bool)
-
-    for i, box in enumerate(b):
-        kept = b[keep]
-        covered = in_footprint(kept[:, :2], box).any() or any(
-            in_footprint(box[:2], k) for k in kept
+    if kept is not None:
+        b = np.vstack([np.asarray(kept, dtype=np.float64).reshape(-1, len(BOX_FIELDS)), b])
+    n0 = 0 if kept is None else len(kept)
+    keep = np.arange(len(b)) < n0
+    for i in range(n0, len(b)):
+        box, others = b[i], b[keep]
+        covered = in_footprint(others[:, :2], box).any() or any(
+            in_footprint(box[:2], k) for k in others
         )
         keep[i] = not covered
-    return keep
+    return keep[n0:]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,7 +313,7 @@ class LearnedPerception:
         boxes, classes = found["boxes"][keep], found["box_class"][keep].astype(np.uint8)
         if self.rear > 0.0:  # cars behind the grid, from the raw lidar
             behind = rear_boxes(inputs["lidar"], self.lidar, pose, u.net, self.rear)
-            seen = apart(np.vstack([boxes, behind]))[len(boxes) :]  # the network's first
+            seen = apart(behind, kept=boxes)  # the network's boxes come first
             boxes = np.vstack([boxes, behind[seen]])
             classes = np.concatenate([classes, np.full(int(seen.sum()), VEHICLE, np.uint8)])
         boxes = to_world(boxes, pose)
