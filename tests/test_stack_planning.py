@@ -149,6 +149,28 @@ def test_pulling_away_waits_for_a_pedestrian_at_the_kerb_unless_past_first():
     assert leads(21.3, True, vy=1.3) == []
 
 
+def test_a_car_already_over_a_walkers_line_clears_it_rather_than_stands_in_it():
+    # a straight route; a pedestrian's path crosses it at x = 26, and one walks towards
+    # the car's lane at 1 m/s; the car drives at 3.34 m/s, too fast to stop comfortably
+    frame = frenet.RouteFrame(Route([0], np.array([[0.0, 0.0], [100.0, 0.0]])))
+    cfg = ModularConfig()
+
+    def stops(x: float, walker_y: float) -> bool:
+        boxes = np.array([[26.0, walker_y, math.pi / 2, 0.5, 0.5, 0.0, 1.0]])
+        p = Percept((x, 0.0, 0.0), 3.34, 0.0, x, np.array([PEDESTRIAN]), boxes, -1, math.inf)
+        rows = behaviour.objects_on_route(frame, p, x)
+        return bool(behaviour.leads_for(0.0, p, rows, frame, x, 3.5, cfg))
+
+    # front 0.4 m past the walker's near side: its rear is past in 1.1 s, the walker in its
+    # path in 1.6 s, so it drives on. Stopping (as it did when it kept a second of margin
+    # here too) leaves it on the crosswalk, where the walker walks into it (StopSign, seed
+    # 1, route 8)
+    assert not stops(23.9, -3.2)
+    assert stops(23.9, -2.2)  # in its path in 0.6 s, before the car is past: it stops
+    # short of the walker's line the second of margin stays: past in 1.8 s, walker in 2.1 s
+    assert stops(20.0, -3.7)
+
+
 def test_yellow_is_stopped_for_whenever_the_car_can_still_stop_before_the_line():
     # the stop line 30 m along a straight route; no objects
     frame = frenet.RouteFrame(Route([0], np.array([[0.0, 0.0], [100.0, 0.0]])))

@@ -135,7 +135,10 @@ def _yield_to_pedestrian(
     the car stops for it when it can stop comfortably; when it cannot, only if the
     pedestrian could be in its path before the car, rear and all, is a second past (from
     its speed, at ``cfg.accel``), so a car too late to stop does not stop on the
-    crosswalk, in the way of one who does not look. One walking away and a metre off
+    crosswalk, in the way of one who does not look; once the car's front is past the
+    pedestrian's near side, without that second: stopping there leaves it in the
+    pedestrian's way whatever, so it stops only for one who would be in its path before
+    it is past. One walking away and a metre off
     the lane already is not waited for. With ``kerb`` (for a car pulling away), one
     standing at the kerb while the car's front is short of its line is waited for too,
     if at a brisk walk (:data:`WALK`) it could be in the path before the car is past."""
@@ -158,7 +161,7 @@ def _yield_to_pedestrian(
         return False
     if can_stop:
         return True  # it has the right of way, and the car can stop comfortably
-    return float(times[hit.argmax()]) < t_clear() + 1.0
+    return float(times[hit.argmax()]) < t_clear() + (1.0 if gap > 0.0 else 0.0)
 
 
 def crosswalk_before(frame: RouteFrame, front: float, stand: float) -> float | None:
