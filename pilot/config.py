@@ -149,16 +149,42 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error:
+    PyYAML keeps the last one silently (a leaderboard spec with two ``tracks:`` lists would
+    play only the second)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may repeat keys
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    line = first.get(key)
+                except TypeError:  # an unhashable key: PyYAML's own error follows
+                    continue
+                if line is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} given twice (first on line {line})",
+                        key_node.start_mark,
+                    )  # fmt: skip
+                first[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
 def load_yaml(path: str | Path, empty_ok: bool = True) -> dict[str, Any]:
     """Read a YAML mapping, with a clear error for a missing, binary or malformed file
-    (and, unless ``empty_ok``, for one that holds nothing)."""
+    (a key given twice in one mapping included) and, unless ``empty_ok``, for one that
+    holds nothing."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"config file {path} is a directory, not a YAML file")
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
     except UnicodeDecodeError:
         raise UserError(f"config file {path} is not UTF-8 text (a binary file?)") from None
     except OSError as exc:

@@ -82,6 +82,17 @@ def test_yaml_errors(tmp_path):
     bad.write_text("lr: 3\n  n_steps: [1, 2\n")
     with pytest.raises(UserError, match="malformed YAML .* line"):
         load_yaml(bad)
+    twice = tmp_path / "twice.yaml"  # PyYAML alone keeps the second silently
+    twice.write_text("name: a\ntracks: [x]\nseeds: 0-2\ntracks: [y]\n")
+    with pytest.raises(UserError, match="line 4: key 'tracks' given twice .first on line 2"):
+        load_yaml(twice)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("env:\n  id: a\n  id: b\nother:\n  id: c\n")
+    with pytest.raises(UserError, match="line 3: key 'id' given twice"):
+        load_yaml(nested)
+    merged = tmp_path / "merged.yaml"  # a merge key may repeat what it merges
+    merged.write_text("base: &b {lr: 1, n: 2}\nrun:\n  <<: *b\n  lr: 3\n")
+    assert load_yaml(merged)["run"] == {"lr": 3, "n": 2}
     listy = tmp_path / "list.yaml"
     listy.write_text("- 1\n- 2\n")
     with pytest.raises(UserError, match="mapping"):
