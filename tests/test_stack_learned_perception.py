@@ -226,6 +226,48 @@ def test_a_crop_network_reads_the_light_where_the_map_puts_its_heads(run, monkey
             assert percept.light == LIGHTS[model.geometry.light_states[int(raw["light"].argmax())]]
 
 
+def test_each_route_has_its_own_lidar_noise(run):
+    """The lidar noise of a route is the same played alone, after another route, or with
+    another env's route interleaved, and reading it leaves the env's random stream as it
+    was: a board route replayed alone plays as it did on the board. (One stream for all
+    routes, as before, gave a route's frames that depended on what was played first.)"""
+    run_dir, _ = run
+    drive = np.array([0.0, 0.3], np.float32)
+
+    def sweeps(before: list[int], beside: int | None = None, base: int = 0, steps: int = 3):
+        env = pilot.envs.make_env("pilot/Driving-Intersection-v0")
+        other = pilot.envs.make_env("pilot/Driving-Intersection-v0")
+        seeing = LearnedPerception(run_dir, collect=CFG, noise=base)
+        try:
+            for seed in before:
+                env.reset(seed=seed)
+                for _ in range(steps):
+                    seeing.inputs(env)
+                    env.step(drive)
+            env.reset(seed=11)
+            if beside is not None:
+                other.reset(seed=beside)
+            out = []
+            for _ in range(steps):
+                if beside is not None:
+                    seeing.inputs(other)
+                    other.step(drive)
+                state = env.unwrapped.np_random.bit_generator.state
+                out.append(seeing.inputs(env)["lidar"])
+                assert env.unwrapped.np_random.bit_generator.state == state
+                env.step(drive)
+        finally:
+            env.close()
+            other.close()
+        return out
+
+    alone = sweeps([])
+    for again in (sweeps([3]), sweeps([], beside=5)):
+        for a, b in zip(alone, again, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(alone[0], sweeps([], base=1)[0])  # the noise is there
+
+
 def test_to_world_by_hand_and_as_the_inverse_of_to_ego():
     pose = (3.0, -2.0, math.radians(30))
     box = np.array([[10.0, 0.0, 0.1, 4.5, 1.8, 2.0, 0.0]])
