@@ -95,10 +95,10 @@ def apart(boxes: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray:
     object can come out as several boxes: a road obstacle read also as two pedestrians
     inside it, a car as three cars along its length. ``kept``: better boxes already kept,
     before all of ``boxes`` (not tested again)."""
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, len(BOX_FIELDS))
-    if kept is not None:
-        b = np.vstack([np.asarray(kept, dtype=np.float64).reshape(-1, len(BOX_FIELDS)), b])
-    n0 = 0 if kept is None else len(kept)
+    before = np.asarray([] if kept is None else kept, dtype=np.float64)
+    before = before.reshape(-1, len(BOX_FIELDS))
+    n0 = len(before)
+    b = np.vstack([before, np.asarray(boxes, dtype=np.float64).reshape(-1, len(BOX_FIELDS))])
     keep = np.arange(len(b)) < n0
     for i in range(n0, len(b)):
         box, others = b[i], b[keep]
