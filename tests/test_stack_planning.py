@@ -171,6 +171,35 @@ def test_a_car_already_over_a_walkers_line_clears_it_rather_than_stands_in_it():
     assert stops(20.0, -3.7)
 
 
+def test_a_pedestrian_is_waited_for_only_if_the_car_would_meet_it():
+    # a straight route; a pedestrian's path crosses it at x = 26; it walks left at
+    # ``walk`` m/s; the car is slow enough to stop comfortably in every case below, and
+    # the old rule (any pedestrian in or heading into its path within the 4 s horizon)
+    # stood before all of them
+    frame = frenet.RouteFrame(Route([0], np.array([[0.0, 0.0], [100.0, 0.0]])))
+    cfg = ModularConfig()  # pedestrian_gap 1 s
+
+    def stops(gap: float, speed: float, walker_y: float, walk: float) -> bool:
+        x = 26.0 - 0.25 - frenet.EGO_HALF_LENGTH - gap  # gap: front to the walker's side
+        boxes = np.array([[26.0, walker_y, math.pi / 2, 0.5, 0.5, 0.0, walk]])
+        p = Percept((x, 0.0, 0.0), speed, 0.0, x, np.array([PEDESTRIAN]), boxes, -1, math.inf)
+        rows = behaviour.objects_on_route(frame, p, x)
+        return bool(behaviour.leads_for(0.0, p, rows, frame, x, 3.5, cfg))
+
+    # in its path (1.5 m left of its centre line), walking on out of it: a metre off the
+    # lane in 1.25 s. At 5 m/s, 20 m away, the car is there no sooner than 2.8 s: a second
+    # and a half after the walker is out, so it drives on (StopSign, seed 2, route 2,
+    # where the car stood mid-turn at its exit crosswalk and was walked into, completes
+    # with this and collides again without it)
+    assert not stops(20.0, 5.0, 1.5, 1.2)
+    assert stops(10.0, 5.0, 1.5, 1.2)  # 10 m away: there in 1.6 s, too soon
+    # 5.5 m to the right, coming at 1 m/s: in its path in 3.8 s. At 3 m/s, 6 m away, the
+    # car's rear is past it in 2.3 s, more than the second before, so it goes first
+    assert not stops(6.0, 3.0, -5.5, 1.0)
+    assert stops(6.0, 3.0, -4.5, 1.0)  # 4.5 m away: in its path in 2.8 s; it waits
+    assert stops(6.0, 3.0, 0.0, 0.0)  # one standing in its path is waited for
+
+
 def test_yellow_is_stopped_for_whenever_the_car_can_still_stop_before_the_line():
     # the stop line 30 m along a straight route; no objects
     frame = frenet.RouteFrame(Route([0], np.array([[0.0, 0.0], [100.0, 0.0]])))

@@ -86,6 +86,7 @@ def leads_for(
     cfg: ModularConfig,
     sign_s: float = math.inf,
     kerb: bool = False,
+    d0: float | None = None,
 ) -> list[Lead]:
     """What a candidate with lateral target ``d1`` keeps behind: things in or entering
     that lane ahead of the car, and the stop line of a light it must stop for or of a
@@ -94,12 +95,15 @@ def leads_for(
     leads: list[Lead] = []
     front = s0 + EGO_HALF_LENGTH
     half_lane = 0.5 * lane_width
+    sweep = (min(d1, d1 if d0 is None else d0), max(d1, d1 if d0 is None else d0))
     for cls, (s, d, v_along, half_len, half_w, v_lat) in zip(p.classes, objs, strict=True):
         if not math.isfinite(s) or s + half_len < front - 0.5:
             continue
         gap = s - half_len - front
         if cls == PEDESTRIAN:
-            if _yield_to_pedestrian(d - d1, v_lat, half_w, gap, half_len, half_lane, p, cfg, kerb):
+            if _yield_to_pedestrian(
+                d, sweep, v_lat, half_w, gap, half_len, half_lane, p, cfg, kerb
+            ):
                 leads.append((gap, 0.0, cfg.stop_margin))
         elif abs(d - d1) < half_lane + half_w - 0.2:
             jam = 6.0 if cls == STATIC else cfg.min_gap
@@ -120,6 +124,7 @@ def leads_for(
 
 def _yield_to_pedestrian(
     d: float,
+    sweep: tuple[float, float],
     v_lat: float,
     half_w: float,
     gap: float,
@@ -129,39 +134,53 @@ def _yield_to_pedestrian(
     cfg: ModularConfig,
     kerb: bool = False,
 ) -> bool:
-    """Whether to stand before a pedestrian ``d`` metres to the left of the candidate's
-    path (walking ``v_lat`` across it) whose own path lies ``gap`` metres ahead of the
-    car's front. One in the car's path now or within the horizon has the right of way:
-    the car stops for it when it can stop comfortably; when it cannot, only if the
-    pedestrian could be in its path before the car, rear and all, is a second past (from
-    its speed, at ``cfg.accel``), so a car too late to stop does not stop on the
-    crosswalk, in the way of one who does not look; once the car's front is past the
-    pedestrian's near side, without that second: stopping there leaves it in the
-    pedestrian's way whatever, so it stops only for one who would be in its path before
-    it is past. One walking away and a metre off
-    the lane already is not waited for. With ``kerb`` (for a car pulling away), one
-    standing at the kerb while the car's front is short of its line is waited for too,
-    if at a brisk walk (:data:`WALK`) it could be in the path before the car is past."""
+    """Whether to stand before a pedestrian ``d`` metres left of the route (walking
+    ``v_lat`` across it) whose own path lies ``gap`` metres ahead of the car's front, for
+    a candidate whose centre line sweeps the offsets ``sweep`` (low, high: from where the
+    car is to the candidate's target). The pedestrian has the right of way. From its walk
+    comes the time it is in the car's path (``[t_in, t_out]``; out: a metre off the lane
+    when the car can stop comfortably); from the car's speed, at ``cfg.accel``, the
+    earliest its front reaches that path and when its rear is past.
+
+    * A car that can stop comfortably waits unless it is past, rear and all,
+      ``cfg.pedestrian_gap`` seconds before the pedestrian comes, or cannot be there
+      sooner than that long after the pedestrian is out: it drives on towards one who
+      will be gone when it gets there.
+    * One that cannot stop comfortably stops only if the pedestrian could be in its path
+      before the car is past with that margin (so a car too late to stop does not stop on
+      the crosswalk, in the way of one who does not look); once the car's front is past
+      the pedestrian's near side, without it: stopping there leaves it in the way
+      whatever, so it stops only for one who would be in its path before it is past.
+    * With ``kerb`` (for a car pulling away), one standing at the kerb while the car's
+      front is short of its line is waited for too, if at a brisk walk (:data:`WALK`) it
+      could be in the path before the car is past with that margin."""
     in_path = EGO_HALF_WIDTH + half_w + cfg.pedestrian_corridor
     can_stop = p.speed**2 <= 2.0 * cfg.decel * max(gap - cfg.stop_margin, 0.01)
+    margin = cfg.pedestrian_gap
 
-    def t_clear() -> float:  # until the car's rear is past its path, at cfg.accel
-        clear = gap + 2.0 * (half_len + EGO_HALF_LENGTH)
+    def reach(dist: float) -> float:  # seconds until the car's front covers dist
         v, a = max(p.speed, 0.0), cfg.accel
-        return (math.sqrt(v * v + 2.0 * a * max(clear, 0.0)) - v) / a
+        return (math.sqrt(v * v + 2.0 * a * max(dist, 0.0)) - v) / a
 
+    t_clear = reach(gap + 2.0 * (half_len + EGO_HALF_LENGTH))  # the rear past its path
+    lo, hi = sweep[0] - in_path, sweep[1] + in_path  # its centre in these: in the path
     if kerb and abs(v_lat) < MOVING and gap > 0.0:
         # it may step off without looking
-        return max(abs(d) - in_path, 0.0) / WALK < t_clear() + 1.0
-    if d * v_lat > 0.0:  # walking away: waited for until a metre off the lane
-        return abs(d) < in_path or (can_stop and abs(d) < half_lane + half_w + 1.0)
-    times = np.linspace(0.0, cfg.horizon, 41)
-    hit = np.abs(d + v_lat * times) < in_path
-    if not hit.any():
-        return False
-    if can_stop:
-        return True  # it has the right of way, and the car can stop comfortably
-    return float(times[hit.argmax()]) < t_clear() + (1.0 if gap > 0.0 else 0.0)
+        return max(lo - d, d - hi, 0.0) / WALK < t_clear + margin
+    if abs(v_lat) < 1e-6:
+        if not lo < d < hi:
+            return False
+        t_in, t_out = 0.0, math.inf
+    else:
+        beyond = max(half_lane + half_w + 1.0 - in_path, 0.0) if can_stop else 0.0
+        lo, hi = (lo, hi + beyond) if v_lat > 0.0 else (lo - beyond, hi)
+        t1, t2 = sorted(((lo - d) / v_lat, (hi - d) / v_lat))
+        t_in, t_out = max(t1, 0.0), t2
+        if t_out <= 0.0 or t_in > cfg.horizon:
+            return False  # gone, or not in its path within the horizon
+    if not can_stop:
+        return t_in < t_clear + (margin if gap > 0.0 else 0.0)
+    return not (t_clear + margin < t_in or reach(gap) > t_out + margin)
 
 
 def crosswalk_before(frame: RouteFrame, front: float, stand: float) -> float | None:

@@ -75,6 +75,10 @@ class ModularConfig:
     pedestrian_corridor: float = field(
         0.5, "a pedestrian this close to the car's sides (m), now or soon, is in its path"
     )
+    pedestrian_gap: float = field(
+        1.0,
+        "seconds kept between the car and a pedestrian crossing its path, before or after",
+    )
     w_progress: float = field(1.0, "cost per metre of progress missing over the horizon")
     w_offset: float = field(2.0, "cost per metre of lateral offset at the plan's end")
     w_comfort: float = field(0.5, "cost of lateral jerk / speed changes")
@@ -86,7 +90,7 @@ class ModularConfig:
     def __post_init__(self) -> None:
         positive = ("target_speed", "lateral_accel", "accel", "decel", "max_decel", "horizon",
                     "plan_dt", "lateral_time", "ego_radius", "lookahead", "yellow_decel",
-                    "standing_margin")  # fmt: skip
+                    "standing_margin", "pedestrian_gap")  # fmt: skip
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")

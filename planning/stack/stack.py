@@ -95,7 +95,7 @@ class ModularStack:
         sign_s = self._signs.ahead(s0, p.speed)  # the map's stop signs, as on CARLA's map track
         targets = []
         for d1 in behaviour.open_offsets(u.net, frame, s0, lane_width, cfg):
-            leads = behaviour.leads_for(d1, p, objs, frame, s0, lane_width, cfg, sign_s)
+            leads = behaviour.leads_for(d1, p, objs, frame, s0, lane_width, cfg, sign_s, d0=d0)
             targets += [(d1, f * v_target, leads) for f in cfg.speed_factors]
         targets.append((d0, 0.0, [(0.0, 0.0, 0.0)]))  # brake where we are
         t3 = time.perf_counter()
@@ -137,7 +137,7 @@ class ModularStack:
         which start along the nose, would swing it out again."""
         cfg, frame = self.cfg, self._frame
         kerb = {  # once per lateral target, not per desired speed
-            d1: behaviour.leads_for(d1, p, objs, frame, s0, car.lane_width, cfg, sign_s, True)
+            d1: behaviour.leads_for(d1, p, objs, frame, s0, car.lane_width, cfg, sign_s, True, d0)
             for d1 in dict.fromkeys(d1 for d1, _, _ in targets)
         }
         targets = [(d1, v, kerb[d1]) for d1, v, _ in targets]
