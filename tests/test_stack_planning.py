@@ -72,6 +72,25 @@ def test_standing_cars_are_checked_as_rectangles_moving_ones_as_discs():
     assert _check(ahead, cars, _straight_candidate(5.0, 0.0), 0.0).collides_at < 2.0
 
 
+def test_a_car_already_close_beside_a_standing_one_may_drive_away_not_nearer():
+    # a car stopped beside the ego, 0.25 m between their sides (inside the 0.3 m margin):
+    # every plan, standing still too, "touched" it at once, and the ego stood there for
+    # good (a town route: it stood with its rear on a crosswalk, and a pedestrian walked
+    # into it). It keeps the clearance it has: straight on is free, drifting nearer is not
+    beside = np.array([[1.0, 2.15, 0.0, 4.5, 1.9, 0.0, 0.0]])
+    cars = np.array([VEHICLE])
+    assert math.isinf(_check(beside, cars, _straight_candidate(3.0, 0.0), 0.3).collides_at)
+    drift = _straight_candidate(3.0, 0.0)
+    drift.xy[:, 1] = np.minimum(0.1 * 0.2 * np.arange(21), 0.2)  # 0.2 m nearer over 2 s
+    assert _check(beside, cars, drift, 0.3).collides_at < 2.0
+    # nothing changes for a car that is clear of the margin: 0.35 m apart, drifting
+    # 0.2 m nearer comes within 0.3 m, a contact
+    clear = beside.copy()
+    clear[0, 1] = 2.25
+    assert _check(clear, cars, drift, 0.3).collides_at < 2.0
+    assert math.isinf(_check(clear, cars, _straight_candidate(3.0, 0.0), 0.3).collides_at)
+
+
 def test_objects_past_the_routes_end_are_not_leads():
     # a 50 m straight route along +x; a car 2 m past its end, in line with it, projects
     # onto the last point and would stand as a lead 1 m ahead of a car near the goal

@@ -222,10 +222,10 @@ def check(
 
     The objects ``standing`` picks (:func:`standing_boxes`: a mask over ``occ``'s objects
     and their rows) are checked as exact rectangles, the car's own within ``margin`` of
-    them, not as discs: the discs that cover a car are ~0.3 m wider than it on each side,
-    and beside a car waiting at a stop line (a turn's corner sweeps within half a metre of
-    it) every moving plan would "touch" it. Their discs still count for the clearance
-    cost."""
+    them (or within the clearance it has at the plan's start, if less), not as discs: the
+    discs that cover a car are ~0.3 m wider than it on each side, and beside a car waiting
+    at a stop line (a turn's corner sweeps within half a metre of it) every moving plan
+    would "touch" it. Their discs still count for the clearance cost."""
     if not len(occ):
         return
     c, s = np.cos(cand.yaw[1:]), np.sin(cand.yaw[1:])
@@ -238,13 +238,19 @@ def check(
     touch = hit.any(axis=1)
     if standing is not None and standing[0].any():
         rows, half = standing[1], (EGO_HALF_LENGTH, EGO_HALF_WIDTH)
+        z, (x, y) = (0.0, BOX_TOP), cand.xy[0]
+        # a car already within the margin of one keeps the clearance it has: it may drive
+        # away from a car that stopped close beside it, not only stand there
+        for m in (margin, 2.0 * margin / 3.0, margin / 3.0, 0.0):
+            if not len(touching_boxes(rows, x, y, cand.yaw[0], half, z, m)):
+                break
+        margin = m
         # only the steps whose bounding circles meet a standing box's are tested exactly
         reach = math.hypot(*half) + rows[:, 8] + margin
         near = cand.xy[1:, None, :] - rows[None, :, :2]
         close = (np.sum(near * near, axis=-1) < reach * reach).any(axis=1)
         for k in np.flatnonzero(close & ~touch):
             x, y = cand.xy[k + 1]
-            z = (0.0, BOX_TOP)
             touch[k] = len(touching_boxes(rows, x, y, cand.yaw[k + 1], half, z, margin)) > 0
     first = np.flatnonzero(touch)
     cand.collides_at = float(occ.times[first[0]]) if len(first) else math.inf
