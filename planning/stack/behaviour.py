@@ -89,13 +89,15 @@ def leads_for(
     d0: float | None = None,
 ) -> list[Lead]:
     """What a candidate with lateral target ``d1`` keeps behind: things in or entering
-    that lane ahead of the car, and the stop line of a light it must stop for or of a
+    that lane ahead of the car (pedestrians: entering any offset between the car's own
+    now, ``d0``, and ``d1``), and the stop line of a light it must stop for or of a
     stop sign not yet stopped at (``sign_s`` on the route), or the crosswalk just before
     that line (:func:`stop_point`)."""
     leads: list[Lead] = []
     front = s0 + EGO_HALF_LENGTH
     half_lane = 0.5 * lane_width
-    sweep = (min(d1, d1 if d0 is None else d0), max(d1, d1 if d0 is None else d0))
+    now = d1 if d0 is None else d0
+    sweep = (min(d1, now), max(d1, now))
     for cls, (s, d, v_along, half_len, half_w, v_lat) in zip(p.classes, objs, strict=True):
         if not math.isfinite(s) or s + half_len < front - 0.5:
             continue
