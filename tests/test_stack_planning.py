@@ -219,6 +219,25 @@ def test_a_pedestrian_is_waited_for_only_if_the_car_would_meet_it():
     assert stops(6.0, 3.0, 0.0, 0.0)  # one standing in its path is waited for
 
 
+def test_a_pedestrian_is_judged_across_the_whole_lane_change():
+    # a pedestrian steps off the kerb 3.3 m right of the car's lane centre, walking left
+    # at 1.4 m/s, its path 12.9 m ahead of the car's front; the car, at 12.3 m/s, cannot
+    # stop comfortably. Judged against the left lane alone (3.5 m left) the pedestrian is
+    # 3.6 s from that path, later than the car is past, so a swerve looked free; but the
+    # car is in its own lane for most of the move (Obstacles, seed 1, route 2: the
+    # pedestrian reached it while it was moving over). Across the offsets the move sweeps
+    # the pedestrian is in its path in 1.1 s, before the car is past: it is a lead
+    frame = frenet.RouteFrame(Route([0], np.array([[0.0, 0.0], [100.0, 0.0]])))
+    x = 26.0 - 0.25 - frenet.EGO_HALF_LENGTH - 12.9
+    boxes = np.array([[26.0, -3.3, math.pi / 2, 0.5, 0.5, 0.0, 1.4]])
+    p = Percept((x, 0.0, 0.0), 12.3, 0.0, x, np.array([PEDESTRIAN]), boxes, -1, math.inf)
+    rows = behaviour.objects_on_route(frame, p, x)
+    cfg = ModularConfig()
+    assert not behaviour.leads_for(3.5, p, rows, frame, x, 3.5, cfg)  # the lane alone
+    assert behaviour.leads_for(3.5, p, rows, frame, x, 3.5, cfg, d0=0.0)  # the sweep
+    assert behaviour.leads_for(0.0, p, rows, frame, x, 3.5, cfg)  # staying: a lead too
+
+
 def test_yellow_is_stopped_for_whenever_the_car_can_still_stop_before_the_line():
     # the stop line 30 m along a straight route; no objects
     frame = frenet.RouteFrame(Route([0], np.array([[0.0, 0.0], [100.0, 0.0]])))
