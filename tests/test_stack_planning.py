@@ -15,6 +15,7 @@ from pilot.planning.stack import behaviour, frenet, rollout
 from pilot.planning.stack.config import ModularConfig
 from pilot.planning.stack.perception import Percept
 from pilot.planning.stack.prediction import predict
+from pilot.planning.stack.stack import moves, needs_pull_away
 
 VEHICLE = CLASS_NAMES.index("vehicle")
 PEDESTRIAN = CLASS_NAMES.index("pedestrian")
@@ -141,6 +142,37 @@ def test_pulling_away_at_an_angle_turns_back_before_the_car_waiting_beside_the_e
         rear = rollout.tracked_path(frame, pose, 20.0, 0.0, 2.7, 0.08, cfg)
         turn = np.abs(np.diff(rear[:, 2])) / rollout.STEP
         assert turn.max() == pytest.approx(0.08)
+
+
+def test_a_car_rolling_out_of_a_turn_beside_a_waiting_car_takes_the_path_it_would_drive():
+    # the same car and waiting car, but rolling at 3 m/s with its nose 0.4 rad out: every
+    # lattice plan, braking where it is included, starts along the nose and touches the
+    # waiting car within 0.2 s; before, the stack tried the tracker's own paths only at
+    # under 1 m/s, so it braked beside the waiting car (StopSign, seed 0 route 3)
+    cfg = ModularConfig()
+    kappa = math.tan(0.5) / 2.7
+    targets = [(0.0, f * 10.0, []) for f in cfg.speed_factors]
+    frame, pose, occ, standing = _pull_away_case(0.4)
+    brake = (0.4, 0.0, [(0.0, 0.0, 0.0)])
+    lattice = frenet.candidates(frame, 20.0, 0.4, math.tan(0.4), 3.0, [*targets, brake], cfg)
+    for cand in lattice:
+        frenet.check(cand, occ, cfg.ego_radius, standing, cfg.standing_margin)
+    assert all(c.collides_at <= 0.2 for c in lattice)
+    best = frenet.choose(lattice, 10.0, 0.4, cfg)
+    assert needs_pull_away(best, lattice, 3.0, 0.4)
+    assert not needs_pull_away(best, lattice, 3.0, 0.05)  # along its lane: the lattice
+    pulls = rollout.candidates(frame, pose, 20.0, 3.0, targets, 2.7, kappa, cfg)
+    for cand in pulls:
+        frenet.check(cand, occ, cfg.ego_radius, standing, cfg.standing_margin)
+        assert math.isinf(cand.collides_at) and moves(cand)
+    # a free lattice plan keeps the lattice, at speed or standing
+    clear = frenet.candidates(frame, 20.0, 0.0, 0.0, 3.0, targets, cfg)
+    assert not needs_pull_away(frenet.choose(clear, 10.0, 0.0, cfg), clear, 3.0, 0.4)
+    # standing, with every plan that moves blocked: as before
+    stand = frenet.candidates(frame, 20.0, 0.4, math.tan(0.4), 0.0, [*targets, brake], cfg)
+    for cand in stand:
+        frenet.check(cand, occ, cfg.ego_radius, standing, cfg.standing_margin)
+    assert needs_pull_away(frenet.choose(stand, 10.0, 0.4, cfg), stand, 0.0, 0.4)
 
 
 def test_pulling_away_waits_for_a_pedestrian_at_the_kerb_unless_past_first():

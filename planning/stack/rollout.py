@@ -8,7 +8,8 @@ often a car waiting at that road's stop line, and is (rightly) found to touch it
 car stands until the world ends the route. The car can turn back towards its lane within
 a few metres: pure pursuit, rolled forward on the car's kinematics from its pose with its
 curvature within the steering limit, finds such a path, and the checked plan is one the
-car can drive."""
+car can drive. The same holds for a car still rolling out of the turn at a few m/s: there
+even braking where it is touches the waiting car, as it starts along the nose too."""
 
 from __future__ import annotations
 

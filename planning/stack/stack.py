@@ -31,6 +31,22 @@ def moves(plan: frenet.Candidate) -> bool:
     return float(plan.s[-1] - plan.s[0]) >= 0.5
 
 
+def needs_pull_away(
+    best: frenet.Candidate, cands: list[frenet.Candidate], speed: float, heading_error: float
+) -> bool:
+    """Whether to try the paths the tracker itself would drive (:mod:`.rollout`): the car
+    (nearly) stands though a lattice plan that moves would, had it been free; or, at any
+    speed, its nose is angled across (``heading_error`` from the route's heading over
+    :data:`ALIGNED`, in radians) and no lattice plan is free, so ``best`` (the latest
+    contact) is predicted to touch something. Each lattice plan starts along the nose: a
+    car rolling out of a turn beside a car waiting at the exit touches it on every one,
+    braking included, where the path it would drive turns back first. A car along its lane
+    keeps the lattice: its plans are the paths it would drive."""
+    if math.isfinite(best.collides_at) and abs(heading_error) > ALIGNED:
+        return True
+    return speed < 1.0 and not moves(best) and any(map(moves, cands))
+
+
 @dataclasses.dataclass
 class Plan:
     """What one step decided: the chosen candidate, all candidates, the occupancy they
@@ -105,9 +121,8 @@ class ModularStack:
         for cand in cands:
             frenet.check(cand, occ, cfg.ego_radius, standing, cfg.standing_margin)
         best = frenet.choose(cands, v_target, d0, cfg)
-        # stuck: the car (nearly) stands though a lattice plan would move, had it been free
-        stuck = p.speed < 1.0 and not moves(best) and any(map(moves, cands))
-        if stuck or self._pulling:  # maybe angled across: the path the tracker would drive
+        # blocked: maybe angled across, so try the paths the tracker itself would drive
+        if needs_pull_away(best, cands, p.speed, wrap_angle(yaw - h)) or self._pulling:
             args = (car, p, s0, d0, v_target, targets[:-1], objs, sign_s, occ, standing)
             pulled, pull = self._pull_away(*args)
             if pulled is not None:
@@ -128,8 +143,8 @@ class ModularStack:
         return action, Plan(best, cands, occ, ms)
 
     def _pull_away(self, car, p, s0, d0, v_target, targets, objs, sign_s, occ, standing):
-        """Plans for when every lattice plan that moves is blocked and the car (nearly)
-        stands, maybe angled across (:mod:`.rollout`): the path the tracker itself would
+        """Plans for when the lattice is blocked (:func:`needs_pull_away`), the car maybe
+        angled across (:mod:`.rollout`): the path the tracker itself would
         drive towards each lateral target, behind the same leads plus pedestrians at the
         kerb (:func:`.behaviour.leads_for` with ``kerb``). Returns the cheapest free one
         that moves (or None) and them all. Once one is chosen the car keeps to these plans
