@@ -17,13 +17,17 @@ from pilot.envs.driving.dynamics import pedal_for
 from pilot.envs.driving.roads import wrap_angle
 from pilot.planning.trackers import MPC, PurePursuit, Reference, Stanley
 
-from . import behaviour, frenet, rollout
+from . import behaviour, frenet, reference, rollout
 from .config import ModularConfig
 from .perception import privileged
 from .prediction import Occupancy, predict
 
 #: Heading error (rad) under which a car pulling away is back to the lattice's plans.
 ALIGNED = 0.1
+#: Junction turns tighter than this times the car's smallest turning radius (rear axle)
+#: are planned on a wider arc (:func:`.reference.drivable`): the tracker lags a turn at
+#: its limit.
+TURN_MARGIN = 1.1
 
 
 def moves(plan: frenet.Candidate) -> bool:
@@ -86,11 +90,13 @@ class ModularStack:
         cfg, u = self.cfg, env.unwrapped
         car = u.config
         if u.route is not self._route:  # a new episode: a new reference line
-            self._route, self._frame = u.route, frenet.RouteFrame(u.route, u.net)
+            turn = TURN_MARGIN * car.wheelbase / math.tan(car.max_steer)
+            line = reference.drivable(u.route, u.net, turn)  # turns the car can follow
+            self._route, self._frame = u.route, frenet.RouteFrame(line, u.net)
             self._tracker = make_tracker(cfg, car.wheelbase, car.dt)
             self._committed = None
             self._pulling = False
-            self._signs = behaviour.StopSigns.on_route(u.route, u.net)
+            self._signs = behaviour.StopSigns.on_route(line, u.net)
         frame = self._frame
         t0 = time.perf_counter()
         # perceive: objects and the light (ground truth through the labels' code, or a network)
