@@ -129,7 +129,9 @@ class ModularStack:
         best = frenet.choose(cands, v_target, d0, cfg)
         # blocked: maybe angled across, so try the paths the tracker itself would drive
         if needs_pull_away(best, cands, p.speed, wrap_angle(yaw - h)) or self._pulling:
-            args = (car, p, s0, d0, v_target, targets[:-1], objs, sign_s, occ, standing)
+            # waiting for pedestrians at the kerb is a precaution: not where standing is hit
+            kerb = not math.isfinite(cands[-1].collides_at)
+            args = (car, p, s0, d0, v_target, targets[:-1], objs, sign_s, occ, standing, kerb)
             pulled, pull = self._pull_away(*args)
             if pulled is not None:
                 best, cands = pulled, cands + pull
@@ -148,20 +150,20 @@ class ModularStack:
         }
         return action, Plan(best, cands, occ, ms)
 
-    def _pull_away(self, car, p, s0, d0, v_target, targets, objs, sign_s, occ, standing):
+    def _pull_away(self, car, p, s0, d0, v_target, targets, objs, sign_s, occ, standing, kerb):
         """Plans for when the lattice is blocked (:func:`needs_pull_away`), the car maybe
-        angled across (:mod:`.rollout`): the path the tracker itself would
-        drive towards each lateral target, behind the same leads plus pedestrians at the
-        kerb (:func:`.behaviour.leads_for` with ``kerb``). Returns the cheapest free one
-        that moves (or None) and them all. Once one is chosen the car keeps to these plans
-        until its heading is within :data:`ALIGNED` of the route's: the lattice's plans,
-        which start along the nose, would swing it out again."""
+        angled across (:mod:`.rollout`): the path the tracker itself would drive towards
+        each lateral target, behind the same leads plus, with ``kerb``, pedestrians at the
+        kerb (:func:`.behaviour.leads_for`). Returns the cheapest free one that moves (or
+        None) and them all. Once one is chosen the car keeps to these plans until its
+        heading is within :data:`ALIGNED` of the route's: the lattice's plans, which start
+        along the nose, would swing it out again."""
         cfg, frame = self.cfg, self._frame
-        kerb = {  # once per lateral target, not per desired speed
-            d1: behaviour.leads_for(d1, p, objs, frame, s0, car.lane_width, cfg, sign_s, True, d0)
+        leads = {  # once per lateral target, not per desired speed
+            d1: behaviour.leads_for(d1, p, objs, frame, s0, car.lane_width, cfg, sign_s, kerb, d0)
             for d1 in dict.fromkeys(d1 for d1, _, _ in targets)
         }
-        targets = [(d1, v, kerb[d1]) for d1, v, _ in targets]
+        targets = [(d1, v, leads[d1]) for d1, v, _ in targets]
         kappa = math.tan(car.max_steer) / car.wheelbase
         pull = rollout.candidates(frame, p.pose, s0, p.speed, targets, car.wheelbase, kappa, cfg)
         for cand in pull:
