@@ -222,6 +222,28 @@ def test_a_car_already_over_a_walkers_line_clears_it_rather_than_stands_in_it():
     assert stops(20.0, -3.7)
 
 
+def test_a_car_that_cannot_stop_clear_of_a_walkers_line_keeps_no_margin():
+    # the same route and walker's path (x = 26, near side 25.75); the car at 1.4 m/s with
+    # its front 0.7 m short of the walker's near side: braking its hardest it stands 0.54 m
+    # short, in the walker's way. Its rear is past in 2.0 s, the walker (6.05 m out, 1.5
+    # m/s) in its path in 2.9 s: it drives on. With the second of margin it stopped there
+    # and was walked into (StopSign, seed 2, route 5)
+    frame = frenet.RouteFrame(Route([0], np.array([[0.0, 0.0], [100.0, 0.0]])))
+    cfg = ModularConfig()
+
+    def stops(x: float, speed: float, walker_y: float) -> bool:
+        boxes = np.array([[26.0, walker_y, math.pi / 2, 0.5, 0.5, 0.0, 1.5]])
+        p = Percept((x, 0.0, 0.0), speed, 0.0, x, np.array([PEDESTRIAN]), boxes, -1, math.inf)
+        rows = behaviour.objects_on_route(frame, p, x)
+        return bool(behaviour.leads_for(0.0, p, rows, frame, x, 3.5, cfg))
+
+    assert not stops(22.8, 1.4, -6.05)
+    assert stops(22.8, 1.4, -4.0)  # in its path in 1.5 s, before the car is past: it stops
+    # 1.05 m further back it still cannot stop comfortably, but can stop 1.5 m short of
+    # the line braking its hardest: the margin stays (past in 2.2 s, + 1 s > 2.9 s)
+    assert stops(21.75, 1.4, -6.05)
+
+
 def test_a_pedestrian_is_waited_for_only_if_the_car_would_meet_it():
     # a straight route; a pedestrian's path crosses it at x = 26; it walks left at
     # ``walk`` m/s; the car is slow enough to stop comfortably in every case below, and

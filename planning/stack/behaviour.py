@@ -150,9 +150,10 @@ def _yield_to_pedestrian(
       will be gone when it gets there.
     * One that cannot stop comfortably stops only if the pedestrian could be in its path
       before the car is past with that margin (so a car too late to stop does not stop on
-      the crosswalk, in the way of one who does not look); once the car's front is past
-      the pedestrian's near side, without it: stopping there leaves it in the way
-      whatever, so it stops only for one who would be in its path before it is past.
+      the crosswalk, in the way of one who does not look); once even its hardest
+      braking (``cfg.max_decel``) cannot stand it ``cfg.stop_margin`` short of the
+      pedestrian's near side (past it, too), without it: stopping there leaves it in the
+      way whatever, so it stops only for one who would be in its path before it is past.
     * With ``kerb`` (for a car pulling away), one standing at the kerb while the car's
       front is short of its line is waited for too, if at a brisk walk (:data:`WALK`) it
       could be in the path before the car is past with that margin."""
@@ -181,7 +182,8 @@ def _yield_to_pedestrian(
         if t_out <= 0.0 or t_in > cfg.horizon:
             return False  # gone, or not in its path within the horizon
     if not can_stop:
-        return t_in < t_clear + (margin if gap > 0.0 else 0.0)
+        clear = gap - p.speed**2 / (2.0 * cfg.max_decel) >= cfg.stop_margin
+        return t_in < t_clear + (margin if clear else 0.0)
     return not (t_clear + margin < t_in or reach(gap) > t_out + margin)
 
 
