@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from pilot.envs import make_env
-from pilot.envs.driving.layouts import intersection
+from pilot.envs.driving.layouts import intersection, min_turn_radius
 from pilot.eval.evaluate import episode_seed
-from pilot.planning.stack.reference import drivable, fillet, min_radius
+from pilot.planning.stack.reference import drivable, fillet
 from pilot.planning.stack.stack import TURN_MARGIN
 
 #: The world's car: 2.7 m wheelbase, 0.5 rad of steering.
@@ -25,7 +25,7 @@ def test_the_fillet_of_a_right_angle_bends_at_one_over_its_leg():
     arc = fillet(a, north, b, east)
     assert np.allclose(arc[0], a) and np.allclose(arc[-1], b)
     assert np.allclose(np.hypot(*(arc - [6.0, -6.0]).T), 6.0)  # centre (6, -6), radius 6
-    assert min_radius(arc) == pytest.approx(6.0, rel=0.01)
+    assert min_turn_radius(arc) == pytest.approx(6.0, rel=0.01)
     # tangent to the lane lines at both ends: the end chords within half a step's turn
     first, last = arc[1] - arc[0], arc[-1] - arc[-2]
     assert abs(first[0]) < 0.05 * np.hypot(*first) and abs(last[1]) < 0.05 * np.hypot(*last)
@@ -37,7 +37,7 @@ def test_the_fillet_of_a_right_angle_bends_at_one_over_its_leg():
 
 def test_the_junctions_right_turns_are_tighter_than_the_car_and_planned_wider():
     net = intersection(np.random.default_rng(0))
-    turns = sorted(min_radius(ln.centre) for ln in net.lanes if ln.kind == "junction")
+    turns = sorted(min_turn_radius(ln.centre) for ln in net.lanes if ln.kind == "junction")
     assert turns[0] < CAR_RADIUS < turns[4]  # the four right turns: ~4.5 m; left: ~7 m
     env = make_env("pilot/Driving-StopSign-v0")
     widened = 0
@@ -46,10 +46,10 @@ def test_the_junctions_right_turns_are_tighter_than_the_car_and_planned_wider():
             env.reset(seed=episode_seed(0, ep))
             route, net = env.unwrapped.route, env.unwrapped.net
             line = drivable(route, net, TURN_MARGIN * CAR_RADIUS)
-            if min_radius(route.points) >= TURN_MARGIN * CAR_RADIUS:
+            if min_turn_radius(route.points) >= TURN_MARGIN * CAR_RADIUS:
                 assert line is route  # nothing to widen
                 continue
-            assert min_radius(line.points) > TURN_MARGIN * CAR_RADIUS
+            assert min_turn_radius(line.points) > TURN_MARGIN * CAR_RADIUS
             assert np.allclose(line.points[[0, -1]], route.points[[0, -1]])
             pairs = zip(line.points.tolist(), line.s.tolist(), strict=True)
             offsets = [abs(route.project(x, y, s)[1]) for (x, y), s in pairs]

@@ -17,23 +17,12 @@ import math
 
 import numpy as np
 
+from pilot.envs.driving.layouts import min_turn_radius
 from pilot.envs.driving.roads import RoadNetwork
 from pilot.envs.driving.routes import Route
 
 #: Arc-length spacing of the fillet's vertices (m).
 SPACING = 0.5
-
-
-def min_radius(points: np.ndarray) -> float:
-    """Smallest radius of curvature of a polyline (inf for a straight one): heading
-    change over the mean length of the two segments at each inner vertex."""
-    d = np.diff(points, axis=0)
-    if len(d) < 2:
-        return math.inf
-    turn = np.abs(np.diff(np.unwrap(np.arctan2(d[:, 1], d[:, 0]))))
-    length = 0.5 * (np.hypot(*d[1:].T) + np.hypot(*d[:-1].T))
-    top = float((turn / length).max())
-    return 1.0 / top if top > 1e-9 else math.inf
 
 
 def fillet(a: np.ndarray, da: np.ndarray, b: np.ndarray, db: np.ndarray) -> np.ndarray | None:
@@ -74,7 +63,7 @@ def drivable(route: Route, net: RoadNetwork, radius: float) -> Route:
     for lane_id in route.lanes:
         lane = net.lanes[lane_id]
         c = lane.centre
-        if lane.kind != "junction" or len(c) < 3 or min_radius(c) >= radius:
+        if lane.kind != "junction" or len(c) < 3 or min_turn_radius(c) >= radius:
             continue
         i = _vertex(points, c[0], at)
         j = _vertex(points, c[-1], i if i is not None else at)
@@ -83,7 +72,7 @@ def drivable(route: Route, net: RoadNetwork, radius: float) -> Route:
         # the lane lines: the last segment before the connector and the first after it
         da, db = points[i] - points[i - 1], points[j + 1] - points[j]
         bend = fillet(c[0], da / np.hypot(*da), c[-1], db / np.hypot(*db))
-        if bend is None or min_radius(bend) <= min_radius(c):
+        if bend is None or min_turn_radius(bend) <= min_turn_radius(c):
             continue
         pieces += [points[at:i], bend]
         at = j + 1
