@@ -130,7 +130,7 @@ class ModularStack:
         # blocked: maybe angled across, so try the paths the tracker itself would drive
         if needs_pull_away(best, cands, p.speed, wrap_angle(yaw - h)) or self._pulling:
             # waiting for pedestrians at the kerb is a precaution: not where standing is hit
-            kerb = not math.isfinite(cands[-1].collides_at)
+            kerb = not math.isfinite(cands[-1].collides_at)  # the last brakes where it is
             args = (car, p, s0, d0, v_target, targets[:-1], objs, sign_s, occ, standing, kerb)
             pulled, pull = self._pull_away(*args)
             if pulled is not None:
