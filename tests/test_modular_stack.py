@@ -247,6 +247,12 @@ def test_config_errors_are_one_line():
         build_config(INTERSECTION, {"perception_threshold": -0.1})
     with pytest.raises(UserError, match="perception_hold"):
         build_config(INTERSECTION, {"perception_hold": -1})
+    for key in ("stop_margin", "min_gap", "headway", "growth", "w_clearance", "speed_gain"):
+        with pytest.raises(UserError, match=f"{key} must not be negative"):
+            build_config(INTERSECTION, {key: -0.5})
+    with pytest.raises(UserError, match="speed_factors must not be negative"):
+        build_config(INTERSECTION, {"speed_factors": [1.0, -0.5]})
+    assert build_config(INTERSECTION, {"stop_margin": 0.0}).stop_margin == 0.0  # zero is a choice
     with pytest.raises(UserError, match="Box\\(2\\) driving envs"):
         ModularAgent("pilot/Driving-Highway-Meta-v0")
 

@@ -94,6 +94,14 @@ class ModularConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        non_negative = ("headway", "min_gap", "stop_margin", "growth", "pedestrian_corridor",
+                        "w_progress", "w_offset", "w_comfort", "w_clearance", "lookahead_gain",
+                        "speed_gain")  # fmt: skip
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if any(f < 0 for f in self.speed_factors):
+            raise ValueError("speed_factors must not be negative")
         if not self.lateral_offsets or not self.speed_factors:
             raise ValueError("lateral_offsets and speed_factors must not be empty")
         if not 0.0 <= self.perception_smoothing < 1.0:
