@@ -200,17 +200,22 @@ def test_pulling_away_waits_for_a_pedestrian_at_the_kerb_unless_past_first():
     assert leads(21.3, True, vy=1.3) == []
 
 
-def test_a_car_already_over_a_walkers_line_clears_it_rather_than_stands_in_it():
-    # a straight route; a pedestrian's path crosses it at x = 26, and one walks towards
-    # the car's lane at 1 m/s; the car drives at 3.34 m/s, too fast to stop comfortably
+def _stands_for_walker(x: float, speed: float, walker_y: float, walk: float) -> bool:
+    """Whether a car at ``x`` on a straight route along +x, at ``speed``, keeps a lead for
+    a pedestrian whose path crosses the route at x = 26 (near side 25.75), ``walker_y``
+    to the side and walking towards the car's lane at ``walk`` m/s."""
     frame = frenet.RouteFrame(Route([0], np.array([[0.0, 0.0], [100.0, 0.0]])))
-    cfg = ModularConfig()
+    boxes = np.array([[26.0, walker_y, math.pi / 2, 0.5, 0.5, 0.0, walk]])
+    p = Percept((x, 0.0, 0.0), speed, 0.0, x, np.array([PEDESTRIAN]), boxes, -1, math.inf)
+    rows = behaviour.objects_on_route(frame, p, x)
+    return bool(behaviour.leads_for(0.0, p, rows, frame, x, 3.5, ModularConfig()))
 
+
+def test_a_car_already_over_a_walkers_line_clears_it_rather_than_stands_in_it():
+    # the pedestrian walks towards the car's lane at 1 m/s; the car drives at 3.34 m/s,
+    # too fast to stop comfortably
     def stops(x: float, walker_y: float) -> bool:
-        boxes = np.array([[26.0, walker_y, math.pi / 2, 0.5, 0.5, 0.0, 1.0]])
-        p = Percept((x, 0.0, 0.0), 3.34, 0.0, x, np.array([PEDESTRIAN]), boxes, -1, math.inf)
-        rows = behaviour.objects_on_route(frame, p, x)
-        return bool(behaviour.leads_for(0.0, p, rows, frame, x, 3.5, cfg))
+        return _stands_for_walker(x, 3.34, walker_y, 1.0)
 
     # front 0.4 m past the walker's near side: its rear is past in 1.1 s, the walker in its
     # path in 1.6 s, so it drives on. Stopping (as it did when it kept a second of margin
@@ -223,25 +228,16 @@ def test_a_car_already_over_a_walkers_line_clears_it_rather_than_stands_in_it():
 
 
 def test_a_car_that_cannot_stop_clear_of_a_walkers_line_keeps_no_margin():
-    # the same route and walker's path (x = 26, near side 25.75); the car at 1.4 m/s with
-    # its front 0.7 m short of the walker's near side: braking its hardest it stands 0.54 m
-    # short, in the walker's way. Its rear is past in 2.0 s, the walker (6.05 m out, 1.5
-    # m/s) in its path in 2.9 s: it drives on. With the second of margin it stopped there
-    # and was walked into (StopSign, seed 2, route 5)
-    frame = frenet.RouteFrame(Route([0], np.array([[0.0, 0.0], [100.0, 0.0]])))
-    cfg = ModularConfig()
-
-    def stops(x: float, speed: float, walker_y: float) -> bool:
-        boxes = np.array([[26.0, walker_y, math.pi / 2, 0.5, 0.5, 0.0, 1.5]])
-        p = Percept((x, 0.0, 0.0), speed, 0.0, x, np.array([PEDESTRIAN]), boxes, -1, math.inf)
-        rows = behaviour.objects_on_route(frame, p, x)
-        return bool(behaviour.leads_for(0.0, p, rows, frame, x, 3.5, cfg))
-
-    assert not stops(22.8, 1.4, -6.05)
-    assert stops(22.8, 1.4, -4.0)  # in its path in 1.5 s, before the car is past: it stops
+    # the car at 1.4 m/s with its front 0.7 m short of the walker's near side: braking its
+    # hardest it stands 0.54 m short, in the walker's way. Its rear is past in 2.0 s, the
+    # walker (6.05 m out, 1.5 m/s) in its path in 2.9 s: it drives on. With the second of
+    # margin it stopped there and was walked into (StopSign, seed 2, route 5)
+    assert not _stands_for_walker(22.8, 1.4, -6.05, 1.5)
+    # in its path in 1.5 s, before the car is past: it stops
+    assert _stands_for_walker(22.8, 1.4, -4.0, 1.5)
     # 1.05 m further back it still cannot stop comfortably, but can stop 1.5 m short of
     # the line braking its hardest: the margin stays (past in 2.2 s, + 1 s > 2.9 s)
-    assert stops(21.75, 1.4, -6.05)
+    assert _stands_for_walker(21.75, 1.4, -6.05, 1.5)
 
 
 def test_a_pedestrian_is_waited_for_only_if_the_car_would_meet_it():
