@@ -30,6 +30,11 @@ ALIGNED = 0.1
 TURN_MARGIN = 1.1
 
 
+def sharpest_curvature(car) -> float:
+    """The car's path curvature at full steering (1/m, about the rear axle)."""
+    return math.tan(car.max_steer) / car.wheelbase
+
+
 def moves(plan: frenet.Candidate) -> bool:
     """Whether ``plan`` takes the car half a metre or more along the route."""
     return float(plan.s[-1] - plan.s[0]) >= 0.5
@@ -90,7 +95,7 @@ class ModularStack:
         cfg, u = self.cfg, env.unwrapped
         car = u.config
         if u.route is not self._route:  # a new episode: a new reference line
-            turn = TURN_MARGIN * car.wheelbase / math.tan(car.max_steer)
+            turn = TURN_MARGIN / sharpest_curvature(car)
             line = reference.drivable(u.route, u.net, turn)  # turns the car can follow
             self._route, self._frame = u.route, frenet.RouteFrame(line, u.net)
             self._tracker = make_tracker(cfg, car.wheelbase, car.dt)
@@ -164,7 +169,7 @@ class ModularStack:
             for d1 in dict.fromkeys(d1 for d1, _, _ in targets)
         }
         targets = [(d1, v, leads[d1]) for d1, v, _ in targets]
-        kappa = math.tan(car.max_steer) / car.wheelbase
+        kappa = sharpest_curvature(car)
         pull = rollout.candidates(frame, p.pose, s0, p.speed, targets, car.wheelbase, kappa, cfg)
         for cand in pull:
             frenet.check(cand, occ, cfg.ego_radius, standing, cfg.standing_margin)
