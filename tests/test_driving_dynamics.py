@@ -20,6 +20,7 @@ from pilot.envs.driving.dynamics import (
     resistance,
     terminal_speed,
 )
+from pilot.envs.driving.speed_rules import min_speed_percentages, stretch_percentage
 from pilot.envs.driving.traffic import EgoCar
 from pilot.eval.driving import MIN_SPEED_PENALTY, driving_score, episode_score
 
@@ -182,6 +183,46 @@ def test_crawling_among_traffic_fails_the_minimum_speed_test():
     assert info["min_speed_percentages"] == percentages
     score = episode_score(info)
     assert score.driving_score < 0.85 * score.route_completion
+
+
+def test_the_minimum_speed_test_judged_after_the_fact_matches_the_env():
+    """Slow for the first stretches, then at traffic speed: the failed stretches computed
+    afterwards from the steps (``min_speed_percentages``, used on traffic trips) are the
+    env's own, and the later stretches pass."""
+    env = make_env(HIGHWAY, route_length=300.0)
+    env.reset(seed=1)
+    u = env.unwrapped
+    progress, speed, traffic = [], [], []
+    for k in range(500):
+        _, _, term, trunc, info = env.step(u.follow_route(8.0 if k < 150 else 28.0))
+        active = u._sim.traffic.active
+        progress.append(u._sim.best_s)
+        speed.append(info["speed"])
+        traffic.append(float(u._sim.traffic.v[active].mean()) if active.any() else np.nan)
+        if term or trunc:
+            break
+    env.close()
+    assert info["outcome"] == "route_completed"
+    env_says = info["min_speed_percentages"]
+    assert 1 <= len(env_says) <= 3  # slow stretches fail, fast ones pass
+    after = min_speed_percentages(
+        np.array(progress), np.array(speed), np.array(traffic), info["route_length"], 4
+    )
+    assert after == env_says
+
+
+def test_minimum_speed_stretches_by_hand():
+    # 100 m in four stretches (ends 25, 50, 75, 99); a step counts in the stretch open
+    # when it began, so the step from 20 to 30 m is the first stretch's
+    progress = np.array([10.0, 20.0, 30.0, 40.0, 60.0, 80.0, 99.0])
+    speed = np.array([5.0, 5.0, 5.0, 10.0, 10.0, 2.0, 10.0])
+    traffic = np.array([10.0, 10.0, 10.0, 10.0, np.nan, 8.0, 8.0])
+    # stretch 1: 15/30; 2: the step without traffic is not compared, 10/10 passes;
+    # 3: 2/8; 4: 10/8 passes
+    assert min_speed_percentages(progress, speed, traffic, 100.0, 4) == [50.0, 25.0]
+    # a path not yet at its second end: only the first stretch is judged
+    assert min_speed_percentages(progress[:3], speed[:3], traffic[:3], 100.0, 4) == [50.0]
+    assert stretch_percentage(3.0, 0.0) is None  # no moving traffic: not judged
 
 
 def test_keeping_up_with_traffic_passes_the_minimum_speed_test():

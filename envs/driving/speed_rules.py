@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .infractions import record
 
 if TYPE_CHECKING:
@@ -67,22 +69,60 @@ def check_speed_rules(
         log.ego_speed_sum += v
         log.traffic_speed_sum += float(sim.traffic.v[active].mean())
         log.points += 1
-    stretch = route.length / cfg.min_speed_checkpoints
-    while log.checkpoint < cfg.min_speed_checkpoints and sim.best_s >= min(
-        (log.checkpoint + 1) * stretch, route.length - 1.0
-    ):
+    n = cfg.min_speed_checkpoints
+    while log.checkpoint < n and sim.best_s >= stretch_end(route.length, n, log.checkpoint):
         _judge_stretch(sim, events)
+
+
+def stretch_end(length: float, checkpoints: int, k: int) -> float:
+    """Where stretch ``k`` of a route ``length`` metres long ends (the last a metre short
+    of the end, where the route counts as completed)."""
+    return min((k + 1) * (length / checkpoints), length - 1.0)
+
+
+def stretch_percentage(ego_speed_sum: float, traffic_speed_sum: float) -> float | None:
+    """The car's speed over a stretch as a percentage of the traffic's, if it was the
+    slower (None: it was not, or there was no moving traffic to compare with)."""
+    if traffic_speed_sum <= 0.0:
+        return None
+    percentage = round(100.0 * ego_speed_sum / traffic_speed_sum, 2)
+    return percentage if percentage < 100.0 else None
+
+
+def min_speed_percentages(
+    progress: np.ndarray,
+    speed: np.ndarray,
+    traffic_speed: np.ndarray,
+    length: float,
+    checkpoints: int,
+) -> list[float]:
+    """The minimum-speed test's failed stretches, judged after the fact from one
+    vehicle's steps: ``progress`` (metres along its path after each step), its
+    ``speed`` and the ``traffic_speed`` (mean of the others; ``nan`` with none) at each.
+    Gives what :func:`check_speed_rules` gives step by step, for a path whose ``length``
+    is known only at its end (a traffic vehicle's trip, ``bench/min_speed_traffic.py``)."""
+    ends = np.array([stretch_end(length, checkpoints, k) for k in range(checkpoints)])
+    before = np.concatenate([[-np.inf], progress[:-1]])  # each step counts in the stretch
+    stretch = np.searchsorted(ends, before, side="right")  # open when it began
+    judged = int(np.searchsorted(ends, progress[-1], side="right")) if len(progress) else 0
+    out = []
+    for k in range(judged):
+        steps = (stretch == k) & np.isfinite(traffic_speed)
+        if steps.any():
+            p = stretch_percentage(float(speed[steps].sum()), float(traffic_speed[steps].sum()))
+            if p is not None:
+                out.append(p)
+    return out
 
 
 def _judge_stretch(sim: EpisodeState, events: list[dict[str, Any]]) -> None:
     """Close the current stretch: a ``min_speed`` event if the car was the slower."""
     log = sim.speed
-    if log.points and log.traffic_speed_sum > 0.0:
-        percentage = round(100.0 * log.ego_speed_sum / log.traffic_speed_sum, 2)
-        if percentage < 100.0:
-            log.percentages.append(percentage)
-            record(sim, events, "min_speed")
-            events[-1]["percentage"] = percentage
+    percentage = stretch_percentage(log.ego_speed_sum, log.traffic_speed_sum)
+    if log.points and percentage is not None:
+        log.percentages.append(percentage)
+        record(sim, events, "min_speed")
+        events[-1]["percentage"] = percentage
     log.checkpoint += 1
     log.ego_speed_sum = log.traffic_speed_sum = 0.0
     log.points = 0
