@@ -249,3 +249,17 @@ def test_speeding_does_not_pay():
 
     at_target, fast = mean_reward(10.0), mean_reward(14.0)
     assert at_target > fast + 0.01
+
+
+def test_traffic_trips_are_whole_trips_through_the_junction():
+    """``bench/min_speed_traffic.py`` judges each traffic vehicle's trip from the start of
+    an approach to the end of an exit road: 60 m, the junction's connector (~10-20 m),
+    60 m. A trip counted from where a car was placed, or cut at a lane's end, is shorter."""
+    from pilot.bench.min_speed_traffic import trip_scores
+
+    trips = trip_scores("Intersection", seed=0, seconds=150.0)
+    assert len(trips) >= 5
+    for score, metres, seconds in trips:
+        assert 125.0 < metres < 145.0
+        assert seconds >= metres / 12.0  # never over the 12 m/s limit
+        assert 0.0 < score <= 100.0
