@@ -95,6 +95,8 @@ def main() -> None:
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
         ap.error(f"unknown scenario {unknown[0]!r}; one of {', '.join(SCENARIOS)}")
+    if args.seeds < 1 or args.seconds <= 0:
+        ap.error("need --seeds >= 1 and --seconds > 0")
     for scenario in scenarios:
         rows = [r for seed in range(args.seeds) for r in trip_scores(scenario, seed, args.seconds)]
         scores = np.array([r[0] for r in rows])
