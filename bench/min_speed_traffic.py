@@ -99,6 +99,9 @@ def main() -> None:
         ap.error("need --seeds >= 1 and --seconds > 0")
     for scenario in scenarios:
         rows = [r for seed in range(args.seeds) for r in trip_scores(scenario, seed, args.seconds)]
+        if not rows:
+            print(f"{scenario}: no trip completed in the windows; give more --seconds")
+            continue
         scores = np.array([r[0] for r in rows])
         lo, hi = bootstrap_ci(scores)
         print(
