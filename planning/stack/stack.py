@@ -158,17 +158,20 @@ class ModularStack:
     def _pull_away(self, car, p, s0, d0, v_target, targets, objs, sign_s, occ, standing, kerb):
         """Plans for when the lattice is blocked (:func:`needs_pull_away`), the car maybe
         angled across (:mod:`.rollout`): the path the tracker itself would drive towards
-        each lateral target, behind the same leads plus, with ``kerb``, pedestrians at the
-        kerb (:func:`.behaviour.leads_for`). Returns the cheapest free one that moves (or
-        None) and them all. Once one is chosen the car keeps to these plans until its
-        heading is within :data:`ALIGNED` of the route's: the lattice's plans, which start
-        along the nose, would swing it out again."""
+        each lateral target, behind the lattice's leads (``targets``) plus, with ``kerb``,
+        pedestrians at the kerb (:func:`.behaviour.leads_for`). Returns the cheapest free
+        one that moves (or None) and them all. Once one is chosen the car keeps to these
+        plans until its heading is within :data:`ALIGNED` of the route's: the lattice's
+        plans, which start along the nose, would swing it out again."""
         cfg, frame = self.cfg, self._frame
-        leads = {  # once per lateral target, not per desired speed
-            d1: behaviour.leads_for(d1, p, objs, frame, s0, car.lane_width, cfg, sign_s, kerb, d0)
-            for d1 in dict.fromkeys(d1 for d1, _, _ in targets)
-        }
-        targets = [(d1, v, leads[d1]) for d1, v, _ in targets]
+        if kerb:  # the lattice's leads plus the kerb's, once per lateral target
+            leads = {
+                d1: behaviour.leads_for(
+                    d1, p, objs, frame, s0, car.lane_width, cfg, sign_s, True, d0
+                )
+                for d1 in dict.fromkeys(d1 for d1, _, _ in targets)
+            }
+            targets = [(d1, v, leads[d1]) for d1, v, _ in targets]
         kappa = sharpest_curvature(car)
         pull = rollout.candidates(frame, p.pose, s0, p.speed, targets, car.wheelbase, kappa, cfg)
         for cand in pull:
