@@ -307,3 +307,24 @@ def test_yellow_is_stopped_for_whenever_the_car_can_still_stop_before_the_line()
     assert not stops(-0.2, 0.6)  # its front is over the line already: it goes on
     assert stops(13.0, 10.0)  # 12.5 m needed at 4 m/s²
     assert not stops(12.0, 10.0)  # too late to stop comfortably: it goes on
+
+
+def test_a_bend_ahead_is_slowed_for_on_a_braking_curve():
+    # 60 m straight along +x, then a left arc of radius 10 m (0.5 m steps)
+    arc = np.linspace(0.0, math.pi / 2, 32)[1:]
+    pts = np.concatenate(
+        [np.stack([np.linspace(0.0, 60.0, 121), np.zeros(121)], 1),
+         np.stack([60.0 + 10.0 * np.sin(arc), 10.0 - 10.0 * np.cos(arc)], 1)]
+    )  # fmt: skip
+    frame = frenet.RouteFrame(Route([0], pts))
+    bend = 2.0 * 10.0  # the bend speed squared at 2 m/s² of lateral acceleration
+    # 20 m before the bend at 8 m/s: the old cap was the bend speed as soon as the bend
+    # came within 10 + 2 v metres; on the braking curve (1.5 m/s²) the car keeps its speed
+    assert frame.speed_cap(40.0, 8.0, 2.0) == pytest.approx(math.sqrt(bend), rel=0.05)
+    curve = frame.speed_cap(40.0, 8.0, 2.0, 1.5)
+    assert curve == pytest.approx(math.sqrt(bend + 2.0 * 1.5 * 20.0), rel=0.05)  # 8.9 m/s
+    # it falls to the bend speed at the bend, and stays there in it
+    assert frame.speed_cap(59.0, 5.0, 2.0, 1.5) < frame.speed_cap(50.0, 7.0, 2.0, 1.5) < curve
+    assert frame.speed_cap(65.0, 4.5, 2.0, 1.5) == pytest.approx(math.sqrt(bend), rel=0.05)
+    # nothing ahead bends within reach: no cap
+    assert math.isinf(frame.speed_cap(5.0, 5.0, 2.0, 1.5))

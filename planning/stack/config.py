@@ -51,6 +51,7 @@ class ModularConfig:
     )
     target_speed: float = field(10.0, "desired cruising speed (capped by the lane's limit)")
     lateral_accel: float = field(2.0, "slow for bends to keep lateral acceleration under this")
+    bend_decel: float = field(1.5, "slow for a bend ahead as late as braking at this allows (m/s²)")
     accel: float = field(1.5, "IDM maximum acceleration (m/s²)")
     decel: float = field(2.5, "IDM comfortable deceleration (m/s²)")
     max_decel: float = field(6.0, "hardest planned braking (m/s²)")
@@ -88,9 +89,9 @@ class ModularConfig:
     speed_gain: float = field(1.0, "feedback of the speed error into acceleration (1/s)")
 
     def __post_init__(self) -> None:
-        positive = ("target_speed", "lateral_accel", "accel", "decel", "max_decel", "horizon",
-                    "plan_dt", "lateral_time", "ego_radius", "lookahead", "yellow_decel",
-                    "standing_margin", "pedestrian_gap")  # fmt: skip
+        positive = ("target_speed", "lateral_accel", "bend_decel", "accel", "decel",
+                    "max_decel", "horizon", "plan_dt", "lateral_time", "ego_radius", "lookahead",
+                    "yellow_decel", "standing_margin", "pedestrian_gap")  # fmt: skip
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")

@@ -68,12 +68,30 @@ class RouteFrame:
         last = int(np.searchsorted(self.s, s0 + reach, side="left"))
         return float(self.limits[first : max(last, first + 1)].min())
 
-    def speed_cap(self, s0: float, speed: float, lateral_accel: float) -> float:
+    def speed_cap(
+        self, s0: float, speed: float, lateral_accel: float, decel: float | None = None
+    ) -> float:
         """The highest speed allowed at ``s0`` by the limits and bends ahead: the lowest
-        limit, and the bend speed at ``lateral_accel``, over ``10 + 2 · speed`` metres, so
-        a lower limit or a bend is slowed for in time."""
+        limit over ``10 + 2 · speed`` metres, so a lower limit is slowed for in time, and
+        the bend speed at ``lateral_accel``. Without ``decel``, that of the sharpest bend
+        over the same reach: the car slows for a bend as soon as it is within reach. With
+        it, a braking curve: the lowest, over the points ahead, of each one's bend speed
+        plus what braking at ``decel`` sheds on the way there, so the car slows as late
+        as that braking allows."""
         reach = 10.0 + 2.0 * speed
-        return min(self.limit_ahead(s0, reach), self.curve_speed(s0, reach, lateral_accel))
+        if decel is None:
+            return min(self.limit_ahead(s0, reach), self.curve_speed(s0, reach, lateral_accel))
+        limit_cap = self.limit_ahead(s0, reach)
+        reach = 10.0 + speed * speed / (2.0 * decel)
+        lo = max(int(np.searchsorted(self.s, s0 - 2.0, side="left")), 0)
+        hi = int(np.searchsorted(self.s, s0 + reach, side="right"))
+        if hi <= lo:
+            return limit_cap
+        kappa = self.curvature[lo:hi]
+        v2 = np.full(len(kappa), np.inf)  # the bend speed squared at each point
+        np.divide(lateral_accel, kappa, out=v2, where=kappa > 1e-6)
+        ahead = np.maximum(self.s[lo:hi] - s0, 0.0)
+        return min(limit_cap, math.sqrt(float((v2 + 2.0 * decel * ahead).min())))
 
     def heading_at(self, s: np.ndarray) -> np.ndarray:
         return np.interp(s, self.s, self.heading)

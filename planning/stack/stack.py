@@ -116,7 +116,7 @@ class ModularStack:
         s0, d0, h = frame.route.project(x, y, p.route_s)
         slope0 = math.tan(max(min(wrap_angle(yaw - h), 0.5), -0.5))
         lane_width = car.lane_width
-        cap = frame.speed_cap(s0, p.speed, cfg.lateral_accel)
+        cap = frame.speed_cap(s0, p.speed, cfg.lateral_accel, cfg.bend_decel)
         v_target = min(cfg.target_speed, car.speed_limit, cap)
         objs = behaviour.objects_on_route(frame, p, s0)
         sign_s = self._signs.ahead(s0, p.speed)  # the map's stop signs, as on CARLA's map track
