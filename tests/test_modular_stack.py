@@ -201,6 +201,50 @@ def test_stops_for_a_crossing_pedestrian():
     assert info["outcome"] == "route_completed" and info["route_completion"] == 1.0
 
 
+@pytest.mark.parametrize("walker_u", [9.45, 9.7])
+def test_goes_on_past_a_walker_stepping_out_once_braking_would_stand_it_in_the_way(walker_u):
+    # seed 0's straight route at ~9 m/s towards the exit crosswalk (crosswalk 0, x = 10.5,
+    # its walking strip from x = 9.5). With the car's front 1 m short of the strip a walker
+    # appears 0.45-0.7 m off the road's right edge (u = 9.45-9.7 of the 11 m crosswalk),
+    # walking across the car's lane at 1.3 m/s. Braking its hardest (6 m/s²) the car would
+    # stand 5.7 m further on, on the crosswalk; the walker reaches the half-metre corridor
+    # beside the car before its rear is past, but its side only after. Judged with the
+    # corridor, the car braked, stood in the walker's strip and was walked into (so it
+    # ended, as did a StopSign route and a town route once the car came out of bends
+    # faster); it goes on and is past first
+    env = make_env(INTERSECTION)
+    env.reset(seed=0, options={"vehicles": [], "pedestrians": []})
+    u = env.unwrapped
+    light = u.net.lights[u.net.lanes[u.route.lanes[0]].light]
+    options = {
+        "vehicles": [],
+        "pedestrians": [{"crosswalk": 1, "u": 0.0, "speed": 0.0}],  # elsewhere, standing
+        "start_time": light.start - 3.0,  # green by the time the car reaches the line
+    }
+    env.reset(seed=0, options=options)
+    agent = ModularAgent(INTERSECTION)
+    strip = u.net.crosswalks[0][0][0] - CROSSWALK_HALF
+    seen = {"speed": None}
+
+    def step_in(env, info):
+        ego = env.unwrapped.get_state().sim.ego
+        if seen["speed"] is None and ego.x + EGO_HALF_LENGTH >= strip - 1.0:
+            snap = env.unwrapped.get_state()
+            peds = snap.sim.peds
+            peds.active[0], peds.crosswalk[0], peds.u[0] = True, 0, walker_u
+            peds.speed[0], peds.direction[0], peds.wait[0] = 1.3, -1.0, 0.0
+            env.unwrapped.set_state(snap)
+            seen["speed"] = ego.v
+
+    try:
+        info = drive(env, agent, 600, step_in)
+    finally:
+        env.close()
+    assert seen["speed"] ** 2 / (2 * 6.0) > 1.0  # too late to stop short of the strip
+    assert_clean(info)
+    assert info["outcome"] == "route_completed" and info["route_completion"] == 1.0
+
+
 def test_merges_into_a_gap_on_the_highway():
     # seed 0 starts on lane 0 (leftmost): a slow lead ahead, and on lane 1 a pair of cars at
     # cruising speed with a gap beside the ego; the way past the lead is into that gap

@@ -309,6 +309,39 @@ def test_yellow_is_stopped_for_whenever_the_car_can_still_stop_before_the_line()
     assert not stops(12.0, 10.0)  # too late to stop comfortably: it goes on
 
 
+def test_a_car_in_a_walkers_way_whatever_it_does_goes_on_unless_it_would_be_touched():
+    # the car at 4.49 m/s, its front 0.46 m past the near side of a walker who steps off
+    # the kerb 3.75 m to its right at 1.31 m/s: braking its hardest it stands 1.2 m further
+    # on, in the walker's way. Its rear is past the walker's line in 0.9 s; the walker
+    # would be within the half-metre corridor in 0.87 s but at the car's side only in
+    # 1.25 s, so it goes on. Braking, as it did, stood it on the crosswalk where the
+    # walker walked into it (StopSign, seed 2, route 3, with the bends' braking curve)
+    cfg = ModularConfig()
+    frame = frenet.RouteFrame(Route([0], np.array([[0.0, 0.0], [100.0, 0.0]])))
+
+    def case(front_past: float, speed: float, walker_y: float, walk: float):
+        x = 25.75 + front_past - frenet.EGO_HALF_LENGTH
+        boxes = np.array([[26.0, walker_y, math.pi / 2, 0.5, 0.5, 0.0, walk]])
+        p = Percept((x, 0.0, 0.0), speed, 0.0, x, np.array([PEDESTRIAN]), boxes, -1, math.inf)
+        rows = behaviour.objects_on_route(frame, p, x)
+        stands = bool(behaviour.leads_for(0.0, p, rows, frame, x, 3.5, cfg))
+        return stands, bool(behaviour.passing(p, rows, x, 0.0, 3.5, cfg)[0])
+
+    assert case(0.46, 4.49, -3.75, 1.31) == (False, True)  # goes on; not checked against
+    # at the car's side in 0.72 s, before the rear is past: it stops and is checked
+    assert case(0.46, 4.49, -2.15, 1.31) == (True, False)
+    # the slow car pulling away with its front 1.3 m past the line of a walker 3.6 m to
+    # its left, coming at 1.53 m/s: its rear is past in 1.85 s, the walker at its side in
+    # 1.57 s, so the walker stays in the check (Intersection, seed 2, route 9; beside the
+    # car, not ahead, it is no lead)
+    assert case(1.3, 0.67, 3.6, -1.53) == (False, False)
+    assert case(1.3, 0.67, 4.2, -1.53) == (False, True)  # at its side in 1.96 s: passing
+    # a car that can still stand short of the walker's line is not passing it
+    assert case(-6.0, 4.49, -3.75, 1.31)[1] is False
+    # a walker behind the car's rear is nobody's concern
+    assert case(7.0, 4.49, -3.75, 1.31) == (False, False)
+
+
 def test_a_bend_ahead_is_slowed_for_on_a_braking_curve():
     # 60 m straight along +x, then a left arc of radius 10 m (0.5 m steps)
     arc = np.linspace(0.0, math.pi / 2, 32)[1:]

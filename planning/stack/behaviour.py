@@ -154,6 +154,9 @@ def _yield_to_pedestrian(
       braking (``cfg.max_decel``) cannot stand it ``cfg.stop_margin`` short of the
       pedestrian's near side (past it, too), without it: stopping there leaves it in the
       way whatever, so it stops only for one who would be in its path before it is past.
+      Once that braking would stand its front past the near side, in the walker's strip,
+      without the corridor too: it stops only for one who would be at its side before
+      its rear is past (and goes on past the others: :func:`passing`).
     * With ``kerb`` (for a car pulling away), one standing at the kerb while the car's
       front is short of its line is waited for too, if at a brisk walk (:data:`WALK`) it
       could be in the path before the car is past with that margin."""
@@ -182,9 +185,38 @@ def _yield_to_pedestrian(
         if t_out <= 0.0 or t_in > cfg.horizon:
             return False  # gone, or not in its path within the horizon
     if not can_stop:
-        clear = gap - p.speed**2 / (2.0 * cfg.max_decel) >= cfg.stop_margin
-        return t_in < t_clear + (margin if clear else 0.0)
+        stands_at = gap - p.speed**2 / (2.0 * cfg.max_decel)  # its front, braking hardest
+        if stands_at < 0.0 and abs(v_lat) >= 1e-6:  # in the walker's way whatever it does
+            body = EGO_HALF_WIDTH + half_w  # no corridor: when it would touch the car's side
+            edge = sweep[0] - body if v_lat > 0.0 else sweep[1] + body
+            return max((edge - d) / v_lat, 0.0) < t_clear
+        return t_in < t_clear + (margin if stands_at >= cfg.stop_margin else 0.0)
     return not (t_clear + margin < t_in or reach(gap) > t_out + margin)
+
+
+def passing(
+    p: Percept, objs: np.ndarray, s0: float, d0: float, lane_width: float, cfg: ModularConfig
+) -> np.ndarray:
+    """Which pedestrians the car goes on past (a mask over the percept's objects): even
+    its hardest braking would stand its front past their near side, in their way, and
+    they are not in its path before its front gets there (:func:`_yield_to_pedestrian`).
+    Braking for them only leaves the car standing where they walk, so the plans are not
+    checked against them."""
+    out = np.zeros(len(p.classes), dtype=bool)
+    front, rear = s0 + EGO_HALF_LENGTH, s0 - EGO_HALF_LENGTH
+    half_lane = 0.5 * lane_width
+    for i, (cls, (s, d, _, half_len, half_w, v_lat)) in enumerate(
+        zip(p.classes, objs, strict=True)
+    ):
+        if cls != PEDESTRIAN or not math.isfinite(s) or s + half_len < rear:
+            continue  # not one, out of reach, or behind the car
+        gap = s - half_len - front
+        if gap - p.speed**2 / (2.0 * cfg.max_decel) >= 0.0:
+            continue
+        out[i] = not _yield_to_pedestrian(
+            d, (d0, d0), v_lat, half_w, gap, half_len, half_lane, p, cfg
+        )
+    return out
 
 
 def crosswalk_before(frame: RouteFrame, front: float, stand: float) -> float | None:

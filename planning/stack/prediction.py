@@ -27,6 +27,12 @@ class Occupancy:
     def __len__(self) -> int:
         return self.centres.shape[1]
 
+    def subset(self, keep: np.ndarray) -> Occupancy:
+        """The occupancy of the objects ``keep`` (a mask over them) picks."""
+        return Occupancy(
+            self.times, self.centres[:, keep], self.radius[:, keep], self.classes[keep]
+        )
+
 
 def predict(boxes: np.ndarray, classes: np.ndarray, times: np.ndarray, growth: float) -> Occupancy:
     """Constant-velocity occupancy of world-frame ``boxes`` (rows ``x, y, yaw, length,

@@ -126,17 +126,26 @@ class ModularStack:
             targets += [(d1, f * v_target, leads) for f in cfg.speed_factors]
         targets.append((d0, 0.0, [(0.0, 0.0, 0.0)]))  # brake where we are
         t3 = time.perf_counter()
-        # plan: the lattice, checked against the occupancy, the cheapest free one
+        # plan: the lattice, checked against the occupancy, the cheapest free one. Not
+        # against the pedestrians it goes on past (braking would stand it in their way),
+        # unless the plan chosen does not take its rear past them after all
         cands = frenet.candidates(frame, s0, d0, slope0, p.speed, targets, cfg, self._committed)
-        standing = frenet.standing_boxes(p.boxes, p.classes, behaviour.PEDESTRIAN)
-        for cand in cands:
-            frenet.check(cand, occ, cfg.ego_radius, standing, cfg.standing_margin)
-        best = frenet.choose(cands, v_target, d0, cfg)
+        passed = behaviour.passing(p, objs, s0, d0, lane_width, cfg)
+        past = float((objs[passed, 0] + objs[passed, 3]).max()) if passed.any() else -math.inf
+        for keep in (~passed, None) if passed.any() else (None,):
+            checked = occ if keep is None else occ.subset(keep)
+            seen = slice(None) if keep is None else keep
+            standing = frenet.standing_boxes(p.boxes[seen], p.classes[seen], behaviour.PEDESTRIAN)
+            for cand in cands:
+                frenet.check(cand, checked, cfg.ego_radius, standing, cfg.standing_margin)
+            best = frenet.choose(cands, v_target, d0, cfg)
+            if float(best.s[-1]) - frenet.EGO_HALF_LENGTH >= past:
+                break
         # blocked: maybe angled across, so try the paths the tracker itself would drive
         if needs_pull_away(best, cands, p.speed, wrap_angle(yaw - h)) or self._pulling:
             # waiting for pedestrians at the kerb is a precaution: not where standing is hit
             kerb = not math.isfinite(cands[-1].collides_at)  # the last brakes where it is
-            args = (car, p, s0, d0, v_target, targets[:-1], objs, sign_s, occ, standing, kerb)
+            args = (car, p, s0, d0, v_target, targets[:-1], objs, sign_s, checked, standing, kerb)
             pulled, pull = self._pull_away(*args)
             if pulled is not None:
                 best, cands = pulled, cands + pull
