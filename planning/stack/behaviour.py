@@ -199,7 +199,7 @@ def passing(
 ) -> np.ndarray:
     """Which pedestrians the car goes on past (a mask over the percept's objects): even
     its hardest braking would stand its front past their near side, in their way, and
-    they are not in its path before its front gets there (:func:`_yield_to_pedestrian`).
+    they would not be at its side before its rear is past (:func:`_yield_to_pedestrian`).
     Braking for them only leaves the car standing where they walk, so the plans are not
     checked against them."""
     out = np.zeros(len(p.classes), dtype=bool)
