@@ -200,14 +200,19 @@ def test_pulling_away_waits_for_a_pedestrian_at_the_kerb_unless_past_first():
     assert leads(21.3, True, vy=1.3) == []
 
 
-def _stands_for_walker(x: float, speed: float, walker_y: float, walk: float) -> bool:
-    """Whether a car at ``x`` on a straight route along +x, at ``speed``, keeps a lead for
-    a pedestrian whose path crosses the route at x = 26 (near side 25.75), ``walker_y``
-    to the side and walking towards the car's lane at ``walk`` m/s."""
+def _walker_case(x: float, speed: float, walker_y: float, walk: float):
+    """``(frame, percept, rows)`` for a car at ``x`` on a straight route along +x, at
+    ``speed``, and a pedestrian whose path crosses the route at x = 26 (near side 25.75),
+    ``walker_y`` to the side and walking towards the car's lane at ``walk`` m/s."""
     frame = frenet.RouteFrame(Route([0], np.array([[0.0, 0.0], [100.0, 0.0]])))
     boxes = np.array([[26.0, walker_y, math.pi / 2, 0.5, 0.5, 0.0, walk]])
     p = Percept((x, 0.0, 0.0), speed, 0.0, x, np.array([PEDESTRIAN]), boxes, -1, math.inf)
-    rows = behaviour.objects_on_route(frame, p, x)
+    return frame, p, behaviour.objects_on_route(frame, p, x)
+
+
+def _stands_for_walker(x: float, speed: float, walker_y: float, walk: float) -> bool:
+    """Whether the car of :func:`_walker_case` keeps a lead for the pedestrian."""
+    frame, p, rows = _walker_case(x, speed, walker_y, walk)
     return bool(behaviour.leads_for(0.0, p, rows, frame, x, 3.5, ModularConfig()))
 
 
@@ -316,16 +321,11 @@ def test_a_car_in_a_walkers_way_whatever_it_does_goes_on_unless_it_would_be_touc
     # would be within the half-metre corridor in 0.87 s but at the car's side only in
     # 1.25 s, so it goes on. Braking, as it did, stood it on the crosswalk where the
     # walker walked into it (StopSign, seed 2, route 3, with the bends' braking curve)
-    cfg = ModularConfig()
-    frame = frenet.RouteFrame(Route([0], np.array([[0.0, 0.0], [100.0, 0.0]])))
-
     def case(front_past: float, speed: float, walker_y: float, walk: float):
         x = 25.75 + front_past - frenet.EGO_HALF_LENGTH
-        boxes = np.array([[26.0, walker_y, math.pi / 2, 0.5, 0.5, 0.0, walk]])
-        p = Percept((x, 0.0, 0.0), speed, 0.0, x, np.array([PEDESTRIAN]), boxes, -1, math.inf)
-        rows = behaviour.objects_on_route(frame, p, x)
-        stands = bool(behaviour.leads_for(0.0, p, rows, frame, x, 3.5, cfg))
-        return stands, bool(behaviour.passing(p, rows, x, 0.0, 3.5, cfg)[0])
+        _, p, rows = _walker_case(x, speed, walker_y, walk)
+        passing = behaviour.passing(p, rows, x, 0.0, 3.5, ModularConfig())[0]
+        return _stands_for_walker(x, speed, walker_y, walk), bool(passing)
 
     assert case(0.46, 4.49, -3.75, 1.31) == (False, True)  # goes on; not checked against
     # at the car's side in 0.72 s, before the rear is past: it stops and is checked

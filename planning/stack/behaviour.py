@@ -185,13 +185,19 @@ def _yield_to_pedestrian(
         if t_out <= 0.0 or t_in > cfg.horizon:
             return False  # gone, or not in its path within the horizon
     if not can_stop:
-        stands_at = gap - p.speed**2 / (2.0 * cfg.max_decel)  # its front, braking hardest
+        stands_at = hardest_stop(gap, p.speed, cfg)
         if stands_at < 0.0 and abs(v_lat) >= 1e-6:  # in the walker's way whatever it does
             body = EGO_HALF_WIDTH + half_w  # no corridor: when it would touch the car's side
             edge = sweep[0] - body if v_lat > 0.0 else sweep[1] + body
             return max((edge - d) / v_lat, 0.0) < t_clear
         return t_in < t_clear + (margin if stands_at >= cfg.stop_margin else 0.0)
     return not (t_clear + margin < t_in or reach(gap) > t_out + margin)
+
+
+def hardest_stop(gap: float, speed: float, cfg: ModularConfig) -> float:
+    """Where the car's front stands, braking its hardest (``cfg.max_decel``), as a gap to
+    the thing ``gap`` metres ahead of it now (negative: past its near side)."""
+    return gap - speed**2 / (2.0 * cfg.max_decel)
 
 
 def passing(
@@ -211,7 +217,7 @@ def passing(
         if cls != PEDESTRIAN or not math.isfinite(s) or s + half_len < rear:
             continue  # not one, out of reach, or behind the car
         gap = s - half_len - front
-        if gap - p.speed**2 / (2.0 * cfg.max_decel) >= 0.0:
+        if hardest_stop(gap, p.speed, cfg) >= 0.0:
             continue
         out[i] = not _yield_to_pedestrian(
             d, (d0, d0), v_lat, half_w, gap, half_len, half_lane, p, cfg

@@ -79,12 +79,12 @@ class RouteFrame:
         plus what braking at ``decel`` sheds on the way there, so the car slows as late
         as that braking allows."""
         reach = 10.0 + 2.0 * speed
-        if decel is None:
-            return min(self.limit_ahead(s0, reach), self.curve_speed(s0, reach, lateral_accel))
         limit_cap = self.limit_ahead(s0, reach)
-        reach = 10.0 + speed * speed / (2.0 * decel)
+        if decel is None:
+            return min(limit_cap, self.curve_speed(s0, reach, lateral_accel))
+        braking = 10.0 + speed * speed / (2.0 * decel)  # beyond it no bend caps the speed
         lo = max(int(np.searchsorted(self.s, s0 - 2.0, side="left")), 0)
-        hi = int(np.searchsorted(self.s, s0 + reach, side="right"))
+        hi = int(np.searchsorted(self.s, s0 + braking, side="right"))
         if hi <= lo:
             return limit_cap
         kappa = self.curvature[lo:hi]
