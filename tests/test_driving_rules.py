@@ -395,3 +395,37 @@ def test_traffic_stops_for_the_ego_standing_half_over_the_line_into_its_lane(bod
     assert hit != body
     if body:
         assert u._sim.traffic.v[0] < 0.1  # standing behind it
+
+
+@pytest.mark.parametrize("over_the_line", [True, False])
+def test_traffic_does_not_change_lanes_into_the_egos_body(over_the_line):
+    """The ego stands in the left lane of three; a car standing 5 m behind it in the right
+    lane changes lanes at every chance it gets (its cooldown gone, a rate that always
+    fires), and its only way is the middle lane. With the ego half over the line into the
+    middle lane (as above: its centre still nearest its own lane), the car stays where it
+    is: the ego's body is in the middle lane. With the ego square in its own lane, the
+    same car does move over. Before, a change was checked only against the lane of the
+    ego's centre (a town route's car was driven into from behind as it pulled away from a
+    light, its rear still in the lane it left)."""
+    env = make_env(HIGHWAY, initial_speed=0.0, lane_change_rate=1e3)
+    env.reset(seed=0, options=ALONE)
+    u = env.unwrapped
+    own = u.net.locate(u._sim.ego.x, u._sim.ego.y, u._sim.ego.yaw)
+    middle = u.net.lanes[own.lane].right
+    right = u.net.lanes[middle].right
+    assert u.net.lanes[own.lane].left is None and u.net.lanes[right].right is None
+    s_right = u.net.lanes[right].project(u._sim.ego.x, u._sim.ego.y)[0]
+    env.reset(seed=0, options={**ALONE, "vehicles": [{"lane": right, "s": s_right - 5.0}]})
+    ego = u._sim.ego
+    if over_the_line:  # 1.5 m towards the middle lane, turned 0.5 rad into it
+        ego.x += 1.5 * math.sin(ego.yaw)
+        ego.y -= 1.5 * math.cos(ego.yaw)
+        ego.yaw -= 0.5
+        u._sync_world()
+    u._sim.traffic.cooldown[0] = 0.0
+    lanes = []
+    for _ in range(20):
+        env.step(np.array([0.0, -1.0]))
+        assert u._lane.lane == own.lane
+        lanes.append(int(u._sim.traffic.lane[0]))
+    assert lanes == [right] * 20 if over_the_line else middle in lanes

@@ -229,7 +229,7 @@ class TrafficModel:
             lane = tr.lane[i]
             self._advance_lane(tr, i, rng, ego)
             if tr.active[i] and change[i]:
-                self._try_lane_change(tr, i, draws[i, 1] < 0.5, ego, draws[i, 2])
+                self._try_lane_change(tr, i, draws[i, 1] < 0.5, ego, body, draws[i, 2])
             if tr.lane[i] != lane and rules.active:  # a new stop sign, a new entry time
                 tr.stop_wait[i], tr.stop_ticket[i], tr.go[i] = 0.0, np.inf, False
                 tr.entered[i] = t if rules.connector[tr.lane[i]] else np.inf
@@ -259,9 +259,11 @@ class TrafficModel:
                 return
         tr.active[i] = False
 
-    def _try_lane_change(self, tr: TrafficState, i: int, left: bool, ego, u: float = 0.0) -> None:
+    def _try_lane_change(self, tr: TrafficState, i: int, left: bool, ego, body, u: float) -> None:
         """Move vehicle ``i`` to a neighbouring lane when it has a gap there; its next lane
-        becomes one of the new lane's successors (picked by ``u`` in [0, 1))."""
+        becomes one of the new lane's successors (picked by ``u`` in [0, 1)). The ego takes
+        room in the lane its centre is in and in each lane its body is in the way on
+        (``body``, :meth:`ego_body`): a car whose rear is still over the line is not a gap."""
         net = self.net
         lane = net.lanes[tr.lane[i]]
         target = lane.left if left else lane.right
@@ -278,7 +280,10 @@ class TrafficModel:
             ds = (ds + 0.5 * length) % length - 0.5 * length
         if np.any((ds > -12.0) & (ds < 15.0)):
             return
-        if ego is not None and ego[0] == target and -12.0 < ego[1] - s_t < 15.0:
+        ego_s = body[1][body[0] == target]
+        if ego is not None and ego[0] == target:
+            ego_s = np.append(ego_s, ego[1])
+        if np.any((ego_s - s_t > -12.0) & (ego_s - s_t < 15.0)):
             return
         blocked = (self.static_lane == target) & (np.abs(self.static_s - s_t - 10.0) < 15.0)
         if blocked.any():
