@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from pilot.cli import main
-from pilot.eval.leaderboards.run import SCHEMA, load_records
+from pilot.eval.leaderboards.run import SCHEMA, Job, load_records, run_job
 from pilot.eval.leaderboards.spec import load_spec, parse_seeds
 
 SMALL = {
@@ -101,6 +101,20 @@ def test_a_training_that_fails_in_every_cell_is_reported_as_failed_cells(tmp_pat
     assert "dqn needs a discrete action space" in err
     assert "1 of 1 cells failed" in err and "training failed (exit 2)" in err
     assert "holds no leaderboard records" not in err and not (out / "report").exists()
+
+
+def test_a_training_cell_shows_its_training_progress_and_logs_it(tmp_path):
+    """A cell that trains hands the training's progress lines to the grid's progress line
+    as they come (the last, at the end, always comes: 512/512 steps) and keeps them in its
+    ``train.log``; before, the grid's line stood still for as long as a training ran."""
+    recipe = {"algo": "ppo", "steps": 512, "set": {"n_steps": 64}}
+    data = {**SMALL, "seeds": "0", "entries": [{"name": "ppo", "train": recipe}]}
+    spec = load_spec(_spec(tmp_path, {**data, "tracks": [SMALL["tracks"][0]]}))
+    seen: list[str] = []
+    run_job(Job(spec.entries[0], spec.tracks[0], 0, 1, str(tmp_path / "o")), seen.append)
+    training = [text for text in seen if "training" in text]
+    assert training[-1].startswith("ppo / cartpole / seed 0: training 512/512 step (100%)")
+    assert "512/512 step (100%)" in (tmp_path / "o/runs/ppo/cartpole/seed-0/train.log").read_text()
 
 
 def test_spec_files_and_seed_ranges(tmp_path, capsys):

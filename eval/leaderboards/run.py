@@ -227,7 +227,7 @@ def run_job(job: Job, progress: Callable[[str], None] | None = None) -> dict[str
         if job.entry.train is not None:
             from .trained import trained_run
 
-            target = str(trained_run(job))
+            target = str(trained_run(job, progress))
         record = _play(job, target, progress)
         record["provenance"]["wall_s"] = round(time.perf_counter() - start, 2)
         job.path.parent.mkdir(parents=True, exist_ok=True)
