@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -115,6 +116,86 @@ def test_a_training_cell_shows_its_training_progress_and_logs_it(tmp_path):
     training = [text for text in seen if "training" in text]
     assert training[-1].startswith("ppo / cartpole / seed 0: training 512/512 step (100%)")
     assert "512/512 step (100%)" in (tmp_path / "o/runs/ppo/cartpole/seed-0/train.log").read_text()
+
+
+@pytest.mark.slow
+def test_a_training_cell_trains_as_pilot_train_does_whatever_the_grid_ran_before(tmp_path):
+    """A highway PPO cell (camera, lidar, state) after a CartPole PPO cell in the same grid
+    trains to the same episodes, to the last digit, as ``pilot train`` run by hand with
+    the same recipe and threads. Trained in the grid's own process, its first return
+    differed in the ninth digit after the CartPole training (and 60k steps later the
+    policies had parted)."""
+    sensors = {"env.sensors": "[camera,lidar,state]", "env.camera.width": 64}
+    data = {
+        **SMALL,
+        "seeds": "0",
+        "episodes": 1,
+        "entries": [
+            {"name": "a", "train": {"algo": "ppo", "steps": 256}, "tracks": ["cartpole"]},
+            {"name": "b", "train": {"algo": "ppo", "steps": 256, "set": sensors}, "tracks": ["hw"]},
+        ],
+        "tracks": [
+            {"name": "cartpole", "env": "CartPole-v1"},
+            {"name": "hw", "env": "pilot/Driving-Highway-v0", "max_steps": 20},
+        ],
+    }
+    out = tmp_path / "o"
+    argv = ["leaderboard", "run", str(_spec(tmp_path, data)), "--out", str(out), "--no-report"]
+    assert main([*argv, "--no-progress"]) == 0
+    cell = out / "runs/b/hw/seed-0"
+    threads = re.search(r"(\d+) torch thread", (cell / "train.log").read_text()).group(1)
+    by_hand = ["train", "ppo", "--env", "pilot/Driving-Highway-v0", "--seed", "0"]
+    by_hand += ["--steps", "256", "--threads", threads, "--runs-dir", str(tmp_path / "hand")]
+    for key, value in sensors.items():
+        by_hand += ["--set", f"{key}={value}"]
+    subprocess.run([sys.executable, "-m", "pilot", *by_hand, "--no-progress"], check=True)
+
+    def episodes(folder: Path) -> list[list[str]]:
+        (csv,) = folder.glob("*/episodes.csv")
+        return [row.split(",")[:1] + row.split(",")[2:] for row in csv.read_text().split()]
+
+    assert len(episodes(cell)) > 5 and episodes(cell) == episodes(tmp_path / "hand")
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead and not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _trainings(pid: int) -> list[int]:
+    """The ``pilot train`` processes started by process ``pid``."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if parent == pid and b"train" in (stat.parent / "cmdline").read_bytes():
+                kids.append(int(stat.parent.name))
+        except OSError:  # gone meanwhile
+            continue
+    return kids
+
+
+def test_a_grid_killed_while_a_cell_trains_takes_the_training_with_it(tmp_path):
+    """SIGKILL to the grid alone, mid-training: its training process dies at once too, so
+    nothing goes on writing into the run that the next grid resumes. (Without being told
+    to, it would live until its next progress line met the closed pipe, up to 5 s.)"""
+    data = {**SMALL, "seeds": "0", "episodes": 1, "tracks": [SMALL["tracks"][0]]}
+    data["entries"] = [{"name": "ppo", "train": {"algo": "ppo", "steps": 10_000_000}}]
+    cmd = [sys.executable, "-m", "pilot", "leaderboard", "run", str(_spec(tmp_path, data))]
+    grid = subprocess.Popen([*cmd, "--out", str(tmp_path / "o"), "--no-progress"])
+    deadline = time.monotonic() + 60
+    while not (training := _trainings(grid.pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert training, "no training process started"
+    grid.kill()
+    grid.wait()
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline and any(map(_alive, training)):
+        time.sleep(0.05)
+    assert not any(map(_alive, training))
 
 
 def test_spec_files_and_seed_ranges(tmp_path, capsys):
