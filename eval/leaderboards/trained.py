@@ -32,6 +32,8 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent(parent: int) -> Callable[[], None]:
+    """What the child runs before ``pilot``: be killed when process ``parent`` dies."""
+
     def arrange() -> None:
         if _PRCTL is not None:
             _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
