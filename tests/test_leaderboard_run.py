@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -60,6 +59,10 @@ def _one_line_error(capsys, argv: list[str]) -> str:
         ({"entries": [{"name": "x", "builtin": "random", "checkpoint": "r"}]}, "exactly one"),
         ({"entries": [{"name": "x", "builtin": "randm"}]}, "unknown built-in agent 'randm'"),
         ({"entries": [{"name": "x", "train": {"algo": "ppq"}}]}, "unknown algorithm 'ppq'"),
+        (
+            {"entries": [{"name": "x", "train": {"algo": "ppo", "threads": 0}}]},
+            "entry 'x' train threads must be an integer >= 1, got 0",
+        ),
         (
             {"entries": [{"name": "x", "train": {"algo": "ppo", "set": {"lr": 1e-3}}}]},
             "entry 'x' on track 'cartpole': unknown config key 'lr' for PPOConfig",
@@ -120,11 +123,11 @@ def test_a_training_cell_shows_its_training_progress_and_logs_it(tmp_path):
 
 @pytest.mark.slow
 def test_a_training_cell_trains_as_pilot_train_does_whatever_the_grid_ran_before(tmp_path):
-    """A highway PPO cell (camera, lidar, state) after a CartPole PPO cell in the same grid
-    trains to the same episodes, to the last digit, as ``pilot train`` run by hand with
-    the same recipe and threads. Trained in the grid's own process, its first return
-    differed in the ninth digit after the CartPole training (and 60k steps later the
-    policies had parted)."""
+    """A highway PPO cell (camera, lidar, state; the recipe pins its threads) after a
+    CartPole PPO cell in the same grid trains to the same episodes, to the last digit, as
+    ``pilot train`` run by hand with the same recipe. Trained in the grid's own process,
+    its first return differed in the ninth digit after the CartPole training (and 60k
+    steps later the policies had parted)."""
     sensors = {"env.sensors": "[camera,lidar,state]", "env.camera.width": 64}
     data = {
         **SMALL,
@@ -132,7 +135,11 @@ def test_a_training_cell_trains_as_pilot_train_does_whatever_the_grid_ran_before
         "episodes": 1,
         "entries": [
             {"name": "a", "train": {"algo": "ppo", "steps": 256}, "tracks": ["cartpole"]},
-            {"name": "b", "train": {"algo": "ppo", "steps": 256, "set": sensors}, "tracks": ["hw"]},
+            {
+                "name": "b",
+                "train": {"algo": "ppo", "steps": 256, "threads": 1, "set": sensors},
+                "tracks": ["hw"],
+            },
         ],
         "tracks": [
             {"name": "cartpole", "env": "CartPole-v1"},
@@ -143,9 +150,9 @@ def test_a_training_cell_trains_as_pilot_train_does_whatever_the_grid_ran_before
     argv = ["leaderboard", "run", str(_spec(tmp_path, data)), "--out", str(out), "--no-report"]
     assert main([*argv, "--no-progress"]) == 0
     cell = out / "runs/b/hw/seed-0"
-    threads = re.search(r"(\d+) torch thread", (cell / "train.log").read_text()).group(1)
+    assert "1 torch thread (--threads)" in (cell / "train.log").read_text()
     by_hand = ["train", "ppo", "--env", "pilot/Driving-Highway-v0", "--seed", "0"]
-    by_hand += ["--steps", "256", "--threads", threads, "--runs-dir", str(tmp_path / "hand")]
+    by_hand += ["--steps", "256", "--threads", "1", "--runs-dir", str(tmp_path / "hand")]
     for key, value in sensors.items():
         by_hand += ["--set", f"{key}={value}"]
     subprocess.run([sys.executable, "-m", "pilot", *by_hand, "--no-progress"], check=True)

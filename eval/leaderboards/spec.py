@@ -33,7 +33,7 @@ from pilot.errors import UserError, close_matches
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SPEC_KEYS = ("name", "description", "seeds", "episodes", "max_steps", "entries", "tracks")
 ENTRY_KEYS = ("name", "checkpoint", "builtin", "train", "set", "tracks", "acting", "device")
-TRAIN_KEYS = ("algo", "steps", "set")
+TRAIN_KEYS = ("algo", "steps", "threads", "set")
 TRACK_KEYS = ("name", "env", "protocol", "max_steps", "episodes", "set")
 ACTING = ("greedy", "sample")
 
@@ -57,7 +57,7 @@ class Entry:
 
     @property
     def recipe(self) -> dict[str, Any]:
-        """The training recipe as a dict (``algo``, ``steps``, ``set``)."""
+        """The training recipe as a dict (``algo``, ``steps``, ``threads``, ``set``)."""
         return {k: (dict(v) if k == "set" else v) for k, v in (self.train or ())}
 
 
@@ -146,8 +146,9 @@ def _entry(data: Any, i: int) -> Entry:
         _check_keys(recipe, TRAIN_KEYS, f"{where} train")
         if "algo" not in recipe:
             raise UserError(f"{where} train needs an algo (see `pilot list`)")
-        if "steps" in recipe:
-            _count(recipe["steps"], f"{where} train steps")
+        for key in ("steps", "threads"):
+            if key in recipe:
+                _count(recipe[key], f"{where} train {key}")
         items = dict(recipe)
         items["set"] = tuple(sorted(_mapping(recipe.get("set") or {}, f"{where} set").items()))
         train = tuple(sorted(items.items()))

@@ -95,6 +95,7 @@ def trained_run(job: Job, progress: Callable[[str], None] | None = None) -> Path
         for setting in train_overrides(job.entry, job.track):
             argv += ["--set", setting]
     folder.mkdir(parents=True, exist_ok=True)
+    argv += ["--threads", str(recipe["threads"])] if "threads" in recipe else []
     if progress is None:
         argv.append("--no-progress")
     show = None if progress is None else (lambda line: progress(f"{job.label}: training {line}"))
