@@ -16,7 +16,7 @@ import pilot.envs  # noqa: F401 - registers the pilot/... ids
 from pilot.envs import make_env
 from pilot.envs.driving import layouts
 from pilot.envs.driving.clutter import KIND
-from pilot.envs.driving.junctions import STAND_STILL, box_contacts
+from pilot.envs.driving.junctions import EGO_TURN, STAND_STILL, box_contacts
 from pilot.envs.driving.pedestrians import PedestrianState
 from pilot.envs.driving.roads import GREEN, RED, STOP_SPEED
 from pilot.envs.driving.traffic import TrafficModel, TrafficState
@@ -359,6 +359,58 @@ def test_traffic_waits_at_its_sign_while_the_ego_crosses():
             break
     assert info["outcome"] == "route_completed" and info["infraction_counts"]["stop_sign"] == 0
     assert inside[0] < ticket < inside[-1] < let_in  # it stopped while the ego was in
+
+
+@pytest.mark.parametrize("goes_after", [1.0, None])
+def test_the_egos_finished_stop_holds_its_place_at_an_all_way_stop(goes_after):
+    """The ego stops at its sign and stands; a car on a crossing path finishes its stop
+    0.6 s after the ego's. First come, first served: the car waits for the ego. An ego that
+    goes 1 s into its turn crosses before the car is let in; one that never moves loses
+    its place after EGO_TURN seconds of its turn, and the car goes then. (Before the ego
+    held a place, the car went as soon as its stop was done, 2.4 s early, and drove into
+    the junction ahead of the ego that had stopped first.)"""
+    env = make_env(STOP_SIGN, initial_speed=0.0, blocked_time=1e6)
+    env.reset(seed=0, options=ALONE)
+    u = env.unwrapped
+    rules, ego_connector = u.traffic_model.rules, u.route.lanes[1]
+    lane = next(
+        ln.id
+        for ln in u.net.lanes
+        if ln.stop is not None
+        and ln.id != u.route.lanes[0]
+        and rules.conflict[ln.successors, ego_connector].any()
+    )
+    turn = next(c for c in u.net.lanes[lane].successors if rules.conflict[c, ego_connector])
+    cars = [{"lane": lane, "s": 25.0, "speed": 8.0}]
+    env.reset(seed=0, options={"vehicles": cars, "pedestrians": []})
+    u._sim.traffic.next_lane[0] = turn
+    ego_ticket = car_ticket = let_in = None
+    inside = []
+    for _ in range(300):
+        q, t = u._sim.sign_queue, u._sim.t
+        if ego_ticket is None:  # drive up to the sign, stop in its zone and stand
+            go = not u._sim.stopped_at
+        else:
+            go = goes_after is not None and t >= ego_ticket + goes_after
+        env.step(u.follow_route() if go else np.array([0.0, -1.0]))
+        tr, t = u._sim.traffic, u._sim.t
+        if ego_ticket is None and np.isfinite(q.ticket):
+            ego_ticket = q.ticket
+        if car_ticket is None and np.isfinite(tr.stop_ticket[0]):
+            car_ticket = float(tr.stop_ticket[0])
+        if let_in is None and tr.go[0]:
+            let_in = t
+        if u._lane.lane == ego_connector:
+            inside.append(t)
+    assert ego_ticket is not None and car_ticket is not None and let_in is not None
+    assert 0.5 < car_ticket - ego_ticket < EGO_TURN - 1.0  # it stopped second
+    if goes_after is None:
+        assert not inside  # the ego never moved ...
+        assert abs(let_in - (ego_ticket + EGO_TURN)) < 0.15  # ... and gave up its turn
+    else:
+        assert inside and inside[0] < let_in and inside[-1] < let_in  # it went first
+        assert u._sim.counts["stop_sign"] == 0
+    assert u._sim.traffic_contacts == 0 and u._sim.counts["collision_vehicle"] == 0
 
 
 @pytest.mark.parametrize("body", [True, False])

@@ -268,7 +268,11 @@ class DrivingEnv(DrivingViews, gym.Env):
         body = None
         if sim.traffic.active.any():
             body = model.ego_body(sim.ego, lane.lane if lane.in_lane else -1)
-        model.step(sim.traffic, cfg.dt, sim.t, rng, ego_slot, sim.peds, body)
+        queue = model.rules.queue_ego(
+            sim.sign_queue, ego_slot, self.route.next_lane(lane.lane), cfg.dt, sim.t
+        )
+        turn = model.step(sim.traffic, cfg.dt, sim.t, rng, ego_slot, sim.peds, body, queue)
+        model.rules.ego_turn_used(sim.sign_queue, turn, sim.ego.v, cfg.dt, sim.t)
         poses, touching = model.poses_and_contacts(sim.traffic)  # none while the model is right
         sim.traffic_contacts += len(set(touching) - set(sim.traffic_touching))
         sim.traffic_touching = touching

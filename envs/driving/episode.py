@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .dynamics import bicycle_step
 from .infractions import INFRACTIONS, record
+from .junctions import EgoQueue
 from .pedestrians import PedestrianState
 from .roads import GREEN, RED, YELLOW
 from .speed_rules import SpeedLog
@@ -55,6 +56,7 @@ class EpisodeState:
     route_heading: float = 0.0  # the route's heading at the car's projection
     speed: SpeedLog = dataclasses.field(default_factory=SpeedLog)
     stopped_at: tuple[int, ...] = ()  # stop signs stopped at (in the zone), line not yet crossed
+    sign_queue: EgoQueue = dataclasses.field(default_factory=EgoQueue)  # its place at a sign
     traffic_contacts: int = 0  # contacts between two traffic vehicles so far
     traffic_touching: tuple[tuple[int, int], ...] = ()  # the traffic pairs in contact now
 
@@ -73,6 +75,7 @@ class EpisodeState:
             infractions=[dict(e) for e in self.infractions],
             counts=dict(self.counts),
             speed=self.speed.copy(),
+            sign_queue=dataclasses.replace(self.sign_queue),
         )
 
 

@@ -9,8 +9,12 @@ each step, both as IDM obstacles:
   zone for :data:`STAND_STILL` seconds; then it waits there until no vehicle occupies or
   has been let into a junction connector that conflicts with its own, and those that
   finished their stop earlier go first (first come, first served). The ego counts as a
-  vehicle: on a connector it occupies it, and while it drives up to a stop line it claims
-  every connector its lane leads to.
+  vehicle: on a connector it occupies it, while it drives up to a stop line it claims
+  every connector its lane leads to, and once it has stood :data:`STAND_STILL` seconds
+  in a sign's zone it holds its place in the queue (:class:`EgoQueue`) for the connector
+  its route takes. A place is not held forever: when the ego's turn has come and it has
+  stood through :data:`EGO_TURN` seconds of it, it goes to the back of the queue, so an
+  agent that never moves holds up the others a few seconds at a time, not for good.
 * **Yielding.** Junction connectors whose centre lines come closer than
   :data:`CLEARANCE` (crossing, or merging into one lane) have a conflict area on each. A
   vehicle stops (IDM towards a standing obstacle at the start of its conflict area) for
@@ -28,6 +32,8 @@ are compiled (:mod:`.traffic_kernels`).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -51,6 +57,9 @@ INSIDE = 0.5
 #: The ego, driving faster than ``EGO_CLAIM_SPEED`` m/s within ``EGO_CLAIM`` m of a stop
 #: line, claims the connectors ahead (it may be about to enter).
 EGO_CLAIM, EGO_CLAIM_SPEED = 10.0, 0.5
+#: Seconds the ego may stand (under ``EGO_CLAIM_SPEED``) once its turn at a stop sign has
+#: come before it loses its place and queues again behind those waiting then.
+EGO_TURN = 3.0
 #: Spacing (m) of the samples along junction connectors that find their conflict areas.
 SAMPLE_STEP = 0.5
 
@@ -90,6 +99,17 @@ def _near_pairs(net: RoadNetwork, ids: np.ndarray) -> dict[tuple[int, int], tupl
         lo = max(float(first[k]) - SAMPLE_STEP, 0.0)
         out[la, lb] = (lo, min(float(last[k]) + SAMPLE_STEP, float(net.lane_lengths[la])))
     return out
+
+
+@dataclasses.dataclass
+class EgoQueue:
+    """The ego's stop at a sign, as the traffic's per-vehicle arrays keep theirs (part of
+    the episode state, copied with it)."""
+
+    lane: int = -1  # the lane it was counted in (a new lane starts afresh)
+    wait: float = 0.0  # seconds stood in that lane's stop zone
+    ticket: float = math.inf  # when its stop was complete, or its place renewed (inf: not)
+    idle: float = 0.0  # seconds its turn has come while it stood
 
 
 class JunctionRules:
@@ -155,16 +175,47 @@ class JunctionRules:
         :func:`.traffic_kernels.advance` (``on``: whether vehicles yield at all)."""
         return self._yielding_args if on else self._no_yielding
 
-    def stop_args(self, ego, yielding: bool) -> tuple:
+    def stop_args(self, ego, yielding: bool, ego_queue: tuple) -> tuple:
         """Count the time each vehicle stands in its stop zone, give it its ticket after
         :data:`STAND_STILL` seconds, and let ticket holders into the junction, first come
         first served, when nothing conflicting is in it (all of them at once when
         ``yielding`` is off): the arguments of :func:`.traffic_kernels.stop_signs` in
-        :func:`.traffic_kernels.advance` (``ego``: ``(lane, s, speed)`` or None)."""
+        :func:`.traffic_kernels.advance` (``ego``: ``(lane, s, speed)`` or None;
+        ``ego_queue``: its ticket, the connector it wants, and a one-element bool array
+        for whether its turn has come, from :meth:`queue_ego`)."""
         net = self.net
         claims = self._ego_claims(ego)
         return (self.has_stops, net.lane_lengths, self.stop_zone, self.connector, self.conflict,
-                claims, yielding, STAND_STILL, STOP_SPEED)  # fmt: skip
+                claims, ego_queue, yielding, STAND_STILL, STOP_SPEED)  # fmt: skip
+
+    def queue_ego(self, q: EgoQueue, ego, want: int, dt: float, t: float) -> tuple[float, int]:
+        """Count the ego's stand in its lane's stop zone as a vehicle's is counted (``ego``:
+        ``(lane, s, speed)`` or None; ``want``: the connector its route takes next, -1 if
+        none or not known) and return its place: ``(ticket, want)``, ``(inf, -1)`` when it
+        holds none."""
+        lane = -1 if ego is None else int(ego[0])
+        if lane != q.lane:
+            q.lane, q.wait, q.ticket, q.idle = lane, 0.0, math.inf, 0.0
+        if lane < 0 or not math.isfinite(self.stop_zone[lane]):
+            return math.inf, -1
+        if self.net.lane_lengths[lane] - ego[1] <= self.stop_zone[lane] and ego[2] < STOP_SPEED:
+            q.wait += dt
+        if q.wait >= STAND_STILL - 1e-9 and not math.isfinite(q.ticket):
+            q.ticket = t
+        if not math.isfinite(q.ticket) or want < 0 or not self.connector[want]:
+            return math.inf, -1
+        return q.ticket, want
+
+    @staticmethod
+    def ego_turn_used(q: EgoQueue, turn: bool, speed: float, dt: float, t: float) -> None:
+        """After the step: an ego whose turn has come and who stands through
+        :data:`EGO_TURN` seconds of it goes to the back of the queue (a ticket of now)."""
+        if not (turn and speed < EGO_CLAIM_SPEED):
+            q.idle = 0.0
+            return
+        q.idle += dt
+        if q.idle >= EGO_TURN - 1e-9:
+            q.ticket, q.idle = t, 0.0
 
     def _ego_claims(self, ego) -> np.ndarray:
         """The connectors the ego (``(lane, s, speed)`` or None) takes: the one it is on,

@@ -23,6 +23,10 @@ class Route:
 
     def __init__(self, lanes: Sequence[int], points: np.ndarray) -> None:
         self.lanes = tuple(int(i) for i in lanes)
+        nexts: dict[int, set[int]] = {}
+        for a, b in zip(self.lanes, self.lanes[1:], strict=False):
+            nexts.setdefault(a, set()).add(b)
+        self._next = {a: b.pop() for a, b in nexts.items() if len(b) == 1}
         pts = np.asarray(points, dtype=np.float64)
         keep = np.concatenate([[True], np.hypot(*np.diff(pts, axis=0).T) > 1e-6])
         self.points = pts[keep]
@@ -37,6 +41,11 @@ class Route:
         self._abx = np.ascontiguousarray(d[:, 0])
         self._aby = np.ascontiguousarray(d[:, 1])
         self._s_list = self.s.tolist()
+
+    def next_lane(self, lane: int) -> int:
+        """The lane the route takes after ``lane``: -1 when it does not pass ``lane``, ends
+        in it, or leaves it two ways (a route through one junction twice)."""
+        return self._next.get(lane, -1)
 
     def project(
         self, x: float, y: float, s_hint: float, behind: float = 10.0, ahead: float = 40.0

@@ -182,18 +182,22 @@ class TrafficModel:
         ego: tuple[int, float, float] | None,
         peds: PedestrianState,
         body: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-    ) -> None:
+        ego_queue: tuple[float, int] = (math.inf, -1),
+    ) -> bool:
         """Advance all active vehicles by ``dt``. ``ego`` is ``(lane, s, speed)`` when the
         ego is in a lane (it is then a leader like any other vehicle), else None; ``body``
-        the other lanes its body is in the way on (:meth:`ego_body`)."""
+        the other lanes its body is in the way on (:meth:`ego_body`); ``ego_queue`` its
+        place at a stop sign (:meth:`.junctions.JunctionRules.queue_ego`). Returns whether
+        the ego's turn at its stop sign has come."""
         if not len(tr.s):  # no pool: nothing to draw (an empty draw leaves the stream as is)
-            return
+            return False
         draws = rng.random((len(tr.s), 3))  # fixed count per step keeps streams aligned
         idx = np.flatnonzero(tr.active)
         if len(idx) == 0:
-            return
+            return False
         vehicles, rules, p, cr = kernels.Vehicles(**vars(tr)), self.rules, self.idm, self.crossings
         slot = kernels.ego_slot(ego)
+        ego_turn = np.zeros(1, np.bool_)
         if body is None:
             body = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
         # stop signs, then what each vehicle may stop for (other vehicles, the ego and its
@@ -207,7 +211,7 @@ class TrafficModel:
             vehicles,
             self.lanes,
             self._rate,
-            rules.stop_args(ego, self.yielding),
+            rules.stop_args(ego, self.yielding, (*ego_queue, ego_turn)),
             (
                 slot,
                 (self.static_lane, self.static_s),
@@ -233,6 +237,7 @@ class TrafficModel:
             if tr.lane[i] != lane and rules.active:  # a new stop sign, a new entry time
                 tr.stop_wait[i], tr.stop_ticket[i], tr.go[i] = 0.0, np.inf, False
                 tr.entered[i] = t if rules.connector[tr.lane[i]] else np.inf
+        return bool(ego_turn[0])
 
     def _advance_lane(self, tr: TrafficState, i: int, rng: np.random.Generator, ego) -> None:
         net = self.net

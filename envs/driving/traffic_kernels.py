@@ -315,12 +315,27 @@ def junction_obstacles(tr, length, connector, sibs, cons, half, inside, ego):
     return ob[:k]
 
 
+@_helper
+def _busy(taken, conflict, want):
+    """Whether a connector in use (``taken``) conflicts with the connector ``want``."""
+    for c in range(len(taken)):  # noqa: SIM110 - a loop numba compiles (no generator)
+        if taken[c] and conflict[want, c]:
+            return True
+    return False
+
+
 @compiled
-def stop_signs(idx, tr, length, zone, connector, conflict, claimed, dt, t, yielding, still, stop):
+def stop_signs(idx, tr, length, zone, connector, conflict, claimed, ego_queue, dt, t,
+               yielding, still, stop):  # fmt: skip
     """Stop-sign queues of the vehicles ``idx``: time stood (speed under ``stop``) in the
     lane's stop ``zone``, the ticket after ``still`` seconds, and "go" for ticket holders,
     first come first served, while no connector in use (occupied, let into, or
-    ``claimed`` by the ego) or wanted by one earlier in the queue conflicts with theirs."""
+    ``claimed`` by the ego) or wanted by one earlier in the queue conflicts with theirs.
+
+    ``ego_queue``: the ego's ticket (inf: none), the connector it wants (-1: none) and a
+    one-element array set to whether its turn has come. The ego takes its place in the
+    queue by its ticket, ahead of an equal one, and what it wants counts as in use for all
+    after it."""
     queue, m = np.empty(len(idx), np.int64), 0  # by ticket, then index
     for i in idx:
         lane = tr.lane[i]
@@ -342,11 +357,20 @@ def stop_signs(idx, tr, length, zone, connector, conflict, claimed, dt, t, yield
             taken[tr.next_lane[i]] = True
     for c in claimed:
         taken[c] = True
-    for i in queue[:m]:
+    ego_ticket, ego_want, ego_turn = ego_queue
+    ego_turn[0] = False
+    ego_waits = math.isfinite(ego_ticket) and ego_want >= 0
+    for k in range(m + 1):
+        if ego_waits and (k == m or tr.stop_ticket[queue[k]] >= ego_ticket):
+            ego_waits = False
+            ego_turn[0] = not (yielding and _busy(taken, conflict, ego_want))
+            taken[ego_want] = True
+        if k == m:
+            break
+        i = queue[k]
         want, busy = tr.next_lane[i], False
         if yielding and want >= 0:
-            for c in range(len(connector)):
-                busy = busy or (taken[c] and conflict[want, c])
+            busy = _busy(taken, conflict, want)
             taken[want] = True  # let in, or wanted by one earlier: later ones yield to it
         tr.go[i] = not busy
 
@@ -445,9 +469,10 @@ def advance(idx, tr, lanes, rate, stops, plain, junction, per_lane, t, idm, dt, 
     are on (``junction``: whether, then :func:`junction_obstacles`' arguments after
     ``tr``) and :func:`follow` (``change``: its ``shift``, ``change_rate``, ``draws``);
     returns what :func:`follow` returns."""
-    has_stops, length, zone, connector, conflict, claimed, yielding, still, stop = stops
+    has_stops, length, zone, connector, conflict, claimed, ego_queue, yielding, still, stop = stops
     if has_stops:
-        queue = (length, zone, connector, conflict, claimed, dt, t, yielding, still, stop)
+        queue = (length, zone, connector, conflict, claimed, ego_queue, dt, t, yielding, still,
+                 stop)  # fmt: skip
         stop_signs(idx, tr, *queue)
     ego, static, crossings, peds, lights, body, size = plain
     table = obstacles(lanes, rate, tr, ego, static, crossings, peds, lights, body, *size)
