@@ -481,3 +481,26 @@ def test_traffic_does_not_change_lanes_into_the_egos_body(over_the_line):
         assert u._lane.lane == own.lane
         lanes.append(int(u._sim.traffic.lane[0]))
     assert lanes == [right] * 20 if over_the_line else middle in lanes
+
+
+@pytest.mark.parametrize("body", [True, False])
+def test_traffic_comes_back_in_only_where_the_egos_body_leaves_room(body):
+    """A car reaches the end of a two-lane road and comes back in at the start of a lane.
+    The ego stands 5 m into the second lane. Square in it, it leaves the first lane's start
+    free, and the car comes in there. With its body over the line into the first lane,
+    both starts are taken and the car waits parked. Before, only the lane of the ego's
+    centre counted, and the car came in on top of the ego's body."""
+    net = layouts.highway(np.random.default_rng(0), n_lanes=2)
+    model = TrafficModel(net)
+    first, second = net.sources
+    tr = TrafficState.empty(1)
+    tr.lane[:], tr.s[:] = first, net.lanes[first].length - 0.05
+    tr.v[:] = tr.v0[:] = 10.0
+    tr.active[:], tr.cooldown[:], tr.next_lane[:] = True, 1e9, -1
+    over = (np.array([first]), np.array([5.0]), np.array([0.0])) if body else None
+    rng, peds = np.random.default_rng(0), PedestrianState.empty(0)
+    model.step(tr, 0.1, 0.0, rng, (second, 5.0, 0.0), peds, over)
+    if body:
+        assert not tr.active[0]
+    else:
+        assert tr.active[0] and tr.lane[0] == first and tr.s[0] < 2.0

@@ -231,7 +231,7 @@ class TrafficModel:
         )
         for i in turn.tolist():  # past the lane's end, or trying a lane change
             lane = tr.lane[i]
-            self._advance_lane(tr, i, rng, ego)
+            self._advance_lane(tr, i, rng, ego, body)
             if tr.active[i] and change[i]:
                 self._try_lane_change(tr, i, draws[i, 1] < 0.5, ego, body, draws[i, 2])
             if tr.lane[i] != lane and rules.active:  # a new stop sign, a new entry time
@@ -239,7 +239,10 @@ class TrafficModel:
                 tr.entered[i] = t if rules.connector[tr.lane[i]] else np.inf
         return bool(ego_turn[0])
 
-    def _advance_lane(self, tr: TrafficState, i: int, rng: np.random.Generator, ego) -> None:
+    def _advance_lane(self, tr: TrafficState, i: int, rng: np.random.Generator, ego, body) -> None:
+        """Move vehicle ``i`` past its lane's end onto its next lane; at the end of the
+        network, back in at a source lane whose start is free of vehicles and of the ego's
+        centre and body (:func:`ego_on`), or parked until one is."""
         net = self.net
         lane = net.lanes[tr.lane[i]]
         if tr.s[i] < lane.length:
@@ -257,7 +260,7 @@ class TrafficModel:
         clear = 15.0 + tr.v[i] ** 2 / (2.0 * self.idm.decel)
         for src in net.sources:
             busy = tr.active & (tr.lane == src) & (tr.s < clear)
-            if not busy.any() and not (ego is not None and ego[0] == src and ego[1] < clear):
+            if not busy.any() and not (ego_on(src, ego, body) < clear).any():
                 tr.lane[i], tr.s[i] = src, 0.0
                 tr.next_lane[i] = self.pick_next(src, rng)
                 tr.d[i] = 0.0
@@ -285,9 +288,7 @@ class TrafficModel:
             ds = (ds + 0.5 * length) % length - 0.5 * length
         if np.any((ds > -12.0) & (ds < 15.0)):
             return
-        ego_s = body[1][body[0] == target]
-        if ego is not None and ego[0] == target:
-            ego_s = np.append(ego_s, ego[1])
+        ego_s = ego_on(target, ego, body)
         if np.any((ego_s - s_t > -12.0) & (ego_s - s_t < 15.0)):
             return
         blocked = (self.static_lane == target) & (np.abs(self.static_s - s_t - 10.0) < 15.0)
@@ -334,6 +335,16 @@ class TrafficModel:
             own_lane,
             t.length, t.closed, t.offset, t.cat_s, t.cat_h,
         )  # fmt: skip
+
+
+def ego_on(lane: int, ego, body) -> np.ndarray:
+    """Where on ``lane`` the ego takes room: its centre's ``s`` when that is the lane it is
+    in (``ego``: ``(lane, s, speed)`` or None), and each ``s`` at which its body is in the
+    way on it (``body``: :meth:`TrafficModel.ego_body`)."""
+    at = body[1][body[0] == lane]
+    if ego is not None and ego[0] == lane:
+        at = np.append(at, ego[1])
+    return at
 
 
 #: A lane whose centre line passes this close (m) to one of three points along the ego's
