@@ -4,6 +4,7 @@ traffic-traffic contact count that stays at zero."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -411,6 +412,23 @@ def test_the_egos_finished_stop_holds_its_place_at_an_all_way_stop(goes_after):
         assert inside and inside[0] < let_in and inside[-1] < let_in  # it went first
         assert u._sim.counts["stop_sign"] == 0
     assert u._sim.traffic_contacts == 0 and u._sim.counts["collision_vehicle"] == 0
+
+
+def test_a_snapshot_keeps_the_egos_place_at_the_sign():
+    """The place is episode state: steps after a snapshot change it (the ego stands on,
+    its stand counted), and restoring the snapshot brings back the place as it was."""
+    env, u = stop_sign_env(seed=0, initial_speed=0.0)
+    for _ in range(300):
+        env.step(u.follow_route() if not u._sim.stopped_at else np.array([0.0, -1.0]))
+        if np.isfinite(u._sim.sign_queue.ticket):
+            break
+    held = dataclasses.replace(u._sim.sign_queue)
+    snap = u.get_state()
+    for _ in range(40):
+        env.step(np.array([0.0, -1.0]))
+    assert u._sim.sign_queue.wait == pytest.approx(held.wait + 4.0)
+    u.set_state(snap)
+    assert u._sim.sign_queue == held
 
 
 @pytest.mark.parametrize("body", [True, False])
