@@ -77,3 +77,22 @@ def test_eval_on_ray_plays_the_same_episodes(tmp_path, capsys):
     capsys.readouterr()
     assert main([*base, "--address", "auto"]) == 2
     assert "add --backend ray" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_training_cells_on_ray_train_as_they_do_here(tmp_path):
+    """A training entry's cells start their ``pilot train`` process from a Ray worker, a
+    process with threads, and train to the same episodes as on the local backend."""
+    recipe = {"algo": "ppo", "steps": 512, "set": {"n_steps": 64}}
+    data = {**SPEC, "entries": [{"name": "ppo", "train": recipe}], "tracks": SPEC["tracks"][:1]}
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    base = ["leaderboard", "run", str(spec), "--no-report", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "local")]) == 0
+    ray = [*base, "--out", str(tmp_path / "ray"), "--backend", "ray", "--num-cpus", "2"]
+    assert main(ray) == 0
+    local, remote = _episodes(tmp_path / "local"), _episodes(tmp_path / "ray")
+    assert len(local) == 2 and remote == local
+    for seed in (0, 1):
+        log = tmp_path / f"ray/runs/ppo/cartpole/seed-{seed}/train.log"
+        assert "  eval:  pilot eval " in log.read_text()  # the training ran to its end

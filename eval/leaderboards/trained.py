@@ -12,9 +12,7 @@ next time the grid reaches it; a finished one is reused.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,22 +23,22 @@ from pilot.errors import UserError
 
 from .run import Job, train_overrides
 
-#: ``prctl(PR_SET_PDEATHSIG, ...)``, looked up before any fork: a training whose grid is
-#: killed is killed too, so it never writes on into a run a later grid resumes.
-_PRCTL = getattr(ctypes.CDLL(None), "prctl", None)
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    """What the child runs before ``pilot``: be killed when process ``parent`` dies."""
-
-    def arrange() -> None:
-        if _PRCTL is not None:
-            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the grid died before the line above
-            os._exit(1)
-
-    return arrange
+#: What the training process runs: ``python -m pilot ARGV``, once it has asked to be
+#: killed with its grid (``prctl(PR_SET_PDEATHSIG)``, Linux), so a training whose grid
+#: is killed never writes on into a run a later grid resumes. The child does this itself
+#: rather than through ``Popen(preexec_fn=...)``, which is unsafe in a process with
+#: threads, as a Ray worker is. Its first argument is the grid's process id: if the grid
+#: died before the prctl took hold, the child leaves at once.
+_CHILD = """\
+import ctypes, os, runpy, signal, sys
+parent = int(sys.argv.pop(1))
+prctl = getattr(ctypes.CDLL(None), "prctl", None)
+if prctl is not None:
+    prctl(1, signal.SIGKILL)
+if os.getppid() != parent:
+    os._exit(1)
+runpy.run_module("pilot", run_name="__main__", alter_sys=True)
+"""
 
 
 def _train(argv: list[str], log: IO[str], show: Callable[[str], None] | None) -> tuple[int, str]:
@@ -48,12 +46,11 @@ def _train(argv: list[str], log: IO[str], show: Callable[[str], None] | None) ->
     stderr line (the progress lines) to ``show``; returns the exit status and the last
     error line (``pilot: error: ...``) without its prefix."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pilot", *argv],
+        [sys.executable, "-c", _CHILD, str(os.getpid()), *argv],
         stdout=log,
         stderr=subprocess.PIPE,
         text=True,
         bufsize=1,
-        preexec_fn=_die_with_parent(os.getpid()),
     )
     error = ""
     with proc:
