@@ -30,15 +30,20 @@ def _episodes(folder: Path) -> dict[str, list]:
     }
 
 
-@pytest.mark.slow
-def test_ray_and_local_backends_give_the_same_records(tmp_path):
+def _run_both(tmp_path: Path, data: dict) -> tuple[dict, dict]:
+    """The episodes of ``data``'s grid run on the local backend and on a local Ray."""
     spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump(SPEC))
+    spec.write_text(yaml.safe_dump(data))
     base = ["leaderboard", "run", str(spec), "--no-report", "--no-progress"]
     assert main([*base, "--out", str(tmp_path / "local")]) == 0
     ray = [*base, "--out", str(tmp_path / "ray"), "--backend", "ray", "--num-cpus", "2"]
     assert main(ray) == 0
-    local, remote = _episodes(tmp_path / "local"), _episodes(tmp_path / "ray")
+    return _episodes(tmp_path / "local"), _episodes(tmp_path / "ray")
+
+
+@pytest.mark.slow
+def test_ray_and_local_backends_give_the_same_records(tmp_path):
+    local, remote = _run_both(tmp_path, SPEC)
     assert len(local) == 6  # astar plays only the grid: 2 + 1 tracks × 2 seeds
     assert remote == local
     import ray as ray_module
@@ -85,13 +90,7 @@ def test_training_cells_on_ray_train_as_they_do_here(tmp_path):
     process with threads, and train to the same episodes as on the local backend."""
     recipe = {"algo": "ppo", "steps": 512, "set": {"n_steps": 64}}
     data = {**SPEC, "entries": [{"name": "ppo", "train": recipe}], "tracks": SPEC["tracks"][:1]}
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump(data))
-    base = ["leaderboard", "run", str(spec), "--no-report", "--no-progress"]
-    assert main([*base, "--out", str(tmp_path / "local")]) == 0
-    ray = [*base, "--out", str(tmp_path / "ray"), "--backend", "ray", "--num-cpus", "2"]
-    assert main(ray) == 0
-    local, remote = _episodes(tmp_path / "local"), _episodes(tmp_path / "ray")
+    local, remote = _run_both(tmp_path, data)
     assert len(local) == 2 and remote == local
     for seed in (0, 1):
         log = tmp_path / f"ray/runs/ppo/cartpole/seed-{seed}/train.log"
