@@ -84,7 +84,8 @@ class DrivingEnv(DrivingViews, gym.Env):
     signs, 1.5 km routes, buildings, trees, fences and parked cars along the streets, which
     the camera and the lidar see and the car can hit). Other vehicles follow their lanes with the Intelligent Driver
     Model, stop for red lights and pedestrians and now and then change lanes; pedestrians
-    cross at crosswalks; static obstacles may block lanes. Infractions are recorded the way
+    cross at crosswalks (where the approach has a light, only on a red long enough for
+    the crossing); static obstacles may block lanes. Infractions are recorded the way
     the CARLA leaderboard scores them (collisions with pedestrians, vehicles and static
     objects, red lights, driving outside lanes, route deviation, agent blocked), so
     ``pilot.eval.driving.driving_score`` computes the Driving Score from an episode.
@@ -276,7 +277,7 @@ class DrivingEnv(DrivingViews, gym.Env):
         poses, touching = model.poses_and_contacts(sim.traffic)  # none while the model is right
         sim.traffic_contacts += len(set(touching) - set(sim.traffic_touching))
         sim.traffic_touching = touching
-        step_pedestrians(self.net, sim.peds, cfg.dt, self.np_random)
+        step_pedestrians(self.net, sim.peds, cfg.dt, self.np_random, sim.t)
         self._sync_world(poses)
 
     def follow_route(self, speed: float | None = None, offset: float = 0.0) -> np.ndarray:

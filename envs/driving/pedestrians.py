@@ -1,5 +1,9 @@
 """Pedestrians: they walk to and fro across crosswalks at their own speed, pausing at the
-kerb for a random while, and do not look. Their state is a few arrays (``u`` metres along
+kerb for a random while, and do not look. At a crosswalk with a light (one across an
+approach to a junction with lights) a walker leaves the kerb only while the approach has
+red, and only if the red lasts until it is across, as CARLA's walkers check the light
+before they cross; once on the crosswalk it walks on whatever the light does, and cars
+turning across it yield to it. Their state is a few arrays (``u`` metres along
 the crosswalk from its first end) and every random draw comes from the env's generator.
 :class:`Crossings` is where each crosswalk cuts each lane, for the traffic that stops for
 them.
@@ -84,9 +88,10 @@ def crosswalk_positions(
 
 
 def step_pedestrians(
-    net: RoadNetwork, peds: PedestrianState, dt: float, rng: np.random.Generator
+    net: RoadNetwork, peds: PedestrianState, dt: float, rng: np.random.Generator, t: float
 ) -> None:
-    """Walk, turn round at the far kerb, wait a random while, walk back."""
+    """Walk, turn round at the far kerb, wait a random while and for the light (at time
+    ``t``), walk back."""
     if not len(peds.u):  # no pool: nothing to draw (an empty draw leaves the stream as is)
         return
     pause = rng.uniform(2.0, 12.0, len(peds.u))  # one per pedestrian, used or not
@@ -98,6 +103,7 @@ def step_pedestrians(
         peds.speed,
         peds.wait,
         net.crosswalk_lengths,
+        net.crosswalk_red_left(t),
         pause,
         dt,
     )
@@ -122,16 +128,19 @@ def spawn_pedestrians(
 
 
 @kernels.compiled
-def _walk(active, crosswalk, u, direction, speed, wait, lengths, pause, dt):
+def _walk(active, crosswalk, u, direction, speed, wait, lengths, red_left, pause, dt):
     """Pedestrians wait out their pause, or walk; at a kerb they turn round and wait there
-    for ``pause``."""
+    for ``pause``, then on for as long as their crosswalk's red (``red_left`` seconds
+    more) would not last until they are across. One placed with no wait walks at once."""
     for p in range(len(u)):
         if not active[p]:
             continue
+        length = lengths[crosswalk[p]]
         if wait[p] > 0:
             wait[p] = max(wait[p] - dt, 0.0)
+            if wait[p] == 0.0 and red_left[crosswalk[p]] * speed[p] < length:
+                wait[p] = dt  # not yet: look again next step
             continue
-        length = lengths[crosswalk[p]]
         to = u[p] + direction[p] * speed[p] * dt
         u[p] = min(max(to, 0.0), length)
         if to >= length or to <= 0.0:

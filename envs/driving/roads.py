@@ -207,6 +207,10 @@ class TrafficLight:
         return YELLOW if u < self.green + self.yellow else RED
 
 
+#: A crosswalk keeps to the light whose stop line's middle lies within this many metres of
+#: its own middle: the light of the approach it crosses, just before or after the line.
+CROSSWALK_LIGHT = 6.0
+
 #: A stop sign's zone (m) before its line, or before a crosswalk in front of the line: the
 #: zone then covers the crosswalk too (CARLA's stop trigger volumes cover the approach), so
 #: a car that stops short of the crosswalk, as it must, has stopped in the zone.
@@ -369,6 +373,13 @@ class RoadNetwork:
         self.crosswalk_starts = walks[:, 0]
         self.crosswalk_vectors = walks[:, 1] - walks[:, 0]
         self.crosswalk_lengths = np.sqrt(np.sum(self.crosswalk_vectors**2, axis=1))
+        #: The light each crosswalk's walkers keep to (-1: none): the one whose stop line's
+        #: middle is nearest the crosswalk's, within :data:`CROSSWALK_LIGHT` metres.
+        self.crosswalk_light = np.full(len(walks), -1, dtype=np.int64)
+        if len(self.lights) and len(walks):
+            gap = np.linalg.norm(walks.mean(axis=1)[:, None] - self.light_mids[None], axis=2)
+            near = gap.min(axis=1) <= CROSSWALK_LIGHT
+            self.crosswalk_light[near] = gap.argmin(axis=1)[near]
         a = np.concatenate([ln.centre[:-1] for ln in self.lanes])
         b = np.concatenate([ln.centre[1:] for ln in self.lanes])
         self._a, self._ab = a, b - a
@@ -505,6 +516,18 @@ class RoadNetwork:
             np.interp(g, self._cat_s, self._cat_y),
             self._cat_h[i],
         )
+
+    def crosswalk_red_left(self, t: float) -> np.ndarray:
+        """Seconds from ``t`` that each crosswalk's light stays red (0 while it is green or
+        yellow; infinite for a crosswalk with no light)."""
+        left = np.full(len(self.crosswalks), np.inf)
+        if len(self.lights):
+            start, _, amber, cycle = self._light_cycle.T
+            u = np.mod(t - start, cycle)
+            red = np.where(u >= amber, cycle - u, 0.0)
+            lit = self.crosswalk_light >= 0
+            left[lit] = red[self.crosswalk_light[lit]]
+        return left
 
     def light_states(self, t: float) -> np.ndarray:
         """Every light's state at time ``t`` (:meth:`TrafficLight.state`, to the bit: numpy's
