@@ -17,7 +17,7 @@ import pilot.envs  # noqa: F401 - registers the pilot/... ids
 from pilot.envs import make_env
 from pilot.envs.driving import layouts
 from pilot.envs.driving.clutter import KIND
-from pilot.envs.driving.junctions import EGO_TURN, STAND_STILL, box_contacts
+from pilot.envs.driving.junctions import EGO_TURN, STAND_STILL, EgoQueue, box_contacts
 from pilot.envs.driving.pedestrians import PedestrianState
 from pilot.envs.driving.roads import GREEN, RED, STOP_SPEED
 from pilot.envs.driving.traffic import TrafficModel, TrafficState
@@ -522,3 +522,55 @@ def test_traffic_comes_back_in_only_where_the_egos_body_leaves_room(body):
         assert not tr.active[0]
     else:
         assert tr.active[0] and tr.lane[0] == first and tr.s[0] < 2.0
+
+
+def _merge(net, rules) -> tuple[int, float, int, float]:
+    """Two junction connectors that merge into one lane: ``(a, a's area start, b, b's)``."""
+    for q in range(len(rules.con_lane)):
+        a, b = int(rules.con_lane[q]), int(rules.con_other[q])
+        if net.lanes[a].successors == net.lanes[b].successors:
+            return a, float(rules.con_in[q]), b, float(rules.con_other_in[q])
+    raise AssertionError("no merging connectors")
+
+
+@pytest.mark.parametrize(("ego_way", "ego_inside", "car_waits"), [
+    (True, False, True),  # the ego has the way: the car waits at its area's start
+    (False, False, False),  # it has stood too long short of its area: the car goes
+    (False, True, True),  # ... but not through an area the ego stands in
+])  # fmt: skip
+def test_the_egos_way_at_a_merge_lapses_while_it_stands_short_of_it(ego_way, ego_inside, car_waits):
+    """A car on a connector meets the ego standing on another that merges with it. While
+    the ego has the right of way the car stops at the start of its conflict area; once
+    the ego has stood :data:`EGO_TURN` seconds on its connector its way lapses, and the
+    car goes on unless the ego is inside its own area. Before, the ego had the way always:
+    a car that had stopped for it, its body already beside the ego's path at the merge,
+    stood there for good while the ego waited for it (town seed 0, route 3: blocked)."""
+    net = layouts.intersection(np.random.default_rng(0), control="stop")
+    model = TrafficModel(net)
+    a, a_in, b, b_in = _merge(net, model.rules)
+    tr = TrafficState.empty(1)
+    tr.lane[:], tr.s[:], tr.v[:], tr.v0[:] = a, max(a_in - 8.0, 0.0), 4.0, 6.0
+    tr.active[:], tr.cooldown[:], tr.next_lane[:], tr.entered[:] = True, 1e9, -1, 0.0
+    ego_s = b_in + 2.0 if ego_inside else max(b_in - 6.0, 0.0)
+    rng, peds = np.random.default_rng(0), PedestrianState.empty(0)
+    for k in range(50):
+        model.step(tr, 0.1, 0.1 * k, rng, (b, ego_s, 0.0), peds, None, (math.inf, -1), ego_way)
+    past = tr.lane[0] != a or tr.s[0] > a_in
+    assert past != car_waits
+
+
+def test_the_ego_loses_its_way_after_standing_on_a_connector():
+    """The count behind the lapse: seconds stood on a connector, from 0 when it moves or
+    leaves the junction; the way lapses at :data:`EGO_TURN`."""
+    net = layouts.intersection(np.random.default_rng(0), control="stop")
+    rules = TrafficModel(net).rules
+    a = int(np.flatnonzero(rules.connector)[0])
+    road = int(np.flatnonzero(~rules.connector)[0])
+    q = EgoQueue()
+    steps = int(round(EGO_TURN / 0.1))
+    ways = [rules.ego_way(q, (a, 3.0, 0.0), 0.1, rules.connector) for _ in range(steps)]
+    assert all(ways[:-1]) and not ways[-1]
+    assert rules.ego_way(q, (a, 3.0, 2.0), 0.1, rules.connector) and q.stood == 0.0  # moves
+    for _ in range(steps):
+        rules.ego_way(q, (road, 3.0, 0.0), 0.1, rules.connector)
+    assert q.stood == 0.0  # standing on a road lane is not standing in the junction

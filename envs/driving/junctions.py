@@ -21,7 +21,10 @@ each step, both as IDM obstacles:
   any vehicle on the other connector that has not yet left its own conflict area and has
   the right of way: one already inside the area always has it; otherwise the one that
   entered the junction first. Entry times order every vehicle, so no two wait for each
-  other; the ego always has the right of way. Connectors that leave one lane side by side
+  other; the ego has the right of way, until it has stood :data:`EGO_TURN` seconds on a
+  connector: then, like a stop sign's turn, its way lapses, and only areas it is inside
+  hold others (a car that had stopped for it, its body already beside the ego's path at
+  a merge, would otherwise wait for an ego that waits for it). Connectors that leave one lane side by side
   (turning and going straight from one approach) are not conflicts: a vehicle on one sees
   a vehicle near the start of the other as a leader, as if they shared the lane.
 
@@ -110,6 +113,7 @@ class EgoQueue:
     wait: float = 0.0  # seconds stood in that lane's stop zone
     ticket: float = math.inf  # when its stop was complete, or its place renewed (inf: not)
     idle: float = 0.0  # seconds its turn has come while it stood
+    stood: float = 0.0  # seconds it has stood on a junction connector
 
 
 class JunctionRules:
@@ -161,19 +165,29 @@ class JunctionRules:
         )
         sibs = (self.sib_from, self.sib_onto, self.sib_len)
         cons = (self.con_lane, self.con_other, self.con_in, self.con_other_in, self.con_other_out)
-        self._yielding_args = (True, sibs, cons, self.half, INSIDE)
-        self._no_yielding = (False, sibs, cons, self.half, INSIDE)
+        self._yielding_args = (True, sibs, cons, self.half, INSIDE, -math.inf)
+        self._no_yielding = (False, sibs, cons, self.half, INSIDE, -math.inf)
 
     # --- the step's arguments ----------------------------------------------------------------
-    def yielding_args(self, on: bool) -> tuple:
+    def yielding_args(self, on: bool, ego_way: bool = True) -> tuple:
         """What vehicles in the junction (on a connector, or with the front over the line
-        into their next one; and the ego, with the way always) put on other connectors: a
-        leader's copy on the connectors beside theirs, and a standing obstacle at the start
-        of each conflict area they have not left, which holds only those that owe them the
-        way (rank -inf when they are inside the area: then everyone yields to them). The
-        arguments of :func:`.traffic_kernels.junction_obstacles` in
+        into their next one; and the ego, with the way while ``ego_way``) put on other
+        connectors: a leader's copy on the connectors beside theirs, and a standing
+        obstacle at the start of each conflict area they have not left, which holds only
+        those that owe them the way (rank -inf when they are inside the area: then everyone
+        yields to them). The arguments of :func:`.traffic_kernels.junction_obstacles` in
         :func:`.traffic_kernels.advance` (``on``: whether vehicles yield at all)."""
-        return self._yielding_args if on else self._no_yielding
+        args = self._yielding_args if on else self._no_yielding
+        return args if ego_way else (*args[:-1], math.inf)
+
+    @staticmethod
+    def ego_way(q: EgoQueue, ego, dt: float, connector: np.ndarray) -> bool:
+        """Count the ego's stand on a junction connector (``ego``: ``(lane, s, speed)`` or
+        None) and say whether it still has the right of way there: not once it has stood
+        :data:`EGO_TURN` seconds (it keeps it in conflict areas it is inside)."""
+        standing = ego is not None and connector[int(ego[0])] and ego[2] < EGO_CLAIM_SPEED
+        q.stood = q.stood + dt if standing else 0.0
+        return q.stood < EGO_TURN - 1e-9
 
     def stop_args(self, ego, yielding: bool, ego_queue: tuple) -> tuple:
         """Count the time each vehicle stands in its stop zone, give it its ticket after

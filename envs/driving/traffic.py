@@ -183,11 +183,14 @@ class TrafficModel:
         peds: PedestrianState,
         body: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
         ego_queue: tuple[float, int] = (math.inf, -1),
+        ego_way: bool = True,
     ) -> bool:
         """Advance all active vehicles by ``dt``. ``ego`` is ``(lane, s, speed)`` when the
         ego is in a lane (it is then a leader like any other vehicle), else None; ``body``
         the other lanes its body is in the way on (:meth:`ego_body`); ``ego_queue`` its
-        place at a stop sign (:meth:`.junctions.JunctionRules.queue_ego`). Returns whether
+        place at a stop sign (:meth:`.junctions.JunctionRules.queue_ego`), ``ego_way``
+        whether it has the right of way in junctions (:meth:`~.junctions.JunctionRules.
+        ego_way`). Returns whether
         the ego's turn at its stop sign has come."""
         if not len(tr.s):  # no pool: nothing to draw (an empty draw leaves the stream as is)
             return False
@@ -221,7 +224,7 @@ class TrafficModel:
                 body,
                 (VEHICLE_LENGTH, VEHICLE_WIDTH),
             ),
-            rules.yielding_args(self.yielding and rules.active),
+            rules.yielding_args(self.yielding and rules.active, ego_way),
             (self.lanes.length, self.lanes.closed, rules.stop_zone, rules.connector),
             t,
             (p.accel, p.decel, p.headway, p.min_gap, p.delta, p.max_brake),

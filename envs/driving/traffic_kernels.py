@@ -261,9 +261,10 @@ def obstacles(lanes, rate, tr, ego, static, crossings, peds, lights, body, lengt
 
 # ------------------------------------------------------------------------------ junctions
 @compiled
-def junction_obstacles(tr, length, connector, sibs, cons, half, inside, ego):
+def junction_obstacles(tr, length, connector, sibs, cons, half, inside, ego, ego_rank):
     """The obstacle table of what vehicles in a junction (on a connector, or with the front
-    over the line into the next one, at a negative ``s`` on it; and the ego, ranked first)
+    over the line into the next one, at a negative ``s`` on it; and the ego, ranked
+    ``ego_rank``: -inf, first, while it has the way, +inf, last, once it has lapsed)
     put on other connectors: a leader's copy on the connectors beside theirs (``sibs``:
     from, onto, length shared), and a standing obstacle at the start of every conflict area
     they have not left (``cons``: lane, other lane, in on the lane, in and out on the
@@ -273,10 +274,10 @@ def junction_obstacles(tr, length, connector, sibs, cons, half, inside, ego):
     here = np.zeros(len(connector), np.bool_)
     m = 0
     for i in range(n + 1):
-        if i == n:  # the ego last, with the way always
+        if i == n:  # the ego last
             if ego[0] < 0 or not connector[ego[0]]:
                 break
-            c, p, v, r, o = ego[0], ego[1], ego[2], -np.inf, -1
+            c, p, v, r, o = ego[0], ego[1], ego[2], ego_rank, -1
         else:
             if not tr.active[i]:
                 continue
@@ -476,10 +477,10 @@ def advance(idx, tr, lanes, rate, stops, plain, junction, per_lane, t, idm, dt, 
         stop_signs(idx, tr, *queue)
     ego, static, crossings, peds, lights, body, size = plain
     table = obstacles(lanes, rate, tr, ego, static, crossings, peds, lights, body, *size)
-    on, sibs, cons, half, inside = junction
+    on, sibs, cons, half, inside, ego_rank = junction
     rows = np.zeros((0, 7))
     if on:
-        rows = junction_obstacles(tr, length, connector, sibs, cons, half, inside, ego)
+        rows = junction_obstacles(tr, length, connector, sibs, cons, half, inside, ego, ego_rank)
     shift, change_rate, draws = change
     return follow(idx, tr, per_lane, table, rows, t, idm, dt, shift, change_rate, draws, sizes)
 
