@@ -568,9 +568,9 @@ def test_the_ego_loses_its_way_after_standing_on_a_connector():
     road = int(np.flatnonzero(~rules.connector)[0])
     q = EgoQueue()
     steps = int(round(EGO_TURN / 0.1))
-    ways = [rules.ego_way(q, (a, 3.0, 0.0), 0.1, rules.connector) for _ in range(steps)]
+    ways = [rules.ego_way(q, (a, 3.0, 0.0), 0.1) for _ in range(steps)]
     assert all(ways[:-1]) and not ways[-1]
-    assert rules.ego_way(q, (a, 3.0, 2.0), 0.1, rules.connector) and q.stood == 0.0  # moves
+    assert rules.ego_way(q, (a, 3.0, 2.0), 0.1) and q.stood == 0.0  # moves
     for _ in range(steps):
-        rules.ego_way(q, (road, 3.0, 0.0), 0.1, rules.connector)
+        rules.ego_way(q, (road, 3.0, 0.0), 0.1)
     assert q.stood == 0.0  # standing on a road lane is not standing in the junction

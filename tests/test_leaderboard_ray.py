@@ -87,7 +87,9 @@ def test_eval_on_ray_plays_the_same_episodes(tmp_path, capsys):
 @pytest.mark.slow
 def test_training_cells_on_ray_train_as_they_do_here(tmp_path):
     """A training entry's cells start their ``pilot train`` process from a Ray worker, a
-    process with threads, and train to the same episodes as on the local backend."""
+    process with threads, and train to the same episodes as on the local backend. (No
+    learning threshold: both backends train on this machine, one thread each, and must
+    agree to the last digit, whatever the CPU.)"""
     recipe = {"algo": "ppo", "steps": 512, "set": {"n_steps": 64}}
     data = {**SPEC, "entries": [{"name": "ppo", "train": recipe}], "tracks": SPEC["tracks"][:1]}
     local, remote = _run_both(tmp_path, data)

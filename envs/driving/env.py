@@ -272,7 +272,7 @@ class DrivingEnv(DrivingViews, gym.Env):
         queue = model.rules.queue_ego(
             sim.sign_queue, ego_slot, self.route.next_lane(lane.lane), cfg.dt, sim.t
         )
-        way = model.rules.ego_way(sim.sign_queue, ego_slot, cfg.dt, model.rules.connector)
+        way = model.rules.ego_way(sim.sign_queue, ego_slot, cfg.dt)
         turn = model.step(sim.traffic, cfg.dt, sim.t, rng, ego_slot, sim.peds, body, queue, way)
         model.rules.ego_turn_used(sim.sign_queue, turn, sim.ego.v, cfg.dt, sim.t)
         poses, touching = model.poses_and_contacts(sim.traffic)  # none while the model is right

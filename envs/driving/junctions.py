@@ -106,8 +106,9 @@ def _near_pairs(net: RoadNetwork, ids: np.ndarray) -> dict[tuple[int, int], tupl
 
 @dataclasses.dataclass
 class EgoQueue:
-    """The ego's stop at a sign, as the traffic's per-vehicle arrays keep theirs (part of
-    the episode state, copied with it)."""
+    """The ego's stop at a sign, as the traffic's per-vehicle arrays keep theirs, and its
+    stand on a junction connector, which ends its right of way there (part of the episode
+    state, copied with it)."""
 
     lane: int = -1  # the lane it was counted in (a new lane starts afresh)
     wait: float = 0.0  # seconds stood in that lane's stop zone
@@ -180,12 +181,11 @@ class JunctionRules:
         args = self._yielding_args if on else self._no_yielding
         return args if ego_way else (*args[:-1], math.inf)
 
-    @staticmethod
-    def ego_way(q: EgoQueue, ego, dt: float, connector: np.ndarray) -> bool:
+    def ego_way(self, q: EgoQueue, ego, dt: float) -> bool:
         """Count the ego's stand on a junction connector (``ego``: ``(lane, s, speed)`` or
         None) and say whether it still has the right of way there: not once it has stood
         :data:`EGO_TURN` seconds (it keeps it in conflict areas it is inside)."""
-        standing = ego is not None and connector[int(ego[0])] and ego[2] < EGO_CLAIM_SPEED
+        standing = ego is not None and self.connector[int(ego[0])] and ego[2] < EGO_CLAIM_SPEED
         q.stood = q.stood + dt if standing else 0.0
         return q.stood < EGO_TURN - 1e-9
 

@@ -380,6 +380,7 @@ class RoadNetwork:
             gap = np.linalg.norm(walks.mean(axis=1)[:, None] - self.light_mids[None], axis=2)
             near = gap.min(axis=1) <= CROSSWALK_LIGHT
             self.crosswalk_light[near] = gap.argmin(axis=1)[near]
+        self._lit_walks = np.flatnonzero(self.crosswalk_light >= 0)  # for every step's lookup
         a = np.concatenate([ln.centre[:-1] for ln in self.lanes])
         b = np.concatenate([ln.centre[1:] for ln in self.lanes])
         self._a, self._ab = a, b - a
@@ -521,13 +522,17 @@ class RoadNetwork:
         """Seconds from ``t`` that each crosswalk's light stays red (0 while it is green or
         yellow; infinite for a crosswalk with no light)."""
         left = np.full(len(self.crosswalks), np.inf)
-        if len(self.lights):
-            start, _, amber, cycle = self._light_cycle.T
-            u = np.mod(t - start, cycle)
+        if len(self._lit_walks):
+            u, _, amber, cycle = self._phase(t)
             red = np.where(u >= amber, cycle - u, 0.0)
-            lit = self.crosswalk_light >= 0
-            left[lit] = red[self.crosswalk_light[lit]]
+            left[self._lit_walks] = red[self.crosswalk_light[self._lit_walks]]
         return left
+
+    def _phase(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every light's seconds into its cycle at ``t``, and its green's end, yellow's end
+        and cycle length (seconds into the cycle)."""
+        start, green, amber, cycle = self._light_cycle.T
+        return np.mod(t - start, cycle), green, amber, cycle
 
     def light_states(self, t: float) -> np.ndarray:
         """Every light's state at time ``t`` (:meth:`TrafficLight.state`, to the bit: numpy's
@@ -536,8 +541,7 @@ class RoadNetwork:
         kept = self._lights_kept
         if kept[0] <= t < kept[1]:
             return kept[2]
-        start, green, amber, cycle = self._light_cycle.T
-        u = np.mod(t - start, cycle)
+        u, green, amber, cycle = self._phase(t)
         states = np.where(u < green, GREEN, np.where(u < amber, YELLOW, RED)).astype(np.int64)
         left = np.where(u < green, green - u, np.where(u < amber, amber - u, cycle - u))
         # a microsecond short of the change, clear of the rounding in t - start
