@@ -10,6 +10,7 @@ from pilot.cli import main
 from pilot.envs import make_env
 from pilot.envs.driving.roads import GREEN, RED, STOP_SPEED, wrap_angle
 from pilot.errors import UserError
+from pilot.eval.evaluate import episode_seed
 from pilot.planning.stack.agent import ModularAgent
 from pilot.planning.stack.behaviour import CROSSWALK_HALF
 from pilot.planning.stack.config import build_config
@@ -63,6 +64,42 @@ def test_stops_at_red_light_and_goes_on_green():
     assert seen == {"stopped_on_red": True, "moving_on_green": True}
     assert_clean(info)
     assert info["outcome"] == "route_completed" and info["route_completion"] == 1.0
+
+
+def line_ahead(env) -> float:
+    return env.unwrapped._light_ahead().distance
+
+
+def test_goes_on_at_yellow_and_keeps_its_speed_to_the_line():
+    # a left turn over the junction (held-out Intersection seed 4, route 7): the yellow (2 s)
+    # comes on at each step of the approach from 16 m to 4 m before the line. Where the car
+    # cannot stop it goes on, and must cross before the red: slowing there for the turn
+    # beyond (the bends' braking curve) ran the red for onsets 14.2 and 13.3 m away
+    seed = episode_seed(4, 7)
+    env = make_env(INTERSECTION)
+    alone = {"vehicles": [], "pedestrians": []}
+    env.reset(seed=seed, options=alone)
+    u = env.unwrapped
+    light = u.net.lights[u.net.lanes[u.route.lanes[0]].light]
+    yellow_at = light.start + light.green
+    env.reset(seed=seed, options={**alone, "start_time": light.start})  # green all the way
+    approach = []  # metres to the line after each step on the way to it
+    drive(env, ModularAgent(INTERSECTION), 200, lambda e, i: approach.append(line_ahead(e)))
+    dt = u.config.dt
+    onsets = [(dt * (k + 1), d) for k, d in enumerate(approach) if 4.0 < d < 16.0]
+    assert len(onsets) >= 12
+    ran = []
+    try:
+        for t, d in onsets:
+            env.reset(seed=seed, options={**alone, "start_time": yellow_at - t})
+            info = drive(env, ModularAgent(INTERSECTION), 600)
+            assert info["outcome"] == "route_completed", (d, info["outcome"])
+            counts = {k: n for k, n in info["infraction_counts"].items() if n}
+            if counts:
+                ran.append((round(d, 1), counts))
+    finally:
+        env.close()
+    assert ran == []
 
 
 def test_stops_at_a_stop_sign_in_its_zone_then_goes():

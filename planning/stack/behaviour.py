@@ -114,14 +114,30 @@ def leads_for(
                 walk = crosswalk_before(frame, front, front + gap - jam)
                 if walk is not None:
                     leads.append((walk - front, 0.0, cfg.stop_margin))
-    if p.light in (RED, YELLOW) and math.isfinite(p.light_distance):
-        gap = stop_point(frame, s0 + p.light_distance) - s0 - EGO_HALF_LENGTH
-        can_stop = gap > 0.0 and p.speed**2 <= 2.0 * cfg.yellow_decel * gap
-        if p.light == RED or can_stop:
-            leads.append((gap, 0.0, cfg.stop_margin))
+    stop = p.light == RED or (p.light == YELLOW and not goes_on_yellow(frame, p, s0, cfg))
+    if stop and math.isfinite(p.light_distance):
+        leads.append((light_gap(frame, p, s0), 0.0, cfg.stop_margin))
     if math.isfinite(sign_s):  # a stop sign not yet stopped at: as a red light
         leads.append((stop_point(frame, sign_s) - s0 - EGO_HALF_LENGTH, 0.0, cfg.stop_margin))
     return leads
+
+
+def light_gap(frame: RouteFrame, p: Percept, s0: float) -> float:
+    """Metres from the car's front to where it stops for the light ahead
+    (:func:`stop_point`; inf without one)."""
+    if not math.isfinite(p.light_distance):
+        return math.inf
+    return stop_point(frame, s0 + p.light_distance) - s0 - EGO_HALF_LENGTH
+
+
+def goes_on_yellow(frame: RouteFrame, p: Percept, s0: float, cfg: ModularConfig) -> bool:
+    """Whether the light ahead is yellow and braking at ``cfg.yellow_decel`` would not
+    stop the car short of it: it goes on, as drivers do, and so keeps its speed to the line
+    (slowing there for a turn beyond it would leave it on the line when the red comes)."""
+    if p.light != YELLOW or not math.isfinite(p.light_distance):
+        return False
+    gap = light_gap(frame, p, s0)
+    return not (gap > 0.0 and p.speed**2 <= 2.0 * cfg.yellow_decel * gap)
 
 
 def _yield_to_pedestrian(

@@ -118,6 +118,8 @@ class ModularStack:
         lane_width = car.lane_width
         cap = frame.speed_cap(s0, p.speed, cfg.lateral_accel, cfg.bend_decel)
         v_target = min(cfg.target_speed, car.speed_limit, cap)
+        if behaviour.goes_on_yellow(frame, p, s0, cfg):  # the bends' braking starts at the line
+            v_target = max(v_target, min(p.speed, cfg.target_speed, car.speed_limit))
         objs = behaviour.objects_on_route(frame, p, s0)
         sign_s = self._signs.ahead(s0, p.speed)  # the map's stop signs, as on CARLA's map track
         targets = []
