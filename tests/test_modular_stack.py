@@ -12,7 +12,7 @@ from pilot.envs.driving.roads import GREEN, RED, STOP_SPEED, wrap_angle
 from pilot.errors import UserError
 from pilot.eval.evaluate import episode_seed
 from pilot.planning.stack.agent import ModularAgent
-from pilot.planning.stack.behaviour import CROSSWALK_HALF
+from pilot.planning.stack.behaviour import CROSSWALK_HALF, SAFE_BRAKING
 from pilot.planning.stack.config import build_config
 from pilot.planning.stack.frenet import EGO_HALF_LENGTH, RouteFrame
 
@@ -282,36 +282,51 @@ def test_goes_on_past_a_walker_stepping_out_once_braking_would_stand_it_in_the_w
     assert info["outcome"] == "route_completed" and info["route_completion"] == 1.0
 
 
-def test_merges_into_a_gap_on_the_highway():
+@pytest.mark.parametrize("rear", [-35.0, -20.0])
+def test_merges_into_a_gap_on_the_highway_without_cutting_in(rear):
     # seed 0 starts on lane 0 (leftmost): a slow lead ahead, and on lane 1 a pair of cars at
-    # cruising speed with a gap beside the ego; the way past the lead is into that gap
+    # cruising speed, one 30 m ahead and one ``rear`` metres behind; the way past the lead
+    # is into the gap between them. 35 m behind leaves room (the car behind brakes at
+    # 2.9 m/s² at most); 20 m does not (taking it made the car behind brake at 7.4 m/s²),
+    # so the car waits and goes in behind it
     env_id = "pilot/Driving-Highway-v0"
     env = make_env(env_id)
     vehicles = [
         {"lane": 0, "ahead": 45.0, "speed": 12.0},
         {"lane": 1, "ahead": 30.0, "speed": 21.0},
-        {"lane": 1, "ahead": -12.0, "speed": 21.0},
+        {"lane": 1, "ahead": rear, "speed": 21.0},
     ]
     env.reset(seed=0, options={"vehicles": vehicles})
     u = env.unwrapped
     assert u.route.lanes == (0,) and u.net.lanes[0].right == 1 and u.net.lanes[0].left is None
     agent = ModularAgent(env_id)
     entered = []  # (ego s, s of the gap's front car, s of its rear car) on entering lane 1
+    braking = [0.0]  # the hardest braking of the car behind (m/s²)
+    speed = [float(u.get_state().sim.traffic.v[2])]
 
     def watch(env, info):
         sim = env.unwrapped.get_state().sim
+        braking[0] = max(braking[0], (speed[0] - float(sim.traffic.v[2])) / sim_dt)
+        speed[0] = float(sim.traffic.v[2])
         here = env.unwrapped.net.locate(sim.ego.x, sim.ego.y, sim.ego.yaw)
         if here.lane == 1 and not entered:
             entered.append((here.s, float(sim.traffic.s[1]), float(sim.traffic.s[2])))
 
+    sim_dt = u.config.dt
     try:
         info = drive(env, agent, 500, watch)
     finally:
         env.close()
     assert entered, "it never left the slow lead's lane"
-    ego_s, front, rear = entered[0]
-    assert rear + 4.5 < ego_s < front - 4.5  # into the gap, between the two cars
-    assert_clean(info)  # without touching either car of the gap or the lead
+    ego_s, front, behind = entered[0]
+    if rear == -35.0:
+        assert behind + 4.5 < ego_s < front - 4.5  # into the gap, between the two cars
+        assert_clean(info)  # without touching either car of the gap or the lead
+    else:
+        assert ego_s < behind - 4.5  # in behind the car it would have cut in on
+        counts = {k: n for k, n in info["infraction_counts"].items() if n and k != "min_speed"}
+        assert counts == {}  # slower than traffic while it waited, nothing else
+    assert braking[0] < SAFE_BRAKING
     assert info["outcome"] == "route_completed" and info["route_completion"] == 1.0
 
 

@@ -24,6 +24,7 @@ from .prediction import MOVING
 
 PEDESTRIAN = CLASS_NAMES.index("pedestrian")
 STATIC = CLASS_NAMES.index("static")
+VEHICLE = CLASS_NAMES.index("vehicle")
 
 #: Half the width of a crosswalk's walking strip as far as stopping is concerned (m).
 CROSSWALK_HALF = 1.0
@@ -31,6 +32,10 @@ CROSSWALK_HALF = 1.0
 STANDING = 0.5
 #: A brisk walk (m/s): how fast a pedestrian standing at the kerb may step into the path.
 WALK = 1.6
+#: The hardest braking (m/s²) a lane change may ask of the vehicle it puts the car in
+#: front of (MOBIL's b_safe), and how far behind (m) such a vehicle is looked for.
+SAFE_BRAKING = 4.0
+FOLLOWER_REACH = 80.0
 
 Lead = tuple[float, float, float]
 
@@ -54,6 +59,34 @@ def open_offsets(
         ):
             out.append(d)
     return out
+
+
+def cuts_in(
+    d1: float, p: Percept, frame: RouteFrame, s0: float, lane_width: float, cfg: ModularConfig
+) -> bool:
+    """MOBIL's safety criterion (Kesting, Treiber and Helbing 2007): whether taking the
+    lane at offset ``d1`` now would make the nearest vehicle behind in it brake harder than
+    :data:`SAFE_BRAKING` to keep behind the car, by IDM with the stack's own parameters
+    (its desired speed the faster of its own and the car's target)."""
+    x, y, _ = p.pose
+    worst = -math.inf
+    for cls, (bx, by, _, length, _, vx, vy) in zip(p.classes, p.boxes, strict=True):
+        if cls != VEHICLE:
+            continue
+        s, d, h = frame.route.project(bx, by, s0, behind=FOLLOWER_REACH, ahead=0.0)
+        if abs(d - d1) > 0.5 * lane_width:
+            continue
+        # behind the route's start it projects onto the start: its distance along instead
+        behind = s0 - s if s > 1e-3 else (x - bx) * math.cos(h) + (y - by) * math.sin(h)
+        if not 0.0 < behind <= FOLLOWER_REACH:
+            continue
+        v = max(vx * math.cos(h) + vy * math.sin(h), 0.0)
+        gap = max(behind - EGO_HALF_LENGTH - 0.5 * length, 0.1)
+        wanted = cfg.min_gap + v * cfg.headway
+        wanted += v * (v - p.speed) / (2.0 * math.sqrt(cfg.accel * cfg.decel))
+        free = 1.0 - (v / max(v, cfg.target_speed, 1e-3)) ** 4
+        worst = max(worst, -cfg.accel * (free - (max(wanted, 0.0) / gap) ** 2))
+    return worst > SAFE_BRAKING
 
 
 def objects_on_route(frame: RouteFrame, p: Percept, s0: float) -> np.ndarray:

@@ -59,6 +59,10 @@ class ModularConfig:
     min_gap: float = field(2.5, "IDM gap kept when standing (m, bumper to bumper)")
     stop_margin: float = field(1.5, "stop this far before a stop line or crosswalk (m)")
     yellow_decel: float = field(4.0, "stop for yellow only when this braking suffices (m/s²)")
+    prediction: Literal["lanes", "straight"] = field(
+        "lanes",
+        "other vehicles rolled forward along their lanes (the map's) or in straight lines",
+    )
     horizon: float = field(4.0, "planning and prediction horizon (s)")
     plan_dt: float = field(0.2, "time step of planned trajectories and predictions (s)")
     lateral_time: float = field(2.5, "seconds of travel over which a lateral move completes")

@@ -28,6 +28,9 @@ ALIGNED = 0.1
 #: are planned on a wider arc (:func:`.reference.drivable`): the tracker lags a turn at
 #: its limit.
 TURN_MARGIN = 1.1
+#: Metres beyond what the car covers over the horizon within which vehicles are
+#: predicted along their lanes (their footprints and the car's own included).
+PREDICT_MARGIN = 15.0
 
 
 def sharpest_curvature(car) -> float:
@@ -107,9 +110,12 @@ class ModularStack:
         # perceive: objects and the light (ground truth through the labels' code, or a network)
         p = self._perceive(u)
         t1 = time.perf_counter()
-        # predict: constant velocity over the horizon
+        # predict: constant velocity over the horizon, vehicles along their lanes
         n = int(round(cfg.horizon / cfg.plan_dt))
-        occ = predict(p.boxes, p.classes, cfg.plan_dt * np.arange(1, n + 1), cfg.growth)
+        lanes = u.net if cfg.prediction == "lanes" else None
+        around = (*p.pose[:2], PREDICT_MARGIN + cfg.horizon * p.speed)  # what plans can reach
+        times = cfg.plan_dt * np.arange(1, n + 1)
+        occ = predict(p.boxes, p.classes, times, cfg.growth, lanes, around)
         t2 = time.perf_counter()
         # decide: open lanes and what each must keep behind
         x, y, yaw = p.pose
@@ -124,6 +130,8 @@ class ModularStack:
         sign_s = self._signs.ahead(s0, p.speed)  # the map's stop signs, as on CARLA's map track
         targets = []
         for d1 in behaviour.open_offsets(u.net, frame, s0, lane_width, cfg):
+            if self._cuts_in(d1, d0, p, s0, lane_width):
+                continue
             leads = behaviour.leads_for(d1, p, objs, frame, s0, lane_width, cfg, sign_s, d0=d0)
             targets += [(d1, f * v_target, leads) for f in cfg.speed_factors]
         targets.append((d0, 0.0, [(0.0, 0.0, 0.0)]))  # brake where we are
@@ -189,6 +197,16 @@ class ModularStack:
             frenet.check(cand, occ, cfg.ego_radius, standing, cfg.standing_margin)
         free = [c for c in pull if not math.isfinite(c.collides_at) and moves(c)]
         return (frenet.choose(free, v_target, d0, cfg) if free else None), pull
+
+    def _cuts_in(self, d1: float, d0: float, p, s0: float, lane_width: float) -> bool:
+        """Whether moving to the lane at ``d1`` would cut in on a vehicle behind there
+        (:func:`.behaviour.cuts_in`); not asked once the car is in that lane or
+        committed to the move (turning back mid-move would be worse)."""
+        if abs(d1 - d0) < 0.5 * lane_width:
+            return False
+        if self._committed is not None and abs(self._committed[0] - d1) < 1e-6:
+            return False
+        return behaviour.cuts_in(d1, p, self._frame, s0, lane_width, self.cfg)
 
     def _commit(self, chosen: frenet.Candidate, d0: float) -> None:
         """Keep the end of the lateral move the chosen plan makes (none once within 0.3 m
