@@ -12,7 +12,7 @@ from pilot.envs.driving.roads import GREEN, RED, STOP_SPEED, wrap_angle
 from pilot.errors import UserError
 from pilot.eval.evaluate import episode_seed
 from pilot.planning.stack.agent import ModularAgent
-from pilot.planning.stack.behaviour import CROSSWALK_HALF, SAFE_BRAKING
+from pilot.planning.stack.behaviour import CROSSWALK_HALF
 from pilot.planning.stack.config import build_config
 from pilot.planning.stack.frenet import EGO_HALF_LENGTH, RouteFrame
 
@@ -326,7 +326,7 @@ def test_merges_into_a_gap_on_the_highway_without_cutting_in(rear):
         assert ego_s < behind - 4.5  # in behind the car it would have cut in on
         counts = {k: n for k, n in info["infraction_counts"].items() if n and k != "min_speed"}
         assert counts == {}  # slower than traffic while it waited, nothing else
-    assert braking[0] < SAFE_BRAKING
+    assert braking[0] < agent.config.safe_braking  # MOBIL's b_safe, 4 m/s²
     assert info["outcome"] == "route_completed" and info["route_completion"] == 1.0
 
 

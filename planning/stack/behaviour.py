@@ -32,9 +32,8 @@ CROSSWALK_HALF = 1.0
 STANDING = 0.5
 #: A brisk walk (m/s): how fast a pedestrian standing at the kerb may step into the path.
 WALK = 1.6
-#: The hardest braking (m/s²) a lane change may ask of the vehicle it puts the car in
-#: front of (MOBIL's b_safe), and how far behind (m) such a vehicle is looked for.
-SAFE_BRAKING = 4.0
+#: How far behind (m) the vehicle a lane change would put the car in front of is looked
+#: for (:func:`cuts_in`).
 FOLLOWER_REACH = 80.0
 
 Lead = tuple[float, float, float]
@@ -65,8 +64,8 @@ def cuts_in(
     d1: float, p: Percept, frame: RouteFrame, s0: float, lane_width: float, cfg: ModularConfig
 ) -> bool:
     """MOBIL's safety criterion (Kesting, Treiber and Helbing 2007): whether taking the
-    lane at offset ``d1`` now would make the nearest vehicle behind in it brake harder than
-    :data:`SAFE_BRAKING` to keep behind the car, by IDM with the stack's own parameters
+    lane at offset ``d1`` now would make a vehicle behind in it brake harder than
+    ``cfg.safe_braking`` to keep behind the car, by IDM with the stack's own parameters
     (its desired speed the faster of its own and the car's target)."""
     x, y, _ = p.pose
     worst = -math.inf
@@ -86,7 +85,7 @@ def cuts_in(
         wanted += v * (v - p.speed) / (2.0 * math.sqrt(cfg.accel * cfg.decel))
         free = 1.0 - (v / max(v, cfg.target_speed, 1e-3)) ** 4
         worst = max(worst, -cfg.accel * (free - (max(wanted, 0.0) / gap) ** 2))
-    return worst > SAFE_BRAKING
+    return worst > cfg.safe_braking
 
 
 def objects_on_route(frame: RouteFrame, p: Percept, s0: float) -> np.ndarray:

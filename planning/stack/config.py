@@ -63,6 +63,11 @@ class ModularConfig:
         "lanes",
         "other vehicles rolled forward along their lanes (the map's) or in straight lines",
     )
+    safe_braking: float = field(
+        4.0,
+        "a lane change may not make the vehicle behind in the target lane brake harder "
+        "than this (m/s², MOBIL's b_safe; 0: not checked)",
+    )
     horizon: float = field(4.0, "planning and prediction horizon (s)")
     plan_dt: float = field(0.2, "time step of planned trajectories and predictions (s)")
     lateral_time: float = field(2.5, "seconds of travel over which a lateral move completes")
@@ -101,7 +106,7 @@ class ModularConfig:
                 raise ValueError(f"{name} must be positive")
         non_negative = ("headway", "min_gap", "stop_margin", "growth", "pedestrian_corridor",
                         "w_progress", "w_offset", "w_comfort", "w_clearance", "lookahead_gain",
-                        "speed_gain")  # fmt: skip
+                        "speed_gain", "safe_braking")  # fmt: skip
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")

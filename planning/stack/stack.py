@@ -202,7 +202,7 @@ class ModularStack:
         """Whether moving to the lane at ``d1`` would cut in on a vehicle behind there
         (:func:`.behaviour.cuts_in`); not asked once the car is in that lane or
         committed to the move (turning back mid-move would be worse)."""
-        if abs(d1 - d0) < 0.5 * lane_width:
+        if abs(d1 - d0) < 0.5 * lane_width or self.cfg.safe_braking <= 0.0:
             return False
         if self._committed is not None and abs(self._committed[0] - d1) < 1e-6:
             return False
