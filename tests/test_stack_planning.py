@@ -361,3 +361,27 @@ def test_a_bend_ahead_is_slowed_for_on_a_braking_curve():
     assert frame.speed_cap(65.0, 4.5, 2.0, 1.5) == pytest.approx(math.sqrt(bend), rel=0.05)
     # nothing ahead bends within reach: no cap
     assert math.isinf(frame.speed_cap(5.0, 5.0, 2.0, 1.5))
+
+
+def test_a_lane_change_that_would_make_the_car_behind_brake_hard_is_a_cut_in():
+    # a straight route along +x at y = 0, the car at x = 100 doing 19.5 m/s; a car in the
+    # lane to the right (y = -3.5) closes at 21 m/s. By IDM with the stack's parameters
+    # (2.5 m jam, 1.2 s, a 1.5, b 2.5), 12 m behind it would have to brake at 33 m/s²
+    # (far past any brakes), 35 m behind at 1.3 m/s², under MOBIL's 4; 60 m, not at all
+    frame = frenet.RouteFrame(Route([0], np.array([[0.0, 0.0], [300.0, 0.0]])))
+    cfg = ModularConfig(target_speed=25.0)
+
+    def percept(behind: float, cls: int = VEHICLE, lateral: float = -3.5) -> Percept:
+        box = np.array([[100.0 - behind, lateral, 0.0, 4.5, 1.9, 21.0, 0.0]])
+        return Percept((100.0, 0.0, 0.0), 19.5, 0.0, 100.0, np.array([cls]), box, -1, math.inf)
+
+    assert behaviour.cuts_in(-3.5, percept(12.0), frame, 100.0, 3.5, cfg)
+    for behind in (35.0, 60.0):
+        assert not behaviour.cuts_in(-3.5, percept(behind), frame, 100.0, 3.5, cfg)
+    # not a car in that lane: a pedestrian, a car in the other lane, a car ahead
+    assert not behaviour.cuts_in(-3.5, percept(12.0, PEDESTRIAN), frame, 100.0, 3.5, cfg)
+    assert not behaviour.cuts_in(-3.5, percept(12.0, lateral=3.5), frame, 100.0, 3.5, cfg)
+    assert not behaviour.cuts_in(-3.5, percept(-12.0), frame, 100.0, 3.5, cfg)
+    # a stricter b_safe closes the 35 m gap too
+    strict = ModularConfig(target_speed=25.0, safe_braking=1.0)
+    assert behaviour.cuts_in(-3.5, percept(35.0), frame, 100.0, 3.5, strict)

@@ -200,9 +200,10 @@ class ModularStack:
 
     def _cuts_in(self, d1: float, d0: float, p, s0: float, lane_width: float) -> bool:
         """Whether moving to the lane at ``d1`` would cut in on a vehicle behind there
-        (:func:`.behaviour.cuts_in`); not asked once the car is in that lane or
+        (:func:`.behaviour.cuts_in`); not asked of the route's own lane (a car that left
+        it to pass must be able to return), once the car is in that lane, or when it is
         committed to the move (turning back mid-move would be worse)."""
-        if abs(d1 - d0) < 0.5 * lane_width or self.cfg.safe_braking <= 0.0:
+        if abs(d1) < 1e-9 or abs(d1 - d0) < 0.5 * lane_width or self.cfg.safe_braking <= 0.0:
             return False
         if self._committed is not None and abs(self._committed[0] - d1) < 1e-6:
             return False
