@@ -15,7 +15,7 @@ from pilot.planning.stack import behaviour, frenet, rollout
 from pilot.planning.stack.config import ModularConfig
 from pilot.planning.stack.perception import Percept
 from pilot.planning.stack.prediction import predict
-from pilot.planning.stack.stack import moves, needs_pull_away
+from pilot.planning.stack.stack import ModularStack, moves, needs_pull_away
 
 VEHICLE = CLASS_NAMES.index("vehicle")
 PEDESTRIAN = CLASS_NAMES.index("pedestrian")
@@ -385,3 +385,16 @@ def test_a_lane_change_that_would_make_the_car_behind_brake_hard_is_a_cut_in():
     # a stricter b_safe closes the 35 m gap too
     strict = ModularConfig(target_speed=25.0, safe_braking=1.0)
     assert behaviour.cuts_in(-3.5, percept(35.0), frame, 100.0, 3.5, strict)
+
+
+def test_the_cut_in_rule_keeps_the_routes_lane_for_a_car_that_cannot_stay():
+    # the car passes in the lane to the right (d0 = -3.5) of its route's lane (y = 0); a car
+    # 12 m behind in the route's lane. While the lane it is in stays open it waits there;
+    # where that lane ends it may return whatever the car behind must do
+    stack = ModularStack(ModularConfig(target_speed=25.0))
+    stack._frame = frenet.RouteFrame(Route([0], np.array([[0.0, 0.0], [300.0, 0.0]])))
+    box = np.array([[88.0, 0.0, 0.0, 4.5, 1.9, 21.0, 0.0]])
+    p = Percept((100.0, -3.5, 0.0), 19.5, 0.0, 100.0, np.array([VEHICLE]), box, -1, math.inf)
+    assert stack._cuts_in(0.0, -3.5, p, 100.0, 3.5, stay=True)
+    assert not stack._cuts_in(0.0, -3.5, p, 100.0, 3.5, stay=False)
+    assert not stack._cuts_in(-3.5, -3.5, p, 100.0, 3.5)  # the lane it is in: no move

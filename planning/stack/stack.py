@@ -129,8 +129,11 @@ class ModularStack:
         objs = behaviour.objects_on_route(frame, p, s0)
         sign_s = self._signs.ahead(s0, p.speed)  # the map's stop signs, as on CARLA's map track
         targets = []
-        for d1 in behaviour.open_offsets(u.net, frame, s0, lane_width, cfg):
-            if self._cuts_in(d1, d0, p, s0, lane_width):
+        offsets = behaviour.open_offsets(u.net, frame, s0, lane_width, cfg)
+        # a car off the route's lane that may stay where it is (the lane it is in is open)
+        stay = any(abs(d1) > 1e-9 and abs(d1 - d0) < 0.5 * lane_width for d1 in offsets)
+        for d1 in offsets:
+            if self._cuts_in(d1, d0, p, s0, lane_width, stay):
                 continue
             leads = behaviour.leads_for(d1, p, objs, frame, s0, lane_width, cfg, sign_s, d0=d0)
             targets += [(d1, f * v_target, leads) for f in cfg.speed_factors]
@@ -198,12 +201,17 @@ class ModularStack:
         free = [c for c in pull if not math.isfinite(c.collides_at) and moves(c)]
         return (frenet.choose(free, v_target, d0, cfg) if free else None), pull
 
-    def _cuts_in(self, d1: float, d0: float, p, s0: float, lane_width: float) -> bool:
+    def _cuts_in(
+        self, d1: float, d0: float, p, s0: float, lane_width: float, stay: bool = True
+    ) -> bool:
         """Whether moving to the lane at ``d1`` would cut in on a vehicle behind there
-        (:func:`.behaviour.cuts_in`); not asked of the route's own lane (a car that left
-        it to pass must be able to return), once the car is in that lane, or when it is
-        committed to the move (turning back mid-move would be worse)."""
-        if abs(d1) < 1e-9 or abs(d1 - d0) < 0.5 * lane_width or self.cfg.safe_braking <= 0.0:
+        (:func:`.behaviour.cuts_in`). Not asked once the car is in that lane, when it is
+        committed to the move (turning back mid-move would be worse), or of the route's
+        own lane when the car, off it, cannot ``stay`` in the lane it is in (that lane
+        ends or leaves the route): it must be able to return."""
+        if abs(d1 - d0) < 0.5 * lane_width or self.cfg.safe_braking <= 0.0:
+            return False
+        if abs(d1) < 1e-9 and not stay:
             return False
         if self._committed is not None and abs(self._committed[0] - d1) < 1e-6:
             return False
