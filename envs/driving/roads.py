@@ -392,6 +392,8 @@ class RoadNetwork:
         self.segment_starts, self.segment_vectors, self.segment_lanes = a, self._ab, self._lane
         self._s0 = np.concatenate([ln.s[:-1] for ln in self.lanes])
         self._half = np.repeat(np.array([ln.width / 2 for ln in self.lanes]), per)
+        #: Half the widest lane's width: a point farther from every centre line is in none.
+        self.max_half_width = float(self._half.max())
         self._heading = np.concatenate([ln.headings for ln in self.lanes])
         pts = np.concatenate(
             [np.vstack([ln.left_boundary, ln.right_boundary]) for ln in self.lanes]
@@ -415,7 +417,7 @@ class RoadNetwork:
         # spatial hash: the segments that may matter for a point in each cell, so a query
         # projects onto a few dozen segments instead of all of them
         self._cell = 10.0
-        reach = float(self._half.max()) + 0.5 * self._cell * math.sqrt(2.0) + 1.0
+        reach = self.max_half_width + 0.5 * self._cell * math.sqrt(2.0) + 1.0
         lo = np.minimum(a, b) - reach
         hi = np.maximum(a, b) + reach
         c0 = np.floor(lo / self._cell).astype(np.int64)

@@ -20,11 +20,10 @@ from pilot.envs.driving.world import CLASS_NAMES
 from .config import ModularConfig
 from .frenet import EGO_HALF_LENGTH, EGO_HALF_WIDTH, RouteFrame
 from .perception import Percept
-from .prediction import MOVING
+from .prediction import MOVING, VEHICLE
 
 PEDESTRIAN = CLASS_NAMES.index("pedestrian")
 STATIC = CLASS_NAMES.index("static")
-VEHICLE = CLASS_NAMES.index("vehicle")
 
 #: Half the width of a crosswalk's walking strip as far as stopping is concerned (m).
 CROSSWALK_HALF = 1.0

@@ -114,7 +114,7 @@ def lane_paths(net: RoadNetwork, box: np.ndarray, times: np.ndarray) -> np.ndarr
     width); on a junction's connector, its speed along it and its offset."""
     x, y, _, _, _, vx, vy = map(float, box)
     speed, motion = math.hypot(vx, vy), math.atan2(vy, vx)
-    reach = 0.5 * max(ln.width for ln in net.lanes) + LANE_REACH
+    reach = net.max_half_width + LANE_REACH
     ids, s_near = net.lanes_near(np.array([[x, y]]), reach)
     found = []  # (|offset|, lane, s, offset, heading error)
     for lane_id, s in zip(ids.tolist(), s_near.tolist(), strict=True):
