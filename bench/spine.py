@@ -235,18 +235,23 @@ DQN_BREAKOUT = dict(
 )
 
 
-def _ppo_breakout_steps(seconds: float) -> int:
-    return _steps(seconds, 160, 1024)
+#: rough steps/s of our Breakout training per device, to size each run to about --seconds
+PPO_RATE = {"cpu": 160, "cuda": 1200}
+DQN_RATE = {"cpu": 85, "cuda": 400}
 
 
-def _dqn_breakout_steps(seconds: float) -> int:
-    return DQN_BREAKOUT["learning_starts"] + _steps(seconds, 85, 100)
+def _ppo_breakout_steps(seconds: float, device: str) -> int:
+    return _steps(seconds, PPO_RATE[device], 1024)
+
+
+def _dqn_breakout_steps(seconds: float, device: str) -> int:
+    return DQN_BREAKOUT["learning_starts"] + _steps(seconds, DQN_RATE[device], 100)
 
 
 def bench_ppo_breakout(seconds: float, device: str):
     from stable_baselines3 import PPO
 
-    steps = _ppo_breakout_steps(seconds)
+    steps = _ppo_breakout_steps(seconds, device)
     ours = _ours("ppo", "pilot/Atari-Breakout-v0", steps, PPO_BREAKOUT, device)
     model = PPO(
         "CnnPolicy",
@@ -270,7 +275,7 @@ def bench_ppo_breakout(seconds: float, device: str):
 def bench_dqn_breakout(seconds: float, device: str):
     from stable_baselines3 import DQN
 
-    steps = _dqn_breakout_steps(seconds)
+    steps = _dqn_breakout_steps(seconds, device)
     ours = _ours("dqn", "pilot/Atari-Breakout-v0", steps, {"n_envs": 1, **DQN_BREAKOUT}, device)
     model = DQN(
         "CnnPolicy",
@@ -288,10 +293,13 @@ def bench_dqn_breakout(seconds: float, device: str):
 def bench_devices(seconds: float, device: str):
     """Our own training throughput on CPU and on CUDA, same hyperparameters, one run."""
     del device  # both, by definition
-    ppo_steps, dqn_steps = _ppo_breakout_steps(seconds), _dqn_breakout_steps(seconds)
     dqn = {"n_envs": 1, **DQN_BREAKOUT}
     rows = []
     for where in ("cpu", "cuda"):
+        ppo_steps, dqn_steps = (
+            _ppo_breakout_steps(seconds, where),
+            _dqn_breakout_steps(seconds, where),
+        )
         ppo_rate = _ours("ppo", "pilot/Atari-Breakout-v0", ppo_steps, PPO_BREAKOUT, where)
         rows.append((f"pilot PPO {where}", ppo_rate))
         dqn_rate = _ours("dqn", "pilot/Atari-Breakout-v0", dqn_steps, dqn, where)

@@ -195,8 +195,12 @@ def train(
             # 2. forward and losses
             out = model(batch["camera"], batch["lidar_bev"], batch.get("light_heads"))
             terms = losses(out, batch, weights, light_classes)
-            if not torch.isfinite(terms["total"]):  # before the step spoils the weights
-                bad = [k for k, v in terms.items() if not torch.isfinite(v)]
+            # one copy to the host per step, for the check and the log alike (a read per
+            # term would wait for the GPU once per term)
+            values = torch.stack([v.detach() for v in terms.values()]).tolist()
+            values = dict(zip(terms, values, strict=True))
+            if not math.isfinite(values["total"]):  # before the step spoils the weights
+                bad = [k for k, v in values.items() if not math.isfinite(v)]
                 raise TrainingDiverged(f"loss {', '.join(bad)} became non-finite at step {step}")
             # 3. update
             for group in optimizer.param_groups:
@@ -207,8 +211,8 @@ def train(
             optimizer.step()
             step += 1
             # 4. log (NaN/inf stop the run before anything is saved) and checkpoint
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
             count += 1
             if step % config.log_every == 0 or step == config.steps:
                 last = {f"loss/{k}": v / count for k, v in sums.items()}

@@ -196,8 +196,16 @@ def train(args: argparse.Namespace) -> int:
     except TrainingDiverged as exc:
         print(f"pilot: training stopped: {exc}; the last checkpoint is kept", file=sys.stderr)
         return EXIT_DIVERGED
+    done = config.steps - (int(start.meta["step"]) if start is not None else 0)
+    loop = last.get("train/seconds", 0.0)
+    speed = (
+        f" ({done / loop:,.1f} steps/s, {done * config.batch_size / loop:,.0f} frames/s in "
+        f"training after {time.perf_counter() - t0 - loop:.1f} s of loading)"
+        if done > 0 and loop > 0
+        else ""
+    )
     print(
-        f"trained to step {config.steps:,} in {time.perf_counter() - t0:.1f} s; "
+        f"trained to step {config.steps:,} in {time.perf_counter() - t0:.1f} s{speed}; "
         f"loss {last.get('loss/total', float('nan')):.3f}"
     )
     print(f"  eval: pilot perception eval {run.path} {data.root} --split val")
