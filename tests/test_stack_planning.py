@@ -398,38 +398,3 @@ def test_the_cut_in_rule_keeps_the_routes_lane_for_a_car_that_cannot_stay():
     assert stack._cuts_in(0.0, -3.5, p, 100.0, 3.5, stay=True)
     assert not stack._cuts_in(0.0, -3.5, p, 100.0, 3.5, stay=False)
     assert not stack._cuts_in(-3.5, -3.5, p, 100.0, 3.5)  # the lane it is in: no move
-
-
-def test_a_car_following_in_the_lane_is_left_to_keep_its_distance():
-    # the car stands at x = 100 on a straight route along +x (at a red light, say). Rolled
-    # forward at its 10 m/s, a car 30 m behind in its lane runs into it within the 4 s
-    # horizon, so standing would "touch" it and every plan would be in contact
-    frame = frenet.RouteFrame(Route([0], np.array([[0.0, 0.0], [300.0, 0.0]])))
-    rows = [
-        (70.0, 0.0, 10.0, VEHICLE),  # the follower
-        (70.0, -3.5, 10.0, VEHICLE),  # behind in the next lane
-        (120.0, 0.0, 10.0, VEHICLE),  # ahead
-        (90.0, 0.0, 0.0, VEHICLE),  # standing behind
-        (70.0, 0.0, -10.0, VEHICLE),  # behind, driving away
-        (96.0, 0.5, 1.4, PEDESTRIAN),  # walking behind
-        (97.0, 0.0, 3.0, VEHICLE),  # its front beside the car's rear: not wholly behind
-    ]
-    boxes = np.array([[x, y, 0.0, 4.5, 1.9, v, 0.0] for x, y, v, _ in rows])
-    boxes[5, 3:5] = 0.5
-    classes = np.array([c for *_, c in rows])
-    p = Percept((100.0, 0.0, 0.0), 0.0, 0.0, 100.0, classes, boxes, -1, math.inf)
-    objs = behaviour.objects_on_route(frame, p, 100.0)
-    assert behaviour.followers(p, objs, 100.0, 0.0, 3.5).tolist() == [True] + [False] * 6
-    # in the lane to the right, the car behind there is the follower
-    assert behaviour.followers(p, objs, 100.0, -3.5, 3.5).tolist() == [False, True] + [False] * 5
-
-    def brake(keep):  # standing where it is, against the objects kept
-        times = 0.2 * np.arange(1, 21)
-        stand = _straight_candidate(0.0, 0.0)
-        stand.xy[:, 0] += 100.0
-        frenet.check(stand, predict(boxes[keep], classes[keep], times, growth=0.3), 1.3)
-        return stand.collides_at
-
-    cars = np.arange(len(rows)) < 3  # the follower, the car in the next lane, the car ahead
-    assert brake(cars) < 4.0  # checked against the follower too, standing is a contact
-    assert math.isinf(brake(cars & ~behaviour.followers(p, objs, 100.0, 0.0, 3.5)))

@@ -272,19 +272,6 @@ def passing(
     return out
 
 
-def followers(p: Percept, objs: np.ndarray, s0: float, d0: float, lane_width: float) -> np.ndarray:
-    """Vehicles behind the car's rear in its own lane, driving its way (a mask over the
-    percept's objects). Keeping their distance is theirs to do, as the rule of the road
-    (and RSS's longitudinal rule) has it: one rolled forward at its speed runs into a car
-    that brakes or stands ahead of it, which would put every plan that slows in contact.
-    Lane changes still answer for the vehicles behind in the lane they go to
-    (:func:`cuts_in`)."""
-    s, d, v_along, half_len = objs[:, 0], objs[:, 1], objs[:, 2], objs[:, 3]
-    with np.errstate(invalid="ignore"):  # nan rows: out of reach
-        behind = (s + half_len < s0 - EGO_HALF_LENGTH) & (np.abs(d - d0) < 0.5 * lane_width)
-        return (p.classes == VEHICLE) & behind & (v_along > MOVING)
-
-
 def crosswalk_before(frame: RouteFrame, front: float, stand: float) -> float | None:
     """The near edge (route ``s``) of the first crosswalk still ahead of the car's
     ``front`` that its body would cover standing with its front at ``stand``, if any: a

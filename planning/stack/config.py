@@ -68,11 +68,6 @@ class ModularConfig:
         "a lane change may not make the vehicle behind in the target lane brake harder "
         "than this (m/s², MOBIL's b_safe; 0: not checked)",
     )
-    check_followers: bool = field(
-        False,
-        "check plans against the vehicles following in the car's own lane too (off: "
-        "keeping their distance is theirs to do, so braking is not held to touch them)",
-    )
     horizon: float = field(4.0, "planning and prediction horizon (s)")
     plan_dt: float = field(0.2, "time step of planned trajectories and predictions (s)")
     lateral_time: float = field(2.5, "seconds of travel over which a lateral move completes")

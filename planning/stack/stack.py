@@ -140,18 +140,15 @@ class ModularStack:
         targets.append((d0, 0.0, [(0.0, 0.0, 0.0)]))  # brake where we are
         t3 = time.perf_counter()
         # plan: the lattice, checked against the occupancy, the cheapest free one. Not
-        # against the vehicles following in its lane (keeping their distance is theirs to
-        # do), nor against the pedestrians it goes on past (braking would stand it in their
-        # way), unless the plan chosen does not take its rear past them after all
+        # against the pedestrians it goes on past (braking would stand it in their way),
+        # unless the plan chosen does not take its rear past them after all
         cands = frenet.candidates(frame, s0, d0, slope0, p.speed, targets, cfg, self._committed)
-        ahead = np.ones(len(p.classes), dtype=bool)
-        if not cfg.check_followers:
-            ahead &= ~behaviour.followers(p, objs, s0, d0, lane_width)
         passed = behaviour.passing(p, objs, s0, d0, lane_width, cfg)
         past = float((objs[passed, 0] + objs[passed, 3]).max()) if passed.any() else -math.inf
-        for keep in (ahead & ~passed, ahead) if passed.any() else (ahead,):
-            checked = occ if keep.all() else occ.subset(keep)
-            standing = frenet.standing_boxes(p.boxes[keep], p.classes[keep], behaviour.PEDESTRIAN)
+        for keep in (~passed, None) if passed.any() else (None,):
+            checked = occ if keep is None else occ.subset(keep)
+            seen = slice(None) if keep is None else keep
+            standing = frenet.standing_boxes(p.boxes[seen], p.classes[seen], behaviour.PEDESTRIAN)
             for cand in cands:
                 frenet.check(cand, checked, cfg.ego_radius, standing, cfg.standing_margin)
             best = frenet.choose(cands, v_target, d0, cfg)
