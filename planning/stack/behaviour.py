@@ -18,7 +18,7 @@ from pilot.envs.driving.scenarios import stop_lines_on
 from pilot.envs.driving.world import CLASS_NAMES
 
 from .config import ModularConfig
-from .frenet import EGO_HALF_LENGTH, EGO_HALF_WIDTH, RouteFrame
+from .frenet import EGO_HALF_LENGTH, EGO_HALF_WIDTH, RouteFrame, idm_gap
 from .perception import Percept
 from .prediction import MOVING, VEHICLE
 
@@ -80,10 +80,9 @@ def cuts_in(
             continue
         v = max(vx * math.cos(h) + vy * math.sin(h), 0.0)
         gap = max(behind - EGO_HALF_LENGTH - 0.5 * length, 0.1)
-        wanted = cfg.min_gap + v * cfg.headway
-        wanted += v * (v - p.speed) / (2.0 * math.sqrt(cfg.accel * cfg.decel))
+        wanted = idm_gap(v, p.speed, cfg.min_gap, cfg)  # the car is its new lead
         free = 1.0 - (v / max(v, cfg.target_speed, 1e-3)) ** 4
-        worst = max(worst, -cfg.accel * (free - (max(wanted, 0.0) / gap) ** 2))
+        worst = max(worst, -cfg.accel * (free - (wanted / gap) ** 2))
     return worst > cfg.safe_braking
 
 

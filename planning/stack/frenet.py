@@ -136,6 +136,13 @@ def lateral(coef: np.ndarray, length: float, u: np.ndarray) -> np.ndarray:
     return np.polyval(coef[::-1], u)
 
 
+def idm_gap(v: float, v_lead: float, jam: float, cfg: ModularConfig) -> float:
+    """IDM's desired gap (m) for a vehicle at ``v`` behind a lead at ``v_lead``: the jam
+    distance plus the headway and approach terms, which never take it below the jam."""
+    approach = v * (v - v_lead) / (2.0 * math.sqrt(cfg.accel * cfg.decel))
+    return jam + max(v * cfg.headway + approach, 0.0)
+
+
 def idm_profile(
     v0: float, v_des: float, leads: list[tuple[float, float, float]], cfg: ModularConfig, n: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -146,13 +153,12 @@ def idm_profile(
     s, v = np.zeros(n + 1), np.zeros(n + 1)
     a = np.zeros(n)
     v[0] = v0
-    sqrt_ab = 2.0 * math.sqrt(cfg.accel * cfg.decel)
     for k in range(n):
         free = 1.0 - (v[k] / max(v_des, 0.1)) ** 4 if v_des > 0.1 else -1.0
         interaction = 0.0
         for gap0, v_lead, jam in leads:
             gap = gap0 + v_lead * k * dt - s[k]
-            want = jam + max(v[k] * cfg.headway + v[k] * (v[k] - v_lead) / sqrt_ab, 0.0)
+            want = idm_gap(v[k], v_lead, jam, cfg)
             interaction = max(interaction, (want / max(gap, 0.1)) ** 2)
         a[k] = min(max(cfg.accel * (free - interaction), -cfg.max_decel), cfg.accel)
         v[k + 1] = max(v[k] + a[k] * dt, 0.0)
