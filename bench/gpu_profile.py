@@ -19,12 +19,10 @@ from torch.profiler import ProfilerActivity, profile
 
 from pilot.agents import build_config, get_algorithm
 from pilot.agents.common.recorder import Recorder
+from pilot.bench.spine import DQN_BREAKOUT, PPO_BREAKOUT
 
-#: the spine benchmark's Breakout settings
-CASES = {
-    "ppo": dict(n_envs=8, n_steps=128, n_epochs=4, n_minibatches=4),
-    "dqn": dict(n_envs=1, buffer_size=100_000, learning_starts=1000, batch_size=32, train_freq=4),
-}
+#: the spine benchmark's Breakout settings, so the profile is of the runs it times
+CASES = {"ppo": PPO_BREAKOUT, "dqn": {"n_envs": 1, **DQN_BREAKOUT}}
 #: runtime calls that wait for the device or move data between host and device
 SYNC = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize")
 COPY = ("cudaMemcpyAsync", "cudaMemcpy")
@@ -34,7 +32,8 @@ def profile_one(algo: str, steps: int, rows: int, device: str) -> None:
     env_id = "pilot/Atari-Breakout-v0"
     config = build_config(algo, env_id, overrides=CASES[algo])
     agent = get_algorithm(algo)(env_id, config, seed=0, device=device)
-    warm = 2048 if algo == "ppo" else 1200  # past DQN's warm-up, so updates are in the window
+    # PPO's first rollouts; past DQN's warm-up, so its updates are in the window
+    warm = 2048 if algo == "ppo" else CASES["dqn"]["learning_starts"] + 200
     agent.learn(warm, Recorder(None, warm + steps))
     if algo == "dqn":  # go on with the filled buffer, as `--save-replay` resumes do
         agent.load_replay_state(*agent.replay_state())

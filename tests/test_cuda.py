@@ -90,7 +90,6 @@ def test_the_same_seed_trains_to_the_same_episodes_on_cuda(tmp_path, capsys, mon
     same episodes to the last digit."""
     runs = []
     for k in range(2):
-        monkeypatch.chdir(tmp_path)
         (tmp_path / str(k)).mkdir()
         monkeypatch.chdir(tmp_path / str(k))
         run, _ = _train(capsys, "ppo", "CartPole-v1", 4096, ["n_envs=4", "n_steps=64"])
