@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -409,3 +410,39 @@ def test_every_entry_meets_the_same_routes(tmp_path):
         )  # fmt: skip
         in_a_row.append([r.driving.route_length for r in results])
     assert in_a_row[0] != in_a_row[1]  # why the leaderboard reseeds every episode
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--threads", "0"], "--threads must be at least 1, got 0"),
+        (["--threads", "1", "--backend", "ray"], "--threads is for the local backend"),
+    ],
+)
+def test_bad_threads_are_one_line_before_anything_runs(tmp_path, capsys, extra, words):
+    argv = ["leaderboard", "run", str(_spec(tmp_path, SMALL)), "--out", str(tmp_path / "o")]
+    assert words in _one_line_error(capsys, argv + extra)
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_cells_play_on_the_threads_asked_for(tmp_path, capsys):
+    """Two runs sharing a machine give each `--threads 1`; without it the count follows
+    the idle cores, as `pilot train` picks for an image network."""
+    import torch
+
+    before = torch.get_num_threads()
+    argv = ["leaderboard", "run", str(_spec(tmp_path, SMALL)), "--no-report", "--no-progress"]
+    try:
+        torch.set_num_threads(3)
+        assert main(argv + ["--out", str(tmp_path / "a"), "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+        assert "to play (local, 1 torch thread: --threads)" in capsys.readouterr().out
+        assert main(argv + ["--out", str(tmp_path / "b")]) == 0
+        header = capsys.readouterr().out.splitlines()[0]
+        assert re.search(r"to play \(local, \d+ torch threads?: \d+ cores, [\d.]+ busy\)", header)
+    finally:
+        torch.set_num_threads(before)
+    # the thread count is not part of a cell: both folders hold the same episodes
+    assert {k: v["episodes"] for k, v in _records(tmp_path / "a").items()} == {
+        k: v["episodes"] for k, v in _records(tmp_path / "b").items()
+    }

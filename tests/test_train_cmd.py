@@ -328,16 +328,27 @@ class Spy(importlib.abc.MetaPathFinder):
         return None
 sys.meta_path.insert(0, Spy())
 from pilot.cli import main
-rc = main(["train", "ppo", "--env", "CartPole-v1", "--steps", "8", "--set", "n_envs=2",
-           "--set", "n_steps=4", "--no-progress"])
+rc = main(ARGV)
 print("policy at torch import:", seen[0], rc)
 """
+#: commands whose torch runs beside other work: OpenMP's idle threads must sleep
+OMP_COMMANDS = {
+    "train": ["train", "ppo", "--env", "CartPole-v1", "--steps", "8", "--set", "n_envs=2",
+              "--set", "n_steps=4", "--no-progress"],
+    # two runs sharing a folder on 2 cores, spinning: 5.2x slower (README, runtime)
+    "leaderboard": ["leaderboard", "run", "spec.yaml", "--no-report", "--no-progress"],
+}  # fmt: skip
+SPEC = "name: s\nseeds: 0\nepisodes: 1\nentries: [{name: r, builtin: random}]\n"
+SPEC += "tracks: [{name: c, env: CartPole-v1}]\n"
 
 
-def test_openmp_threads_sleep_when_idle_from_the_first_import_of_torch(tmp_path):
+@pytest.mark.parametrize("command", sorted(OMP_COMMANDS))
+def test_openmp_threads_sleep_when_idle_from_the_first_import_of_torch(tmp_path, command):
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    script = textwrap.dedent(WATCH_OMP).replace("ARGV", repr(OMP_COMMANDS[command]))
     proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(WATCH_OMP)],
+        [sys.executable, "-c", script],
         cwd=tmp_path,
         env=env,
         capture_output=True,
