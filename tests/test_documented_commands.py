@@ -1,4 +1,4 @@
-"""Every `pilot ...` command that README.md shows and every example in `pilot ... --help`
+"""Every `pilot ...` command that README.md (and docs/) shows and every example in `pilot ... --help`
 runs, so the documentation cannot drift from the CLI.
 
 Quick commands run as written, in a scratch folder. Long ones keep all their arguments
@@ -30,6 +30,7 @@ from pilot import cli
 from pilot.config import load_yaml, parse_overrides, to_dict
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+DOCS_DIR = README.parent / "docs"  # pages the README links to
 COMMANDS = tuple(cli.COMMANDS)
 STEPS = "64"  # training budget of every documented training command
 #: Atari runs made for watch/eval placeholders: one env, small rollouts / replay
@@ -82,16 +83,23 @@ def _trains(argv: list[str]) -> bool:
 
 
 def readme_commands() -> list[Doc]:
-    text = README.read_text(encoding="utf-8")
-    docs = []
-    for block in re.finditer(r"^```bash\n(.*?)^```", text, re.S | re.M):
-        first = text[: block.start(1)].count("\n") + 1
-        context = None
-        for i, line in enumerate(block[1].splitlines()):
-            for argv in _pilot_commands(line):
-                docs.append(Doc(argv, f"README.md:{first + i}", context))
-                if _trains(argv):
-                    context = argv
+    """The commands of README.md and of the pages under docs/ (a command already shown,
+    with the same training before it, is checked once)."""
+    docs, seen = [], set()
+    for path in (README, *sorted(DOCS_DIR.glob("*.md"))):
+        text = path.read_text(encoding="utf-8")
+        name = path.relative_to(README.parent).as_posix()
+        for block in re.finditer(r"^```bash\n(.*?)^```", text, re.S | re.M):
+            first = text[: block.start(1)].count("\n") + 1
+            context = None
+            for i, line in enumerate(block[1].splitlines()):
+                for argv in _pilot_commands(line):
+                    key = (tuple(argv), tuple(context or ()))
+                    if key not in seen:
+                        seen.add(key)
+                        docs.append(Doc(argv, f"{name}:{first + i}", context))
+                    if _trains(argv):
+                        context = argv
     return docs
 
 
