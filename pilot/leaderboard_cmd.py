@@ -66,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pilot.train_cmd import _quiet_openmp
+    from pilot.threads import quiet_openmp
 
-    _quiet_openmp()  # before torch loads: idle threads sleep rather than spin
+    quiet_openmp()  # before torch loads: idle threads sleep rather than spin
     from pilot.eval.leaderboards.spec import load_spec
     from pilot.playing import check_writable
 
@@ -76,11 +76,11 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError("--address joins a Ray cluster; add --backend ray")
     if args.num_cpus is not None and args.num_cpus < 1:
         raise UserError(f"--num-cpus must be at least 1, got {args.num_cpus}")
-    if args.threads is not None and (args.threads < 1 or args.backend != "local"):
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
+    if args.threads is not None and args.backend != "local":
         raise UserError(
-            f"--threads must be at least 1, got {args.threads}"
-            if args.threads < 1
-            else "--threads is for the local backend; a Ray task takes one CPU and one thread"
+            "--threads is for the local backend; a Ray task takes one CPU and one thread"
         )
     spec = load_spec(args.spec)
     results = Path(args.out) if args.out else Path("runs") / "leaderboards" / spec.name
@@ -97,7 +97,11 @@ def _run(args: argparse.Namespace) -> int:
     plan = plan_grid(spec, results)
     where = args.backend
     if args.backend == "local":
-        threads, why = _local_threads(args.threads)
+        # a network played at batch 1 wants cores nobody else uses (README: two runs on
+        # 2 cores, 2 threads each, 25.5 s for a pair of cells; 1 thread each, 22-24 s)
+        from pilot.threads import set_torch_threads
+
+        threads, why = set_torch_threads(args.threads)
         where = f"local, {threads} torch thread{'s' * (threads > 1)}: {why}"
     print(
         f"leaderboard {spec.name}: {len(spec.entries)} entries × {len(spec.tracks)} tracks × "
@@ -123,27 +127,6 @@ def _run(args: argparse.Namespace) -> int:
             print(f"  {label}: {error}", file=sys.stderr)
         return 1
     return 0
-
-
-def _local_threads(requested: int | None) -> tuple[int, str]:
-    """Torch's CPU threads for the cells this process plays, and why that many.
-
-    A network played at batch 1 wants cores nobody else uses: two runs sharing one results
-    folder on 2 cores took 25.5 s for a pair of fusion-stack cells on 2 threads each and
-    22-24 s on one (README, the stack's runtime). Training cells run in their own
-    processes on their recipe's threads.
-    """
-    import torch
-
-    from pilot.agents.common.device import cpu_load, default_threads
-
-    if requested is not None:
-        torch.set_num_threads(requested)
-        return requested, "--threads"
-    cores, busy = cpu_load()
-    threads = default_threads(True, cores, busy)
-    torch.set_num_threads(threads)
-    return threads, f"{cores} cores, {busy:.1f} busy"
 
 
 def _play(jobs: list, args: argparse.Namespace) -> tuple[list[tuple[str, str]], list[str]]:

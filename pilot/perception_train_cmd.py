@@ -82,13 +82,9 @@ def _check_common(args: argparse.Namespace) -> None:
 
 
 def _threads(requested: int | None) -> int:
-    import torch
+    from pilot.threads import set_torch_threads
 
-    from pilot.agents.common.device import cpu_load, default_threads
-
-    threads = requested or default_threads(True, *cpu_load())
-    torch.set_num_threads(threads)
-    return threads
+    return set_torch_threads(requested)[0]
 
 
 # ------------------------------------------------------------------------- train

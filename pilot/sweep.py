@@ -38,6 +38,7 @@ from typing import Any, Literal
 from pilot.config import _FLOAT, field, from_dict, merge, to_dict
 from pilot.errors import UserError
 from pilot.runs import run_dirs
+from pilot.threads import quiet_openmp
 
 FORMAT = "pilot-sweep/1"
 STATE = "sweep.json"
@@ -285,7 +286,7 @@ def _train(
     from pilot import runs, train_cmd
     from pilot.agents import config_class, get_algorithm, load_agent, save_agent
 
-    train_cmd._quiet_openmp()
+    quiet_openmp()
     total = int(job.config["steps"])
     found = run_dirs(folder)
     if len(found) > 1:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pilot.errors import TrainingDiverged, UserError, close_matches
+from pilot.threads import quiet_openmp, set_torch_threads
 
 EXIT_DIVERGED = 1
 SEED_LIMIT = 2**32  # numpy, torch and the envs all take seeds in [0, 2**32)
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     plan = _plan_resume(args) if args.resume else _plan_new(args)
     if plan is None:  # --help-config
         return 0
-    _quiet_openmp()
+    quiet_openmp()
     return _train(args, plan)
 
 
@@ -253,16 +254,6 @@ def _print_config(algo: str, cls: type, config: Any, env_id: str | None) -> None
 
 
 # ------------------------------------------------------------------------ threads
-def _quiet_openmp() -> None:
-    """Let idle OpenMP threads sleep instead of spinning (see README, Benchmarks).
-
-    OpenMP reads ``OMP_WAIT_POLICY`` once, when torch loads, so this must run first; a
-    value the user set is kept.
-    """
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 def _choose_threads(requested: int | None, agent: Any) -> tuple[int, str]:
     """Set torch's CPU threads; returns the count and why, for the header line.
 
@@ -270,23 +261,12 @@ def _choose_threads(requested: int | None, agent: Any) -> tuple[int, str]:
     CartPole 8,700 steps/s on one thread, ~150 on two). Image nets gain from more threads
     only on cores nobody else uses: see bench/threads.py.
     """
-    import torch
-
     from pilot.agents.common.networks import is_image_space
 
-    if requested is not None:
-        torch.set_num_threads(requested)
-        return requested, "--threads"
     spaces = getattr(agent.observation_space, "spaces", {"obs": agent.observation_space})
-    if not any(is_image_space(s) for s in spaces.values()):
-        torch.set_num_threads(1)
-        return 1, "vector observations"
-    from pilot.agents.common.device import cpu_load, default_threads
-
-    cores, busy = cpu_load()
-    threads = default_threads(True, cores, busy)
-    torch.set_num_threads(threads)
-    return threads, f"image network; {cores} cores, {busy:.1f} busy"
+    image = any(is_image_space(s) for s in spaces.values())
+    threads, why = set_torch_threads(requested, image)
+    return threads, f"image network; {why}" if image and requested is None else why
 
 
 # ------------------------------------------------------------------------- training
