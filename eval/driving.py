@@ -6,6 +6,12 @@ product of one coefficient per infraction (pedestrian collision 0.50, vehicle co
 for driving outside lanes, ``1 − fraction of the route driven outside lanes``. Route
 deviation and agent blocked end the route (Route Completion stops where they happened)
 and carry no coefficient of their own. See https://leaderboard.carla.org/ (Leaderboard 2.0).
+
+Leaderboard 2.0 also multiplies by its minimum-speed test (each stretch of the route where
+the car was slower than the traffic around it). Bench2Drive (Jia et al. 2024) dropped that
+factor from its Driving Score on 2024-08-19 and reports the pace on its own, so
+:attr:`DrivingScore.driving_score_without_min_speed` gives the score by that rule too, from
+the same route: it tells a car that breaks rules from one that keeps them but waits.
 """
 
 from __future__ import annotations
@@ -47,6 +53,18 @@ class DrivingScore:
     per_km: dict[str, float]  # each counted infraction per km of route completed
     infractions_per_km: float  # all counted infractions per km
 
+    @property
+    def driving_score_without_min_speed(self) -> float:
+        """Route Completion × every coefficient but the minimum-speed test's (Bench2Drive)."""
+        return self.route_completion * rules_penalty(self.counts or {}, self.outside_lane_fraction)
+
+
+def rules_penalty(counts: Mapping[str, int], outside_fraction: float) -> float:
+    """The penalty of the infractions with a fixed coefficient and of driving outside
+    lanes (``outside_fraction`` of the route), the minimum-speed test left out."""
+    prod = math.prod(PENALTIES[k] ** int(counts.get(k, 0)) for k in PENALTIES)
+    return prod * (1.0 - outside_fraction)
+
 
 def driving_score(
     route_completion: float,
@@ -76,7 +94,7 @@ def driving_score(
         counts["timeout"] += 1
     counts["min_speed"] = len(min_speed_percentages)
     outside = min(max(outside_lane_distance / route_length, 0.0), 1.0)
-    penalty = math.prod(PENALTIES[k] ** counts[k] for k in PENALTIES) * (1.0 - outside)
+    penalty = rules_penalty(counts, outside)
     for p in min_speed_percentages:
         penalty *= 1.0 - (1.0 - MIN_SPEED_PENALTY) * (1.0 - min(max(p, 0.0), 100.0) / 100.0)
     rc = 100.0 * min(route_completion, 1.0)
@@ -119,8 +137,9 @@ def episode_score(final_info: Mapping[str, Any], truncated: bool = False) -> Dri
 
 
 def mean_scores(scores: list[DrivingScore]) -> dict[str, float]:
-    """Leaderboard-style aggregate over routes: mean Driving Score, Route Completion and
-    Infraction Penalty, and infractions per km over all kilometres driven."""
+    """Leaderboard-style aggregate over routes: mean Driving Score (and without the
+    minimum-speed test), Route Completion and Infraction Penalty, and infractions per km
+    over all kilometres driven."""
     if not scores:
         raise ValueError("no scores to aggregate")
     km = sum(s.km for s in scores)
@@ -128,6 +147,8 @@ def mean_scores(scores: list[DrivingScore]) -> dict[str, float]:
     n = len(scores)
     return {
         "driving_score": sum(s.driving_score for s in scores) / n,
+        "driving_score_without_min_speed": sum(s.driving_score_without_min_speed for s in scores)
+        / n,
         "route_completion": sum(s.route_completion for s in scores) / n,
         "infraction_penalty": sum(s.infraction_penalty for s in scores) / n,
         "infractions_per_km": _per_km(total, km),

@@ -186,6 +186,7 @@ def success_rate(results: list[EpisodeResult]) -> float | None:
 
 _DRIVING_COLUMNS = (
     "driving_score",
+    "driving_score_without_min_speed",
     "route_completion",
     "infraction_penalty",
     "infractions_per_km",

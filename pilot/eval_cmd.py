@@ -220,7 +220,9 @@ def run(args: argparse.Namespace) -> int:
     driving = driving_summary(results)
     if driving is not None:
         print(
-            f"  Driving Score {driving['driving_score']:.1f}, route completion "
+            f"  Driving Score {driving['driving_score']:.1f} "
+            f"({driving['driving_score_without_min_speed']:.1f} without the minimum-speed "
+            "test), route completion "
             f"{driving['route_completion']:.1f}%, infraction penalty "
             f"{driving['infraction_penalty']:.3f}, {driving['infractions_per_km']:.2f} "
             "infractions/km"

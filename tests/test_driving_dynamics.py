@@ -156,6 +156,25 @@ def test_minimum_speed_coefficient_by_hand():
     assert driving_score(1.0, {}, 500.0, min_speed_percentages=[0.0]).driving_score == 70.0
 
 
+def test_driving_score_without_min_speed_keeps_every_other_coefficient():
+    """Bench2Drive's rule: the same route's score with the minimum-speed factor left out,
+    and only that one (a red light, a timeout and 10% outside lanes still count)."""
+    s = driving_score(
+        0.8,
+        {"red_light": 1},
+        500.0,
+        outside_lane_distance=50.0,
+        timed_out=True,
+        min_speed_percentages=[50.0, 80.0],
+    )
+    rules = 0.70 * 0.70 * 0.9
+    assert s.driving_score_without_min_speed == pytest.approx(80.0 * rules)
+    assert s.driving_score == pytest.approx(80.0 * rules * 0.85 * 0.94)
+    clean = driving_score(1.0, {}, 500.0, min_speed_percentages=[10.0])
+    assert clean.driving_score == pytest.approx(73.0)
+    assert clean.driving_score_without_min_speed == 100.0
+
+
 def test_crawling_among_traffic_fails_the_minimum_speed_test():
     env = make_env(HIGHWAY, route_length=300.0)
     env.reset(seed=1)

@@ -360,6 +360,22 @@ def test_one_route_per_seed_still_gets_an_interval():
     assert ds["low"] < 75.0 < ds["high"] and ds["low"] >= 50.0 and ds["high"] <= 100.0
 
 
+def test_driving_tables_give_the_score_without_min_speed_beside_it():
+    """A route that only waited (two slow stretches) scores 100 without the minimum-speed
+    test; one that ran a red light keeps its 0.7 either way."""
+    waited = driving_score(1.0, {}, route_length=200.0, min_speed_percentages=[50.0, 50.0])
+    ran = driving_score(1.0, {"red_light": 1}, route_length=200.0)
+    recs = [
+        record("m", "Driving-X-v0", 0, [0, 1], kind="driving", driving=[vars(waited), vars(ran)])
+    ]
+    sec = section(aggregate(recs, reps=REPS), "driving")
+    for table_id in ("driving-tracks", "driving-overall"):
+        row = find(sec, table_id)["rows"][0]
+        assert row["driving_score"]["value"] == pytest.approx((85.0**2 / 100 + 70.0) / 2)
+        assert row["driving_score_without_min_speed"]["value"] == pytest.approx((100 + 70) / 2)
+    assert any("Bench2Drive" in n for n in sec["notes"])
+
+
 def _board(entry, scores_by_track):
     """Driving records of ``entry``: per track, per seed, the routes' (completion, counts)."""
     recs = []

@@ -25,6 +25,7 @@ Cells = dict[tuple[str, str], list[dict[str, Any]]]
 
 _DRIVING_CI = (
     ("driving_score", "Driving Score"),
+    ("driving_score_without_min_speed", "DS without min-speed"),
     ("route_completion", "Route Completion (%)"),
     ("infraction_penalty", "Infraction penalty"),
 )
@@ -74,6 +75,8 @@ def driving_section(cells: Cells, reps: int, seed: int) -> dict[str, Any]:
         "Driving Score = Route Completion × Infraction Penalty per route (CARLA Leaderboard "
         "2.0 coefficients); means over routes with 95% bootstrap intervals: a track's routes "
         f"resampled together, over all tracks within each track ({reps} resamples).",
+        "DS without min-speed: the same routes' Driving Score with every coefficient but "
+        "the minimum-speed test's (Bench2Drive's Driving Score since 2024-08).",
         "Infractions per km: each type's count over all routes divided by all kilometres "
         "driven; outside lane / speeding: mean share of the route driven outside lanes / "
         "above the speed limit (%).",
