@@ -25,6 +25,7 @@ from pilot import (
     watch_cmd,
 )
 from pilot.errors import UserError, close_matches
+from pilot.threads import quiet_openmp
 
 EXIT_USER = 2
 
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if not args.command:
             raise UserError(f"missing COMMAND, one of {', '.join(COMMANDS)} (see `pilot --help`)")
+        quiet_openmp()  # every command that loads torch: idle threads sleep, not spin
         return COMMANDS[args.command](args)
     except UserError as exc:
         print(f"pilot: error: {exc}", file=sys.stderr)

@@ -66,9 +66,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pilot.threads import quiet_openmp
-
-    quiet_openmp()  # before torch loads: idle threads sleep rather than spin
     from pilot.eval.leaderboards.spec import load_spec
     from pilot.playing import check_writable
 

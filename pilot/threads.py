@@ -10,8 +10,9 @@ import sys
 def quiet_openmp() -> None:
     """Let idle OpenMP threads sleep instead of spinning (see README, Benchmarks).
 
-    OpenMP reads ``OMP_WAIT_POLICY`` once, when torch loads, so this must run first; a
-    value the user set is kept.
+    OpenMP reads ``OMP_WAIT_POLICY`` once, when torch loads, so this must run first: the
+    CLI calls it before any command, and sweep trials in their Ray workers. A value the
+    user set is kept.
     """
     if "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

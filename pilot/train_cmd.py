@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pilot.errors import TrainingDiverged, UserError, close_matches
-from pilot.threads import quiet_openmp, set_torch_threads
+from pilot.threads import set_torch_threads
 
 EXIT_DIVERGED = 1
 SEED_LIMIT = 2**32  # numpy, torch and the envs all take seeds in [0, 2**32)
@@ -96,7 +96,6 @@ def run(args: argparse.Namespace) -> int:
     plan = _plan_resume(args) if args.resume else _plan_new(args)
     if plan is None:  # --help-config
         return 0
-    quiet_openmp()
     return _train(args, plan)
 
 

@@ -331,31 +331,37 @@ from pilot.cli import main
 rc = main(ARGV)
 print("policy at torch import:", seen[0], rc)
 """
-#: commands whose torch runs beside other work: OpenMP's idle threads must sleep
-OMP_COMMANDS = {
-    "train": ["train", "ppo", "--env", "CartPole-v1", "--steps", "8", "--set", "n_envs=2",
-              "--set", "n_steps=4", "--no-progress"],
-    # two runs sharing a folder on 2 cores, spinning: 5.2x slower (README, runtime)
-    "leaderboard": ["leaderboard", "run", "spec.yaml", "--no-report", "--no-progress"],
-}  # fmt: skip
+#: commands whose torch runs beside other work: OpenMP's idle threads must sleep. RUN is
+#: the run the first one trains (two leaderboard runs sharing a folder on 2 cores,
+#: spinning: 5.2x slower, README, runtime)
+OMP_COMMANDS = [
+    ["train", "ppo", "--env", "CartPole-v1", "--steps", "8", "--set", "n_envs=2",
+     "--set", "n_steps=4", "--no-progress"],
+    ["eval", "RUN", "--episodes", "1", "--seeds", "0", "--max-steps", "5"],
+    ["watch", "RUN", "--out", "v.gif", "--max-steps", "3", "--live", "no"],
+    ["leaderboard", "run", "spec.yaml", "--no-report", "--no-progress"],
+]  # fmt: skip
 SPEC = "name: s\nseeds: 0\nepisodes: 1\nentries: [{name: r, builtin: random}]\n"
 SPEC += "tracks: [{name: c, env: CartPole-v1}]\n"
 
 
-@pytest.mark.parametrize("command", sorted(OMP_COMMANDS))
-def test_openmp_threads_sleep_when_idle_from_the_first_import_of_torch(tmp_path, command):
+def test_openmp_threads_sleep_when_idle_from_the_first_import_of_torch(tmp_path):
+    """The CLI sets the policy before any command, so each one that loads torch has it."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     (tmp_path / "spec.yaml").write_text(SPEC)
-    script = textwrap.dedent(WATCH_OMP).replace("ARGV", repr(OMP_COMMANDS[command]))
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert "policy at torch import: PASSIVE 0" in proc.stdout, proc.stderr
+    for argv in OMP_COMMANDS:
+        runs = sorted(str(p) for p in tmp_path.glob("runs/*") if p.is_dir())
+        argv = [runs[-1] if a == "RUN" else a for a in argv]
+        script = textwrap.dedent(WATCH_OMP).replace("ARGV", repr(argv))
+        proc = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert "policy at torch import: PASSIVE 0" in proc.stdout, (argv[0], proc.stderr)
 
 
 def test_training_progress_in_a_log_is_plain_lines(tmp_path, capsys, monkeypatch):
