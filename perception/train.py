@@ -55,12 +55,6 @@ class TrainConfig:
         "frames, clipped to at most this; 0 weighs every state alike",
     )
     waypoints_weight: float = field(0.5, "weight of the waypoint smooth-L1 loss")
-    close_pedestrian_weight: float = field(
-        1.0,
-        "frames with a pedestrian within close_pedestrian_range of a vehicle are drawn this "
-        "many times as often as the others (1: every frame alike)",
-    )
-    close_pedestrian_range: float = field(4.0, "metres between the centres (see above)")
     score_threshold: float = field(0.1, "boxes decoded at this centre probability or above")
     top_k: int = field(64, "most boxes decoded per frame")
 
@@ -71,8 +65,6 @@ class TrainConfig:
             raise ValueError("lr, warmup and checkpoint_every must not be negative")
         if self.light_balance < 0:
             raise ValueError("light_balance must not be negative")
-        if self.close_pedestrian_weight <= 0 or self.close_pedestrian_range < 0:
-            raise ValueError("close_pedestrian_weight must be positive, its range not negative")
 
     def loss_weights(self) -> dict[str, float]:
         names = ("seg", "heatmap", "box", "light", "waypoints")
@@ -115,36 +107,8 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - config.warmup) / span)))
 
 
-def draw(
-    rng: np.random.Generator, frames: int, batch_size: int, p: np.ndarray | None = None
-) -> np.ndarray:
-    """A batch of distinct frames; ``p``, each frame's probability (None: uniform)."""
-    return rng.choice(frames, size=min(batch_size, frames), replace=False, p=p)
-
-
-def close_pedestrians(bank: FrameBank, geometry: Geometry, distance: float) -> np.ndarray:
-    """Per frame, whether a pedestrian's centre is within ``distance`` of a vehicle's."""
-    ids = dict(zip(geometry.box_classes, geometry.box_ids, strict=True))
-    out = np.zeros(len(bank), dtype=bool)
-    for i in range(len(bank)):
-        boxes, cls = bank.objects(i)
-        peds, cars = boxes[cls == ids["pedestrian"], :2], boxes[cls == ids["vehicle"], :2]
-        if len(peds) and len(cars):
-            gaps = np.linalg.norm(peds[:, None].astype(float) - cars[None].astype(float), axis=-1)
-            out[i] = bool((gaps <= distance).any())
-    return out
-
-
-def frame_weights(bank: FrameBank, geometry: Geometry, config: TrainConfig) -> np.ndarray | None:
-    """The draw's probability per frame: frames where a walker is close to a car are the
-    network's weak case (they are rare, and their lidar returns merge with the car's), so
-    ``close_pedestrian_weight`` draws them more often, as class-balanced sampling does
-    for rare classes (CBGS, Zhu et al. 2019). None when every frame weighs alike."""
-    if config.close_pedestrian_weight == 1.0:
-        return None
-    close = close_pedestrians(bank, geometry, config.close_pedestrian_range)
-    w = np.where(close, config.close_pedestrian_weight, 1.0)
-    return w / w.sum()
+def draw(rng: np.random.Generator, frames: int, batch_size: int) -> np.ndarray:
+    return rng.choice(frames, size=min(batch_size, frames), replace=False)
 
 
 # ------------------------------------------------------------------------- checkpoints
@@ -217,7 +181,6 @@ def train(
             bank.arrays["light"], len(geometry.light_states), config.light_balance
         )
         light_classes = torch.as_tensor(balance, device=device)
-    p = frame_weights(bank, geometry, config)
     last: dict[str, float] = {}
     sums: dict[str, float] = {}
     count, t0 = 0, time.perf_counter()
@@ -227,7 +190,7 @@ def train(
             # 1. a batch: drawn from (seed, step), so a resumed run draws what it would have
             rng = np.random.default_rng([config.seed, step])
             batch = bank.batch(
-                draw(rng, len(bank), config.batch_size, p), geometry, config.model, device
+                draw(rng, len(bank), config.batch_size), geometry, config.model, device
             )
             # 2. forward and losses
             out = model(batch["camera"], batch["lidar_bev"], batch.get("light_heads"))

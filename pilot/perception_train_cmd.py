@@ -177,14 +177,6 @@ def train(args: argparse.Namespace) -> int:
         f"({run.info['data']['split']}): {config.steps:,} steps of {config.batch_size} on "
         f"{device}, {threads} torch thread{'s' if threads > 1 else ''}"
     )
-    if config.close_pedestrian_weight != 1.0:
-        from pilot.perception.train import close_pedestrians
-
-        close = int(close_pedestrians(bank, geometry, config.close_pedestrian_range).sum())
-        print(
-            f"  {close:,} frames with a pedestrian within {config.close_pedestrian_range:g} m "
-            f"of a vehicle, drawn {config.close_pedestrian_weight:g}x as often as the others"
-        )
     torch.set_float32_matmul_precision("high")
     try:
         _, last = run_training(

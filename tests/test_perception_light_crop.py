@@ -220,27 +220,3 @@ def test_training_crops_on_a_dataset_without_light_heads_is_refused_before_a_run
     assert not runs.exists() or not any(runs.iterdir())
     assert main(train) == 0  # the pooled light head trains on it as before
     assert len(list(runs.iterdir())) == 1
-
-
-def test_training_says_how_many_frames_it_draws_more_often(tmp_path, capsys):
-    """With ``close_pedestrian_weight`` the header names the frames it weighs and how."""
-    from pilot.cli import main
-    from pilot.perception.batches import FrameBank
-    from pilot.perception.dataset import PerceptionDataset
-    from pilot.perception.model import Geometry
-    from pilot.perception.train import close_pedestrians
-
-    data = tmp_path / "data"
-    argv = ["perception", "collect", str(data), "--split", "train", "--scenarios", "StopSign"]
-    assert main([*argv, "--seeds", "0", "--set", "frames=12"]) == 0
-    loaded = PerceptionDataset(data, split="train")
-    bank = FrameBank.from_dataset(loaded)
-    close = int(close_pedestrians(bank, Geometry.from_manifest(loaded.manifest), 10.0).sum())
-    assert close > 0  # the line counts some
-    train = ["perception", "train", str(data), "--steps", "1", "--runs-dir", str(tmp_path / "r")]
-    train += ["--threads", "1", "--no-progress", "--set", "model.channels=8"]
-    train += ["--set", "close_pedestrian_weight=3", "--set", "close_pedestrian_range=10"]
-    capsys.readouterr()
-    assert main(train) == 0
-    line = f"  {close:,} frames with a pedestrian within 10 m of a vehicle, drawn 3x as often"
-    assert line in capsys.readouterr().out

@@ -29,14 +29,7 @@ from pilot.perception.model import (
     camera_sampling_grid,
 )
 from pilot.perception.sensors import camera_extrinsics, camera_intrinsics, project
-from pilot.perception.train import (
-    build_config,
-    close_pedestrians,
-    draw,
-    frame_weights,
-    load,
-    train,
-)
+from pilot.perception.train import build_config, load, train
 
 torch.set_num_threads(1)
 
@@ -339,27 +332,3 @@ def test_fusion_network_learns(tmp_path):
     assert out["miou"] > out["prior_miou"] + 0.02, out
     assert out["map"] > 0.25, out
     assert out["light_balanced"] > 0.5 > out["light_constant"], out
-
-
-def test_frames_with_a_walker_beside_a_car_are_drawn_as_often_as_asked():
-    """Frame 1 has a pedestrian 3 m from a car, frame 2 one 5 m away, frame 0 none: only
-    frame 1 is close (4 m). At weight 1 the draws are the uniform ones, bit for bit; at
-    weight 9 frame 1 is 9 of the 11 parts of the draw."""
-    data = frames(3)
-    ped = [0.0, 0.0, 0.0, 0.5, 0.5, 0.0, 0.0]
-    for i, gap in ((1, 3.0), (2, 5.0)):
-        car = data[i]["boxes"][0]
-        data[i]["boxes"] = np.array([car, [car[0] + gap, car[1], *ped[2:]]])
-        data[i]["box_class"] = np.array([5, 6])
-    bank, geo = FrameBank.from_frames(data), geometry()
-    assert close_pedestrians(bank, geo, 4.0).tolist() == [False, True, False]
-    assert frame_weights(bank, geo, build_config()) is None
-    p = frame_weights(bank, geo, build_config(overrides={"close_pedestrian_weight": 9.0}))
-    assert p.tolist() == pytest.approx([1 / 11, 9 / 11, 1 / 11])
-    uniform = [draw(np.random.default_rng([0, t]), 3, 1)[0] for t in range(2000)]
-    plain = [np.random.default_rng([0, t]).choice(3, size=1, replace=False)[0] for t in range(2000)]
-    assert uniform == plain  # a resumed or replayed run draws what it drew before
-    weighted = [draw(np.random.default_rng([0, t]), 3, 1, p)[0] for t in range(2000)]
-    assert 0.78 < np.mean(np.array(weighted) == 1) < 0.86  # 9/11 = 0.818
-    with pytest.raises(UserError, match="close_pedestrian_weight"):
-        build_config(overrides={"close_pedestrian_weight": 0.0})
