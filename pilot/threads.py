@@ -1,5 +1,6 @@
-"""Torch's CPU threads for the commands that run a network: `train`, `sweep`, `perception
-train` and `leaderboard run`. One place, so every command picks them the same way."""
+"""Torch's CPU threads in one place: OpenMP's wait policy for every command (the CLI sets
+it before dispatch), and the thread count for the commands that run a network beside other
+work (`train`, `sweep`, `perception train` and `leaderboard run`), picked the same way."""
 
 from __future__ import annotations
 
